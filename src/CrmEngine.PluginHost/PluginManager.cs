@@ -1,0 +1,434 @@
+using CrmEngine.Abstractions;
+using CrmEngine.Abstractions.Plugins;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Pipeline;
+using CrmEngine.Core.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CrmEngine.PluginHost;
+
+/// <summary>
+/// Finds, checks, loads, starts and stops plugins, and keeps one state per plugin folder.
+/// Every call into a plugin is guarded; a plugin that fails is marked and the others go on.
+/// </summary>
+public sealed class PluginManager : IAsyncDisposable
+{
+    private readonly PluginHostOptions _options;
+    private readonly IConfiguration _configuration;
+    private readonly IStoreProvider _stores;
+    private readonly IInstalledPlugins _installed;
+    private readonly IWriteHandlerRegistry _registry;
+    private readonly PluginFaultBreaker _breaker;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _lifecycle = new(1, 1);
+    private readonly List<Task> _breakerStops = [];
+    private volatile IReadOnlyList<PluginRuntime> _runtimes = [];
+    private bool _started;
+
+    public PluginManager(IOptions<PluginHostOptions> options, IConfiguration configuration, IStoreProvider stores,
+        IInstalledPlugins installed, IWriteHandlerRegistry registry, PluginFaultBreaker breaker,
+        ILoggerFactory loggerFactory, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(breaker);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _options = options.Value;
+        _configuration = configuration;
+        _stores = stores;
+        _installed = installed;
+        _registry = registry;
+        _breaker = breaker;
+        _loggerFactory = loggerFactory;
+        _time = time;
+        _logger = loggerFactory.CreateLogger<PluginManager>();
+        _breaker.Tripped += OnBreakerTripped;
+    }
+
+    /// <summary>Base for relative <see cref="PluginHostOptions.Directories"/>; the application's base directory by default.</summary>
+    public string BaseDirectory { get; init; } = AppContext.BaseDirectory;
+
+    /// <summary>The folders searched for plugins, as absolute paths.</summary>
+    public IReadOnlyList<string> Directories => _options.ResolveDirectories(BaseDirectory);
+
+    /// <summary>Every plugin folder found, runnable ones in load order first. Empty before start.</summary>
+    public IReadOnlyList<PluginInfo> Plugins => _runtimes.Select(r => r.ToInfo()).ToList();
+
+    public PluginInfo? Find(string id) =>
+        _runtimes.FirstOrDefault(r => string.Equals(r.Id, id, StringComparison.OrdinalIgnoreCase))?.ToInfo();
+
+    /// <summary>Discovers, resolves and starts every plugin (in dependency order); logs one line per plugin.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await _lifecycle.WaitAsync(cancellationToken);
+        try
+        {
+            if (_started)
+            {
+                throw new InvalidOperationException("The plugin manager has already been started.");
+            }
+
+            _started = true;
+            var candidates = PluginResolver.Resolve(PluginResolver.Discover(Directories), _configuration,
+                SemVersion.Parse(CrmSdk.Version));
+            var runtimes = candidates.Select(c => new PluginRuntime(c)).ToList();
+            foreach (var r in runtimes.Where(r => r.Candidate.IsRefused))
+            {
+                r.Set(r.Candidate.State!.Value, r.Candidate.Reason);
+            }
+
+            _runtimes = runtimes;
+            var byId = runtimes.Where(r => !r.Candidate.IsRefused).ToDictionary(r => r.Id, StringComparer.OrdinalIgnoreCase);
+            foreach (var runtime in runtimes.Where(r => !r.Candidate.IsRefused))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var inactive = runtime.Manifest!.Dependencies
+                    .Select(d => byId[d.Id])
+                    .FirstOrDefault(d => d.State != PluginState.Active);
+                if (inactive is not null)
+                {
+                    runtime.Set(PluginState.Disabled, $"dependency {inactive.Id} is not active ({inactive.State})");
+                    continue;
+                }
+
+                await StartOneAsync(runtime, cancellationToken);
+            }
+
+            foreach (var info in Plugins)
+            {
+                if (info.State == PluginState.Active)
+                {
+                    _logger.LogInformation("Plugin {PluginId} {PluginVersion} {PluginState}", info.Id, info.Version, info.State);
+                }
+                else
+                {
+                    _logger.LogWarning("Plugin {PluginId} {PluginVersion} {PluginState}: {PluginReason}",
+                        info.Id, info.Version ?? "?", info.State, info.Reason);
+                }
+            }
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    /// <summary>Stops active plugins in reverse dependency order, each under <see cref="PluginHostOptions.StopTimeout"/>.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _lifecycle.WaitAsync(CancellationToken.None);
+        try
+        {
+            foreach (var runtime in _runtimes.Reverse())
+            {
+                if (runtime.TryBeginStop(null, null))
+                {
+                    await ShutDownAsync(runtime, cancellationToken);
+                }
+            }
+
+            Task[] pending;
+            lock (_breakerStops)
+            {
+                pending = [.. _breakerStops];
+            }
+
+            await Task.WhenAll(pending).WaitAsync(_options.StopTimeout, CancellationToken.None)
+                .ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _breaker.Tripped -= OnBreakerTripped;
+        await StopAsync(CancellationToken.None);
+        _lifecycle.Dispose();
+    }
+
+    private async Task StartOneAsync(PluginRuntime runtime, CancellationToken cancellationToken)
+    {
+        var id = runtime.Id;
+        var manifest = runtime.Manifest!;
+        var version = manifest.Version.ToString();
+        var logger = _loggerFactory.CreateLogger("CrmEngine.Plugins." + id);
+
+        // Load the entry assembly in the plugin's own load context.
+        try
+        {
+            var (loader, entryType) = PluginAssemblyLoader.Load(runtime.Candidate.Folder, manifest.EntryAssembly, unloadable: false);
+            runtime.Loader = loader;
+            CrmPlugin? plugin = null;
+            var created = await GuardedCall.RunAsync(id, $"creating {entryType.Name}",
+                () => plugin = (CrmPlugin)Activator.CreateInstance(entryType)!, _options.CallTimeout, _logger, cancellationToken);
+            if (!created.Succeeded)
+            {
+                runtime.Set(PluginState.Malfunctioned, created.Description);
+                return;
+            }
+
+            runtime.Plugin = plugin;
+        }
+        catch (PluginLoadException ex)
+        {
+            runtime.Set(PluginState.NotSupported, ex.Message);
+            return;
+        }
+
+        // Its own services: host-provided ones first, then whatever the plugin registers.
+        var section = _configuration.GetSection("Plugins").GetSection(id);
+        ICrmStore store;
+        try
+        {
+            store = _stores.ForActor("plugin:" + id, id);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            runtime.Set(PluginState.Malfunctioned, $"the store could not be opened for it: {GuardedCall.Describe(ex)}");
+            return;
+        }
+
+        var services = new ServiceCollection();
+        services.AddSingleton(_loggerFactory);
+        services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        services.AddSingleton(logger);
+        services.AddSingleton(_time);
+        services.AddSingleton<IConfiguration>(section);
+        services.AddSingleton(store);
+        services.AddOptions();
+        var builder = new PluginBuilder(id, version, section, services);
+        runtime.Builder = builder;
+        var configured = await GuardedCall.RunAsync(id, "ConfigureServices", () => runtime.Plugin!.ConfigureServices(builder),
+            _options.StartTimeout, _logger, cancellationToken);
+        if (!configured.Succeeded)
+        {
+            runtime.Set(PluginState.Malfunctioned, configured.Description);
+            return;
+        }
+
+        ServiceProvider provider;
+        try
+        {
+            provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true });
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or AggregateException)
+        {
+            runtime.Set(PluginState.Malfunctioned, $"its services cannot be built: {GuardedCall.Describe(ex)}");
+            return;
+        }
+
+        runtime.Services = provider;
+        foreach (var check in builder.OptionsChecks)
+        {
+            try
+            {
+                check(provider);
+            }
+            catch (OptionsValidationException ex)
+            {
+                runtime.Set(PluginState.NotSupported, $"invalid options in Plugins:{id}: {ex.Message.ReplaceLineEndings(" ")}");
+                await DisposeServicesAsync(runtime);
+                return;
+            }
+            catch (InvalidOperationException ex)
+            {
+                runtime.Set(PluginState.NotSupported, $"options in Plugins:{id} cannot be bound: {GuardedCall.Describe(ex)}");
+                await DisposeServicesAsync(runtime);
+                return;
+            }
+        }
+
+        var context = new PluginContext(id, version, provider, store, section, logger);
+        runtime.Context = context;
+
+        // Install the first time, migrate when the version changed, then start.
+        string? installedVersion;
+        try
+        {
+            installedVersion = _installed.GetInstalledVersion(id);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            runtime.Set(PluginState.Malfunctioned, $"its installed version cannot be read: {GuardedCall.Describe(ex)}");
+            await DisposeServicesAsync(runtime);
+            return;
+        }
+
+        if (installedVersion != version)
+        {
+            var plugin = runtime.Plugin!;
+            var step = installedVersion is null
+                ? await GuardedCall.RunAsync(id, "InstallAsync", ct => plugin.InstallAsync(context, ct), _options.StartTimeout, _logger, cancellationToken)
+                : await GuardedCall.RunAsync(id, $"MigrateAsync from {installedVersion}", ct => plugin.MigrateAsync(context, installedVersion, ct),
+                    _options.StartTimeout, _logger, cancellationToken);
+            if (!step.Succeeded)
+            {
+                runtime.Set(PluginState.Malfunctioned, step.Description);
+                await DisposeServicesAsync(runtime);
+                return;
+            }
+
+            try
+            {
+                _installed.SetInstalledVersion(id, version);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                runtime.Set(PluginState.Malfunctioned, $"its installed version cannot be recorded: {GuardedCall.Describe(ex)}");
+                await DisposeServicesAsync(runtime);
+                return;
+            }
+        }
+
+        var started = await GuardedCall.RunAsync(id, "StartAsync", ct => runtime.Plugin!.StartAsync(context, ct),
+            _options.StartTimeout, _logger, cancellationToken);
+        if (!started.Succeeded)
+        {
+            runtime.Set(PluginState.Malfunctioned, started.Description);
+            await DisposeServicesAsync(runtime);
+            return;
+        }
+
+        runtime.Set(PluginState.Active, null);
+        _breaker.Track(id);
+        try
+        {
+            foreach (var spec in builder.Handlers)
+            {
+                runtime.Registrations.Add(_registry.Register(spec.Create(runtime)));
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The engine refused a handler (for example an unknown entity): the plugin cannot run as declared.
+            if (runtime.TryBeginStop(PluginState.Malfunctioned, $"its write handlers cannot be registered: {GuardedCall.Describe(ex)}"))
+            {
+                await ShutDownAsync(runtime, cancellationToken);
+            }
+
+            return;
+        }
+
+        runtime.WorkerCancellation = new CancellationTokenSource();
+        foreach (var workerType in builder.Workers)
+        {
+            runtime.WorkerTasks.Add(Task.Run(() => RunWorkerAsync(runtime, workerType, runtime.WorkerCancellation.Token),
+                CancellationToken.None));
+        }
+    }
+
+    private async Task RunWorkerAsync(PluginRuntime runtime, Type workerType, CancellationToken stoppingToken)
+    {
+        var delay = _options.WorkerRestartDelay;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var scope = runtime.Services!.CreateAsyncScope();
+                var worker = (IPluginWorker)scope.ServiceProvider.GetRequiredService(workerType);
+                await Task.Run(() => worker.RunAsync(stoppingToken), CancellationToken.None);
+                if (!stoppingToken.IsCancellationRequested)
+                {
+                    _logger.LogInformation("Plugin {PluginId}: worker {Worker} finished", runtime.Id, workerType.Name);
+                }
+
+                return;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                _logger.LogError(ex, "Plugin {PluginId}: worker {Worker} threw; restarting in {Delay}", runtime.Id, workerType.Name, delay);
+                _breaker.RecordFailure(runtime.Id, $"worker {workerType.Name} threw {GuardedCall.Describe(ex)}");
+            }
+
+            try
+            {
+                await Task.Delay(delay, _time, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.WorkerRestartMaxDelay.Ticks));
+        }
+    }
+
+    private void OnBreakerTripped(string pluginId, string reason)
+    {
+        var runtime = _runtimes.FirstOrDefault(r => string.Equals(r.Id, pluginId, StringComparison.OrdinalIgnoreCase));
+        if (runtime is null || !runtime.TryBeginStop(PluginState.Malfunctioned, reason))
+        {
+            return;
+        }
+
+        _logger.LogError("Plugin {PluginId} {PluginVersion} Malfunctioned: {PluginReason}", runtime.Id, runtime.Manifest?.Version, reason);
+
+        // Stopped off the caller's thread: the caller is the pipeline (or a worker) reporting the failure.
+        var stop = Task.Run(() => ShutDownAsync(runtime, CancellationToken.None), CancellationToken.None);
+        lock (_breakerStops)
+        {
+            _breakerStops.RemoveAll(t => t.IsCompleted);
+            _breakerStops.Add(stop);
+        }
+    }
+
+    /// <summary>Unregisters handlers, cancels workers, calls StopAsync (guarded) and disposes the plugin's services.</summary>
+    private async Task ShutDownAsync(PluginRuntime runtime, CancellationToken cancellationToken)
+    {
+        foreach (var registration in runtime.Registrations)
+        {
+            try
+            {
+                registration.Dispose();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _logger.LogWarning(ex, "Plugin {PluginId}: a handler could not be unregistered", runtime.Id);
+            }
+        }
+
+        runtime.Registrations.Clear();
+        if (runtime.WorkerCancellation is { } workers)
+        {
+            await workers.CancelAsync();
+            try
+            {
+                await Task.WhenAll(runtime.WorkerTasks).WaitAsync(_options.StopTimeout, CancellationToken.None);
+            }
+            catch (TimeoutException)
+            {
+                _logger.LogError("Plugin {PluginId}: workers did not stop within {Timeout} and were abandoned", runtime.Id, _options.StopTimeout);
+            }
+        }
+
+        if (runtime.Plugin is { } plugin && runtime.Context is { } context)
+        {
+            await GuardedCall.RunAsync(runtime.Id, "StopAsync", ct => plugin.StopAsync(context, ct), _options.StopTimeout, _logger,
+                cancellationToken);
+        }
+
+        _breaker.Untrack(runtime.Id);
+        await DisposeServicesAsync(runtime);
+    }
+
+    private async Task DisposeServicesAsync(PluginRuntime runtime)
+    {
+        if (runtime.Services is { } provider)
+        {
+            runtime.Services = null;
+            await GuardedCall.RunAsync(runtime.Id, "disposing its services", async _ => await provider.DisposeAsync(),
+                _options.CallTimeout, _logger, CancellationToken.None);
+        }
+    }
+}
