@@ -1,0 +1,150 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using CrmEngine.Abstractions.Store;
+using LiteDB;
+
+namespace CrmEngine.Core.Storage;
+
+/// <summary>
+/// Field-level difference of two stored images. Documents are flattened to paths
+/// (<c>Profile.Region</c>, <c>Addresses[0].City</c>, <c>Custom.vip.Text</c>); a list of plain values is
+/// one field (<c>Tags</c> = <c>["a","b"]</c>). Values are JSON text, readable (CJK is not escaped).
+/// </summary>
+internal static class AuditDiff
+{
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static List<FieldChange> Compute(BsonDocument? before, BsonDocument? after)
+    {
+        var b = Flatten(before);
+        var a = Flatten(after);
+        var changes = new List<FieldChange>();
+        foreach (var (field, value) in a)
+        {
+            b.TryGetValue(field, out var old);
+            if (old != value)
+            {
+                changes.Add(new FieldChange(field, old, value));
+            }
+        }
+
+        foreach (var (field, old) in b)
+        {
+            if (!a.ContainsKey(field))
+            {
+                changes.Add(new FieldChange(field, old, null));
+            }
+        }
+
+        return changes;
+    }
+
+    public static Dictionary<string, string> Flatten(BsonDocument? doc)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (doc is not null)
+        {
+            foreach (var (key, value) in doc)
+            {
+                if (key == "_ix")
+                {
+                    continue;
+                }
+
+                Walk(key == "_id" ? "Id" : key, value, result);
+            }
+        }
+
+        return result;
+    }
+
+    private static void Walk(string path, BsonValue value, Dictionary<string, string> into)
+    {
+        if (value.IsDocument && value.AsDocument.Count > 0)
+        {
+            foreach (var (key, child) in value.AsDocument)
+            {
+                Walk(path + "." + key, child, into);
+            }
+        }
+        else if (value.IsArray && value.AsArray.Any(v => v.IsDocument || v.IsArray))
+        {
+            var array = value.AsArray;
+            for (var i = 0; i < array.Count; i++)
+            {
+                Walk($"{path}[{i}]", array[i], into);
+            }
+        }
+        else
+        {
+            into[path] = ToJson(value);
+        }
+    }
+
+    public static string ToJson(BsonValue value)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, WriterOptions))
+        {
+            Write(writer, value);
+        }
+
+        return Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+    }
+
+    private static void Write(Utf8JsonWriter w, BsonValue v)
+    {
+        switch (v.Type)
+        {
+            case BsonType.Null:
+            case BsonType.MinValue:
+            case BsonType.MaxValue:
+                w.WriteNullValue();
+                break;
+            case BsonType.Int32:
+                w.WriteNumberValue(v.AsInt32);
+                break;
+            case BsonType.Int64:
+                w.WriteNumberValue(v.AsInt64);
+                break;
+            case BsonType.Double:
+                w.WriteNumberValue(v.AsDouble);
+                break;
+            case BsonType.Decimal:
+                w.WriteNumberValue(v.AsDecimal);
+                break;
+            case BsonType.Boolean:
+                w.WriteBooleanValue(v.AsBoolean);
+                break;
+            case BsonType.DateTime:
+                w.WriteStringValue(v.AsDateTime.ToUniversalTime().ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+                break;
+            case BsonType.Document:
+                w.WriteStartObject();
+                foreach (var (key, child) in v.AsDocument)
+                {
+                    w.WritePropertyName(key);
+                    Write(w, child);
+                }
+
+                w.WriteEndObject();
+                break;
+            case BsonType.Array:
+                w.WriteStartArray();
+                foreach (var child in v.AsArray)
+                {
+                    Write(w, child);
+                }
+
+                w.WriteEndArray();
+                break;
+            case BsonType.Binary:
+                w.WriteBase64StringValue(v.AsBinary);
+                break;
+            default:
+                w.WriteStringValue(v.IsString ? v.AsString : v.ToString());
+                break;
+        }
+    }
+}

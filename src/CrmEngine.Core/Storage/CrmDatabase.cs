@@ -1,0 +1,448 @@
+using System.Globalization;
+using System.Reflection;
+using CrmEngine.Abstractions.Store;
+using LiteDB;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CrmEngine.Core.Storage;
+
+/// <summary>
+/// Owns the one LiteDB database file of the engine (<c>Connection=direct</c>) and the writer
+/// thread every write runs on. Reads may run on any thread. Plugins never see this type.
+/// </summary>
+public sealed class CrmDatabase : IDisposable
+{
+    /// <summary>Schema version written to <c>_meta</c>; a file with a newer version is refused.</summary>
+    public const int SchemaVersion = 1;
+
+    /// <summary>The product marker in <c>_meta</c> that tells a CrmEngine database from any other LiteDB file.</summary>
+    public const string ProductMarker = "CrmEngine";
+
+    internal const string MetaCollection = "_meta";
+    internal const string ChangesCollection = "_changes";
+    internal const string AuditCollection = "_audit";
+    internal const string DeliveriesCollection = "_deliveries";
+    internal const string PluginsCollection = "_plugins";
+
+    private readonly LiteDatabase _db;
+    private readonly WriteExecutor _executor;
+    private readonly ILogger _logger;
+    private readonly Action? _flushLog;
+    private WriteTransaction? _current;
+    private long _lastSequence;
+    private int _disposed;
+
+    public CrmDatabase(StoreOptions options, TimeProvider? timeProvider = null, ILogger<CrmDatabase>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        TimeProvider = timeProvider ?? TimeProvider.System;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        FilePath = ResolveFilePath(options, null);
+        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
+        Mapper = CrmBsonMapper.Create();
+        try
+        {
+            _db = new LiteDatabase(ConnectionString(FilePath), Mapper);
+        }
+        catch (IOException ex)
+        {
+            throw new StoreException($"The database file '{FilePath}' cannot be opened: {ex.Message} Is another CrmEngine process using it?", ex);
+        }
+
+        try
+        {
+            InitializeSchema();
+            _lastSequence = ReadLastSequence();
+        }
+        catch
+        {
+            _db.Dispose();
+            throw;
+        }
+
+        _flushLog = CreateLogFlush(_db);
+        _executor = new WriteExecutor("CrmEngine store writer");
+        _logger.LogInformation("Store opened: {File} (schema {Version}, last change {Sequence})", FilePath, SchemaVersion, _lastSequence);
+    }
+
+    /// <summary>Full path of the live database file.</summary>
+    public string FilePath { get; }
+
+    public TimeProvider TimeProvider { get; }
+
+    internal BsonMapper Mapper { get; }
+
+    internal LiteDatabase Database => _db;
+
+    internal bool IsWriterThread => _executor.IsWriterThread;
+
+    /// <summary>The transaction open on the writer thread, or null (also null on any other thread).</summary>
+    internal WriteTransaction? CurrentTransaction => _executor.IsWriterThread ? _current : null;
+
+    /// <summary>Sequence of the newest committed change.</summary>
+    internal long LastSequence => Interlocked.Read(ref _lastSequence);
+
+    /// <summary>The newest committed change-feed sequence as stored (0 when empty).</summary>
+    internal long ReadLastSequence() =>
+        _db.GetCollection(ChangesCollection).Find(Query.All("_id", Query.Descending), 0, 1).FirstOrDefault() is { } last
+            ? last["_id"].AsInt64
+            : 0L;
+
+    /// <summary>Raised (off the writer thread) after every commit.</summary>
+    internal event Action? Committed;
+
+    /// <summary>The data file path for <paramref name="options"/>; a relative folder is taken from <paramref name="contentRoot"/> (or the current folder).</summary>
+    public static string ResolveFilePath(StoreOptions options, string? contentRoot)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var dir = options.DataDirectory;
+        if (!Path.IsPathRooted(dir))
+        {
+            dir = Path.Combine(contentRoot ?? Directory.GetCurrentDirectory(), dir);
+        }
+
+        return Path.GetFullPath(Path.Combine(dir, options.FileName));
+    }
+
+    /// <summary>Ordinal collation keeps index ranges exact ("key\u0001id" entries sort by key, then id).</summary>
+    private static string ConnectionString(string file) => $"Filename={file};Connection=direct;Collation=en-US/Ordinal";
+
+    private void InitializeSchema()
+    {
+        var meta = _db.GetCollection(MetaCollection);
+        var marker = meta.FindById("schema");
+        if (marker is null)
+        {
+            var foreign = _db.GetCollectionNames().Where(n => !n.StartsWith('$')).ToList();
+            if (foreign.Count > 0)
+            {
+                throw new StoreException($"'{FilePath}' is a LiteDB file but not a CrmEngine database (no schema marker; it holds: {string.Join(", ", foreign)}).");
+            }
+
+            meta.Insert(new BsonDocument
+            {
+                ["_id"] = "schema",
+                ["product"] = ProductMarker,
+                ["version"] = SchemaVersion,
+                ["createdAt"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            });
+        }
+        else
+        {
+            if (marker["product"].AsString != ProductMarker)
+            {
+                throw new StoreException($"'{FilePath}' is not a CrmEngine database (marker '{marker["product"]}').");
+            }
+
+            var version = marker["version"].AsInt32;
+            if (version > SchemaVersion)
+            {
+                throw new StoreException($"'{FilePath}' has schema version {version}; this engine supports up to {SchemaVersion}. Upgrade the engine.");
+            }
+        }
+
+        foreach (var entity in CoreEntities.All)
+        {
+            EnsureIndexes(entity);
+        }
+
+        _db.GetCollection(AuditCollection).EnsureIndex("ix_key", "$.key");
+        _db.GetCollection(DeliveriesCollection).EnsureIndex("ix_status", "$.status");
+    }
+
+    internal void EnsureIndexes(EntityDescriptor entity)
+    {
+        var col = _db.GetCollection(entity.CollectionName);
+        foreach (var ix in entity.Indexes)
+        {
+            col.EnsureIndex("ix_" + ix.Field, EntityDescriptor.IndexPath(ix.Field));
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the writer thread inside one LiteDB transaction: committed
+    /// when it returns (unless doomed), rolled back when it throws.
+    /// </summary>
+    internal Task<T> WriteAsync<T>(Func<WriteTransaction, T> work)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return _executor.Enqueue(() => RunInTransaction(work));
+    }
+
+    private T RunInTransaction<T>(Func<WriteTransaction, T> work)
+    {
+        var tx = new WriteTransaction { StartSequence = _lastSequence };
+        _current = tx;
+        _db.BeginTrans();
+        T result;
+        try
+        {
+            result = work(tx);
+            if (tx.DoomedBy is { } cause)
+            {
+                throw new StoreException("The write was rolled back because a nested write failed after it had changed data: " + cause.Message, cause);
+            }
+
+            _db.Commit();
+        }
+        catch
+        {
+            SafeRollback();
+            throw;
+        }
+        finally
+        {
+            _current = null;
+        }
+
+        _flushLog?.Invoke();
+        foreach (var action in tx.AfterCommitActions)
+        {
+            action();
+        }
+
+        if (Committed is { } committed)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(_ => committed(), null);
+        }
+
+        return result;
+    }
+
+    private void SafeRollback()
+    {
+        try
+        {
+            _db.Rollback();
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "Rollback failed");
+        }
+
+        Interlocked.Exchange(ref _lastSequence, _current?.StartSequence ?? _lastSequence);
+    }
+
+    /// <summary>Takes the next change-feed sequence inside the open transaction (restored on rollback).</summary>
+    internal long NextSequence()
+    {
+        if (_current is null || !IsWriterThread)
+        {
+            throw new InvalidOperationException("A sequence is only taken inside a write transaction.");
+        }
+
+        return Interlocked.Increment(ref _lastSequence);
+    }
+
+    /// <summary>
+    /// LiteDB 5 hands committed log pages to a background disk writer and acknowledges the commit
+    /// before they reach the file. To acknowledge only what is on disk, wait for that queue after
+    /// each commit. The queue is internal to LiteDB 5.0.x; when its shape is not found the store
+    /// still works, with LiteDB's own (weaker) guarantee.
+    /// </summary>
+    private static Action? CreateLogFlush(LiteDatabase db)
+    {
+        const BindingFlags flags = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
+        try
+        {
+            var engine = typeof(LiteDatabase).GetField("_engine", flags)?.GetValue(db);
+            var disk = engine?.GetType().GetField("_disk", flags)?.GetValue(engine);
+            var queueProp = disk?.GetType().GetProperty("Queue", flags);
+            var lazy = queueProp?.GetValue(disk);
+            var value = lazy?.GetType().GetProperty("Value")?.GetValue(lazy);
+            var wait = value?.GetType().GetMethod("Wait", flags, Type.EmptyTypes);
+            if (value is null || wait is null)
+            {
+                return null;
+            }
+
+            return () => wait.Invoke(value, null);
+        }
+        catch (Exception ex) when (ex is TargetInvocationException or MemberAccessException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    internal bool HasDurableFlush => _flushLog is not null;
+
+    /// <summary>
+    /// A consistent copy of the live database while the engine runs: on the writer thread (so no
+    /// write is half-done) the log is checkpointed into the data file, which is then copied.
+    /// </summary>
+    public Task BackupAsync(string targetPath, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(targetPath);
+        var target = Path.GetFullPath(targetPath);
+        if (string.Equals(target, FilePath, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
+        {
+            throw new StoreException($"Refusing to back up onto the live database file '{FilePath}'. Choose another file.");
+        }
+
+        if (File.Exists(target))
+        {
+            throw new StoreException($"Refusing to overwrite '{target}': the backup target already exists. Choose a new file name or remove it first.");
+        }
+
+        var dir = Path.GetDirectoryName(target);
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return _executor.Enqueue(() =>
+        {
+            _db.Checkpoint();
+            var temp = target + ".partial";
+            using (var source = new FileStream(FilePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+            using (var copy = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                source.CopyTo(copy);
+                copy.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, target);
+            _logger.LogInformation("Backup written to {Target}", target);
+            return true;
+        });
+    }
+
+    /// <summary>The LiteDB journal file that belongs to a data file (<c>name-log.ext</c>).</summary>
+    internal static string LogFileOf(string dataFile) =>
+        Path.Combine(Path.GetDirectoryName(dataFile) ?? "", Path.GetFileNameWithoutExtension(dataFile) + "-log" + Path.GetExtension(dataFile));
+
+    /// <summary>
+    /// True when the database file is open in another process (or another engine in this one).
+    /// Uses an exclusive open: LiteDB keeps the file open for as long as the engine runs.
+    /// </summary>
+    public static bool IsInUse(string databaseFile)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(databaseFile);
+        if (!File.Exists(databaseFile))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var probe = new FileStream(databaseFile, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            return false;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Replaces the live database with <paramref name="backupFile"/> while the engine is stopped.
+    /// The backup is checked to be a CrmEngine database first; the previous file is kept as
+    /// <c>&lt;name&gt;.before-restore-&lt;timestamp&gt;</c>. Returns that path (null when there was no live file).
+    /// </summary>
+    public static string? Restore(string backupFile, StoreOptions options, string? contentRoot = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(backupFile);
+        ArgumentNullException.ThrowIfNull(options);
+        var backup = Path.GetFullPath(backupFile);
+        var live = ResolveFilePath(options, contentRoot);
+        if (!File.Exists(backup))
+        {
+            throw new StoreException($"Cannot restore: the backup file '{backup}' does not exist.");
+        }
+
+        if (string.Equals(backup, live, StringComparison.Ordinal))
+        {
+            throw new StoreException($"Cannot restore '{backup}' onto itself: it is the live database file.");
+        }
+
+        if (IsInUse(live))
+        {
+            throw new StoreException($"Cannot restore: the database '{live}' is in use. Stop the CrmEngine service first, then run the restore again.");
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(live)!);
+        var staged = live + ".restoring";
+        File.Delete(staged);
+        File.Delete(LogFileOf(staged));
+        File.Copy(backup, staged);
+        try
+        {
+            VerifyIsCrmDatabase(staged, backup);
+        }
+        catch
+        {
+            File.Delete(staged);
+            File.Delete(LogFileOf(staged));
+            throw;
+        }
+
+        string? previous = null;
+        var stamp = (timeProvider ?? TimeProvider.System).GetUtcNow().ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        if (File.Exists(live))
+        {
+            previous = live + ".before-restore-" + stamp;
+            File.Move(live, previous);
+            var liveLog = LogFileOf(live);
+            if (File.Exists(liveLog))
+            {
+                File.Move(liveLog, previous + "-log");
+            }
+        }
+
+        File.Move(staged, live);
+        return previous;
+    }
+
+    private static void VerifyIsCrmDatabase(string file, string shownName)
+    {
+        BsonDocument? marker;
+        try
+        {
+            using var db = new LiteDatabase($"Filename={file};Connection=direct");
+            marker = db.GetCollection(MetaCollection).FindById("schema");
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or InvalidOperationException or FormatException)
+        {
+            throw new StoreException($"Cannot restore: '{shownName}' is not a readable LiteDB database ({ex.Message}).", ex);
+        }
+
+        if (marker is null || !marker.TryGetValue("product", out var product) || product != ProductMarker)
+        {
+            throw new StoreException($"Cannot restore: '{shownName}' is a LiteDB file but not a CrmEngine database (no schema marker).");
+        }
+
+        if (marker["version"].AsInt32 > SchemaVersion)
+        {
+            throw new StoreException($"Cannot restore: '{shownName}' has schema version {marker["version"].AsInt32}, newer than this engine ({SchemaVersion}).");
+        }
+    }
+
+    /// <summary>Stops taking writes, finishes every queued write (none acknowledged is lost), checkpoints and closes the file.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _executor.Dispose();
+        try
+        {
+            _db.Checkpoint();
+        }
+        catch (Exception ex) when (ex is LiteException or IOException)
+        {
+            _logger.LogWarning(ex, "Checkpoint at shutdown failed; the journal is replayed at next start");
+        }
+
+        _db.Dispose();
+        _logger.LogInformation("Store closed: {File}", FilePath);
+    }
+}
