@@ -1,0 +1,641 @@
+using System.Buffers;
+
+namespace CrmEngine.Edi;
+
+/// <summary>
+/// Streaming segment tokenizer for X12 and EDIFACT. Detects the delimiters of each interchange
+/// (ISA fixed positions, UNA service string advice, or the UNB syntax defaults), honours the
+/// EDIFACT release character, drops CR/LF after terminators and inside lines wrapped at a fixed width,
+/// and reads several interchanges from one stream. Memory is bounded by
+/// <see cref="EdiReaderOptions.MaxSegmentLength"/>: the current segment is the only thing held.
+/// </summary>
+public sealed class EdiTokenizer : IDisposable
+{
+    private const byte Cr = (byte)'\r';
+    private const byte Lf = (byte)'\n';
+
+    private readonly Stream _stream;
+    private readonly EdiReaderOptions _options;
+    private readonly bool _ownsStream;
+    private byte[] _buf;
+    private int _pos;
+    private int _end;
+    private long _bufBase;
+    private bool _eof;
+    private int _line = 1;
+    private long _lineStart;
+    private bool _needDetect = true;
+    private bool _sawInterchange;
+    private SearchValues<byte> _stops = SearchValues.Create("~"u8);
+    private byte[] _scratch = [];
+    private byte[] _segArr = [];
+    private int _segOff;
+    private int _segLen;
+    private int[] _bounds = new int[64];
+    private int _elemCount;
+
+    public EdiTokenizer(Stream stream, EdiReaderOptions? options = null, bool ownsStream = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        _stream = stream;
+        _ownsStream = ownsStream;
+        _options = options ?? EdiReaderOptions.Default;
+        _buf = ArrayPool<byte>.Shared.Rent(Math.Max(1024, _options.BufferSize));
+    }
+
+    public EdiReaderOptions Options => _options;
+
+    public EdiStandard Standard { get; private set; }
+
+    public EdiDelimiters Delimiters { get; private set; }
+
+    /// <summary>True when the current EDIFACT interchange started with a UNA service string advice.</summary>
+    public bool HasServiceStringAdvice { get; private set; }
+
+    /// <summary>True when the last segment read was the first of a newly detected interchange.</summary>
+    public bool IsNewInterchange { get; private set; }
+
+    /// <summary>Absolute byte offset of the current segment's first byte.</summary>
+    public long SegmentOffset { get; private set; }
+
+    public int SegmentLine { get; private set; }
+
+    public int SegmentColumn { get; private set; }
+
+    /// <summary>Number of segments read so far (1 after the first).</summary>
+    public long SegmentCount { get; private set; }
+
+    /// <summary>Absolute offset of the next unread byte.</summary>
+    public long Position => _bufBase + _pos;
+
+    /// <summary>Elements in the current segment, the tag counting as element 0.</summary>
+    public int ElementCount => _elemCount;
+
+    /// <summary>Raw bytes of the current segment (without terminator, CR/LF removed, release characters kept).</summary>
+    public ReadOnlySpan<byte> SegmentBytes => new(_segArr, _segOff, _segLen);
+
+    /// <summary>Element start offsets into <see cref="SegmentBytes"/>; entry <c>ElementCount</c> is <c>length + 1</c>.</summary>
+    public ReadOnlySpan<int> ElementBounds => new(_bounds, 0, _elemCount + 1);
+
+    public ReadOnlySpan<byte> Tag => Element(0);
+
+    /// <summary>Raw element <paramref name="index"/> (0 = tag), empty when absent.</summary>
+    public ReadOnlySpan<byte> Element(int index)
+    {
+        if ((uint)index >= (uint)_elemCount)
+        {
+            return default;
+        }
+
+        int s = _bounds[index];
+        return new ReadOnlySpan<byte>(_segArr, _segOff + s, _bounds[index + 1] - 1 - s);
+    }
+
+    /// <summary>Reads the next segment. Returns false at the end of input (after trailing blanks).</summary>
+    public bool ReadSegment()
+    {
+        IsNewInterchange = false;
+        if (_needDetect)
+        {
+            if (!Detect())
+            {
+                return false;
+            }
+
+            _needDetect = false;
+            IsNewInterchange = true;
+        }
+
+        var d = Delimiters;
+        byte term = d.Segment;
+        byte release = d.Release;
+
+        // Skip line breaks and padding between segments.
+        while (true)
+        {
+            if (_pos == _end && !Fill())
+            {
+                return false;
+            }
+
+            byte b = _buf[_pos];
+            if (b == term)
+            {
+                _pos++; // empty segment
+                if (b == Lf)
+                {
+                    NewLine(_bufBase + _pos);
+                }
+
+                continue;
+            }
+
+            if (b == Lf)
+            {
+                _pos++;
+                NewLine(_bufBase + _pos);
+                continue;
+            }
+
+            if (b == Cr || b == 0 || b == 0x1A || ((b == (byte)' ' || b == (byte)'\t') && !d.IsSpecial(b)))
+            {
+                _pos++;
+                continue;
+            }
+
+            break;
+        }
+
+        SegmentOffset = _bufBase + _pos;
+        SegmentLine = _line;
+        SegmentColumn = (int)(SegmentOffset - _lineStart) + 1;
+        int rel = 0;
+        bool breaks = false;
+        while (true)
+        {
+            int i = _buf.AsSpan(_pos + rel, _end - _pos - rel).IndexOfAny(_stops);
+            if (i < 0)
+            {
+                rel = _end - _pos;
+                if (!Fill())
+                {
+                    throw Truncated(term);
+                }
+
+                continue;
+            }
+
+            rel += i;
+            byte b = _buf[_pos + rel];
+            if (b == term)
+            {
+                break;
+            }
+
+            if (b == release)
+            {
+                rel += 2;
+                while (_pos + rel > _end)
+                {
+                    if (!Fill())
+                    {
+                        throw Truncated(term);
+                    }
+                }
+
+                continue;
+            }
+
+            breaks = true;
+            if (b == Lf)
+            {
+                NewLine(_bufBase + _pos + rel + 1);
+            }
+
+            rel++;
+        }
+
+        if (breaks)
+        {
+            if (_scratch.Length < rel)
+            {
+                _scratch = new byte[Math.Max(rel, 256)];
+            }
+
+            int n = 0;
+            for (int k = 0; k < rel; k++)
+            {
+                byte b = _buf[_pos + k];
+                if ((b == Cr || b == Lf) && b != term)
+                {
+                    continue;
+                }
+
+                _scratch[n++] = b;
+            }
+
+            _segArr = _scratch;
+            _segOff = 0;
+            _segLen = n;
+        }
+        else
+        {
+            _segArr = _buf;
+            _segOff = _pos;
+            _segLen = rel;
+        }
+
+        _pos += rel + 1;
+        if (term == Lf)
+        {
+            NewLine(_bufBase + _pos);
+        }
+
+        SegmentCount++;
+        Split(d);
+        var tag = Tag;
+        if (tag.Length == 3 && ((tag[0] == (byte)'I' && tag[1] == (byte)'E' && tag[2] == (byte)'A') || (tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] == (byte)'Z')))
+        {
+            _needDetect = true;
+        }
+
+        return true;
+    }
+
+    private void NewLine(long nextLineStart)
+    {
+        _line++;
+        _lineStart = nextLineStart;
+    }
+
+    private void Split(EdiDelimiters d)
+    {
+        var seg = new ReadOnlySpan<byte>(_segArr, _segOff, _segLen);
+        int count = 0;
+        int start = 0;
+        int max = _options.MaxElementsPerSegment;
+        byte sep = d.Element;
+        if (d.Release == 0)
+        {
+            while (true)
+            {
+                AddBound(ref count, start, max);
+                int i = seg[start..].IndexOf(sep);
+                if (i < 0)
+                {
+                    break;
+                }
+
+                start += i + 1;
+            }
+        }
+        else
+        {
+            AddBound(ref count, 0, max);
+            int p = 0;
+            while (p < seg.Length)
+            {
+                int i = seg[p..].IndexOfAny(sep, d.Release);
+                if (i < 0)
+                {
+                    break;
+                }
+
+                p += i;
+                if (seg[p] == d.Release)
+                {
+                    p += 2;
+                    continue;
+                }
+
+                p++;
+                AddBound(ref count, p, max);
+            }
+        }
+
+        if (_bounds.Length <= count)
+        {
+            Array.Resize(ref _bounds, count * 2);
+        }
+
+        _bounds[count] = seg.Length + 1;
+        _elemCount = count;
+    }
+
+    private void AddBound(ref int count, int start, int max)
+    {
+        if (count >= max)
+        {
+            throw Error($"segment has more than {max} elements", SegmentOffset, SegmentLine, SegmentColumn);
+        }
+
+        if (_bounds.Length <= count + 1)
+        {
+            Array.Resize(ref _bounds, _bounds.Length * 2);
+        }
+
+        _bounds[count++] = start;
+    }
+
+    private EdiException Truncated(byte term)
+    {
+        string t = term < 0x20 ? $"0x{term:X2}" : ((char)term).ToString();
+        return Error($"truncated input: segment starting here has no terminator '{t}' before the end of input at byte {_bufBase + _end}", SegmentOffset, SegmentLine, SegmentColumn);
+    }
+
+    internal EdiException Error(string message, long offset, int line, int column)
+        => new(message, _options.SourceName, offset, line, column);
+
+    private EdiException ErrorHere(string message)
+    {
+        long abs = _bufBase + _pos;
+        return Error(message, abs, _line, (int)(abs - _lineStart) + 1);
+    }
+
+    /// <summary>Reads more input, keeping everything from <see cref="_pos"/> on. False at end of input.</summary>
+    private bool Fill()
+    {
+        if (_eof)
+        {
+            return false;
+        }
+
+        if (_pos > 0)
+        {
+            int len = _end - _pos;
+            Buffer.BlockCopy(_buf, _pos, _buf, 0, len);
+            _bufBase += _pos;
+            _end = len;
+            _pos = 0;
+        }
+        else if (_end == _buf.Length)
+        {
+            if (_buf.Length >= _options.MaxSegmentLength + 1024)
+            {
+                throw Error($"segment longer than {_options.MaxSegmentLength} bytes (no segment terminator found)", _bufBase, _line, (int)(_bufBase - _lineStart) + 1);
+            }
+
+            var bigger = ArrayPool<byte>.Shared.Rent(_buf.Length * 2);
+            Buffer.BlockCopy(_buf, 0, bigger, 0, _end);
+            ArrayPool<byte>.Shared.Return(_buf);
+            _buf = bigger;
+        }
+
+        while (true)
+        {
+            int n = _stream.Read(_buf, _end, _buf.Length - _end);
+            if (n <= 0)
+            {
+                _eof = true;
+                return false;
+            }
+
+            _end += n;
+            return true;
+        }
+    }
+
+    private bool EnsureAvailable(int count)
+    {
+        while (_end - _pos < count)
+        {
+            if (!Fill())
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private bool Detect()
+    {
+        HasServiceStringAdvice = false;
+        while (true)
+        {
+            if (_pos == _end && !Fill())
+            {
+                if (!_sawInterchange)
+                {
+                    throw ErrorHere("empty input: no EDI interchange found (expected ISA, UNA or UNB)");
+                }
+
+                return false;
+            }
+
+            byte b = _buf[_pos];
+            if (_bufBase + _pos == 0 && b == 0xEF)
+            {
+                EnsureAvailable(3);
+                if (_end - _pos >= 3 && _buf[_pos + 1] == 0xBB && _buf[_pos + 2] == 0xBF)
+                {
+                    _pos += 3;
+                    continue;
+                }
+            }
+
+            if (b == Lf)
+            {
+                _pos++;
+                NewLine(_bufBase + _pos);
+                continue;
+            }
+
+            if (b is Cr or (byte)' ' or (byte)'\t' or 0 or 0x1A or 0x0C)
+            {
+                _pos++;
+                continue;
+            }
+
+            break;
+        }
+
+        EnsureAvailable(3);
+        var head = _buf.AsSpan(_pos, Math.Min(3, _end - _pos));
+        if (head.SequenceEqual("ISA"u8))
+        {
+            DetectIsa();
+        }
+        else if (head.SequenceEqual("UNA"u8))
+        {
+            DetectUna();
+        }
+        else if (head.SequenceEqual("UNB"u8))
+        {
+            DetectUnb();
+        }
+        else
+        {
+            EnsureAvailable(24);
+            var sample = _buf.AsSpan(_pos, Math.Min(24, _end - _pos));
+            string shown = Printable(sample);
+            throw ErrorHere(_sawInterchange
+                ? $"unexpected data after the end of the previous interchange: expected ISA, UNA or UNB but found \"{shown}\""
+                : $"not EDI: expected an interchange header ISA, UNA or UNB but found \"{shown}\"");
+        }
+
+        _sawInterchange = true;
+        var d = Delimiters;
+        Span<byte> stops = stackalloc byte[4];
+        int n = 0;
+        stops[n++] = d.Segment;
+        if (d.Segment != Cr)
+        {
+            stops[n++] = Cr;
+        }
+
+        if (d.Segment != Lf)
+        {
+            stops[n++] = Lf;
+        }
+
+        if (d.Release != 0)
+        {
+            stops[n++] = d.Release;
+        }
+
+        _stops = SearchValues.Create(stops[..n]);
+        return true;
+    }
+
+    internal static string Printable(ReadOnlySpan<byte> bytes)
+    {
+        var chars = new char[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            byte b = bytes[i];
+            chars[i] = b is >= 0x20 and < 0x7F ? (char)b : '.';
+        }
+
+        return new string(chars);
+    }
+
+    // ISA: fixed-width header; element separator at 3, repetition separator (from 00402) at 82,
+    // version at 84..88, component separator at 104 and the segment terminator at 105.
+    private static readonly int[] IsaSeparatorPositions = [3, 6, 17, 20, 31, 34, 50, 53, 69, 76, 81, 83, 89, 99, 101, 103];
+
+    private void DetectIsa()
+    {
+        Span<byte> isa = stackalloc byte[106];
+        int n = 0;
+        int k = 0;
+        while (n < 106)
+        {
+            if (_pos + k >= _end)
+            {
+                if (!Fill())
+                {
+                    throw ErrorHere($"truncated ISA segment: the fixed-length interchange header needs 106 characters, only {n} present before the end of input");
+                }
+
+                continue;
+            }
+
+            byte b = _buf[_pos + k];
+            k++;
+            if ((b == Cr || b == Lf) && n < 105)
+            {
+                continue; // wrapped header
+            }
+
+            isa[n++] = b;
+            if (k > 400)
+            {
+                break;
+            }
+        }
+
+        if (n < 106)
+        {
+            throw ErrorHere("malformed ISA segment: too many line breaks in the fixed-length header");
+        }
+
+        byte elem = isa[3];
+        if (char.IsAsciiLetterOrDigit((char)elem) || elem == (byte)' ')
+        {
+            throw ErrorHere($"malformed ISA segment: '{(char)elem}' cannot be the element separator");
+        }
+
+        foreach (int p in IsaSeparatorPositions)
+        {
+            if (isa[p] != elem)
+            {
+                throw ErrorHere($"malformed ISA segment: expected the element separator '{(char)elem}' at header position {p + 1} (the ISA is fixed-width: 106 characters) but found '{Printable(isa.Slice(p, 1))}'");
+            }
+        }
+
+        byte comp = isa[104];
+        byte term = isa[105];
+        if (comp == elem || term == elem || term == comp || char.IsAsciiLetterOrDigit((char)term))
+        {
+            throw ErrorHere("malformed ISA segment: component separator (ISA16) and segment terminator must differ from each other and from the element separator");
+        }
+
+        byte rep = 0;
+        var version = isa.Slice(84, 5);
+        if (version.SequenceCompareTo("00402"u8) >= 0 && isa[82] != (byte)'U' && !char.IsAsciiLetterOrDigit((char)isa[82]) && isa[82] != elem && isa[82] != comp && isa[82] != term)
+        {
+            rep = isa[82];
+        }
+
+        Standard = EdiStandard.X12;
+        Delimiters = new EdiDelimiters(elem, comp, rep, term, 0, (byte)'.');
+    }
+
+    private void DetectUna()
+    {
+        if (!EnsureAvailable(9))
+        {
+            throw ErrorHere("truncated UNA service string advice: 9 characters expected");
+        }
+
+        var una = _buf.AsSpan(_pos, 9);
+        byte comp = una[3], elem = una[4], dec = una[5], rel = una[6], rep = una[7], term = una[8];
+        if (rel == (byte)' ')
+        {
+            rel = 0;
+        }
+
+        if (rep == (byte)' ')
+        {
+            rep = 0;
+        }
+
+        if (comp == elem || comp == term || elem == term || (rel != 0 && (rel == comp || rel == elem || rel == term))
+            || char.IsAsciiLetterOrDigit((char)comp) || char.IsAsciiLetterOrDigit((char)elem) || char.IsAsciiLetterOrDigit((char)term))
+        {
+            throw ErrorHere($"malformed UNA service string advice \"{Printable(una)}\": the component, element, release and segment characters must be distinct non-alphanumeric characters");
+        }
+
+        Standard = EdiStandard.Edifact;
+        HasServiceStringAdvice = true;
+        Delimiters = new EdiDelimiters(elem, comp, rep, term, rel, dec);
+        _pos += 9;
+        SegmentCount++;
+    }
+
+    private void DetectUnb()
+    {
+        EnsureAvailable(10);
+        var head = _buf.AsSpan(_pos, Math.Min(10, _end - _pos));
+        if (head.Length < 4)
+        {
+            throw ErrorHere("truncated UNB segment");
+        }
+
+        Standard = EdiStandard.Edifact;
+        if (head[3] == 0x1D)
+        {
+            Delimiters = EdiDelimiters.EdifactLevelB;
+            return;
+        }
+
+        if (head[3] != (byte)'+')
+        {
+            throw ErrorHere($"malformed UNB segment: without a UNA service string advice the element separator must be '+' but found '{Printable(head.Slice(3, 1))}'");
+        }
+
+        var d = EdiDelimiters.EdifactDefault;
+        if (head.Length >= 10 && head[8] == (byte)':' && head[9] == (byte)'4')
+        {
+            d = d with { Repetition = (byte)'*' };
+        }
+
+        Delimiters = d;
+    }
+
+    public void Dispose()
+    {
+        if (_buf.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_buf);
+            _buf = [];
+            _segArr = [];
+        }
+
+        if (_ownsStream)
+        {
+            _stream.Dispose();
+        }
+    }
+}
