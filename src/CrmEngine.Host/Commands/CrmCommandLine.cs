@@ -1,0 +1,86 @@
+using System.CommandLine;
+using CrmEngine.Host.Configuration;
+using CrmEngine.Host.Hosting;
+
+namespace CrmEngine.Host.Commands;
+
+/// <summary>The verbs of the <c>crm</c> binary (System.CommandLine).</summary>
+internal static class CrmCommandLine
+{
+    public static readonly Option<string?> ContentRoot = new("--content-root")
+    {
+        Description = "Folder with appsettings.json; relative data and log folders are taken from it. Default: the current folder when it holds appsettings.json, else the binary's folder.",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> EnvironmentOption = new("--environment")
+    {
+        Description = "Environment name (reads appsettings.{Environment}.json). Default: CRM_ENVIRONMENT, DOTNET_ENVIRONMENT, else Production.",
+        Recursive = true,
+    };
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("CrmEngine: a headless, plugin-based CRM engine. With no command it runs the engine in the foreground. " +
+                                   "Configuration overrides: --Section:Key=value.");
+        root.Options.Add(ContentRoot);
+        root.Options.Add(EnvironmentOption);
+        root.TreatUnmatchedTokensAsErrors = false;
+        root.SetAction(RunEngine);
+
+        var run = new Command("run", "Runs the engine (foreground, or under systemd / the Windows service manager).")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        run.SetAction(RunEngine);
+        root.Subcommands.Add(run);
+
+        root.Subcommands.Add(ServiceCommands.Build());
+        root.Subcommands.Add(AdminCommands.Plugins());
+        root.Subcommands.Add(AdminCommands.Backup());
+        root.Subcommands.Add(AdminCommands.Restore());
+        root.Subcommands.Add(AdminCommands.Config());
+        return root;
+    }
+
+    public static async Task<int> InvokeAsync(string[] args)
+    {
+        var root = Build();
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration
+        {
+            // The generic host handles Ctrl+C / SIGTERM itself (clean stop within Host:ShutdownTimeout).
+            ProcessTerminationTimeout = null,
+            EnableDefaultExceptionHandler = false,
+        };
+        try
+        {
+            return await parse.InvokeAsync(config);
+        }
+        catch (CommandRefusedException ex)
+        {
+            await Console.Error.WriteLineAsync(ex.Message);
+            return ex.ExitCode;
+        }
+    }
+
+    /// <summary>Loads the configuration the command runs with; unknown tokens must be overrides.</summary>
+    public static CrmConfiguration LoadConfiguration(ParseResult parse)
+    {
+        var overrides = parse.UnmatchedTokens;
+        if (CrmConfiguration.CheckOverrides(overrides) is { } problem)
+        {
+            throw new CommandRefusedException(problem, ExitCodes.Usage);
+        }
+
+        return CrmConfiguration.Load(parse.GetValue(ContentRoot), parse.GetValue(EnvironmentOption), overrides);
+    }
+
+    private static async Task<int> RunEngine(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var crm = LoadConfiguration(parse);
+        // A service process works from its content root (relative paths in plugins, the store ...).
+        Directory.SetCurrentDirectory(crm.ContentRoot);
+        return await EngineHost.RunAsync(crm);
+    }
+}

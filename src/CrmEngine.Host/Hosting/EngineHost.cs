@@ -1,0 +1,125 @@
+using CrmEngine.Core;
+using CrmEngine.Host.Configuration;
+using CrmEngine.Host.Control;
+using CrmEngine.PluginHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NLog.Extensions.Logging;
+
+namespace CrmEngine.Host.Hosting;
+
+/// <summary>Runs the engine: the generic host with the store, the plugins and the control channel.</summary>
+internal static class EngineHost
+{
+    public static HostApplicationBuilder CreateBuilder(CrmConfiguration crm, NLog.LogFactory logFactory)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            ApplicationName = "CrmEngine",
+            ContentRootPath = crm.ContentRoot,
+            EnvironmentName = crm.EnvironmentName,
+            Args = [],
+        });
+
+        // One stack of sources for the host and every command (see CrmConfiguration).
+        builder.Configuration.Sources.Clear();
+        CrmConfiguration.AddSources(builder.Configuration, crm.ContentRoot, crm.EnvironmentName, crm.Overrides);
+
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(LogLevel.Trace);
+        builder.Logging.AddNLog(_ => logFactory);
+
+        // Service lifetimes: each is a no-op unless started by systemd (Type=notify) / the Windows SCM.
+        builder.Services.AddSystemd();
+        builder.Services.AddWindowsService(o => o.ServiceName = "crm");
+
+        builder.Services.AddOptions<CrmHostOptions>()
+            .Bind(builder.Configuration.GetSection(CrmHostOptions.Section))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddOptions<HostOptions>()
+            .Configure<IOptions<CrmHostOptions>>((host, crmHost) => host.ShutdownTimeout = crmHost.Value.ShutdownTimeout);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+
+        builder.Services.AddSingleton(new EngineState(crm.ContentRoot, crm.EnvironmentName));
+        builder.Services.AddSingleton(TimeProvider.System);
+
+        // Order matters: hosted services start in this order and stop in reverse.
+        builder.Services.AddCrmCore(builder.Configuration);
+        builder.Services.AddCrmPluginHost(builder.Configuration);
+        builder.Services.AddHostedService<ControlChannelService>();
+        builder.Services.AddHostedService<ReadyAnnouncer>();
+        return builder;
+    }
+
+    public static async Task<int> RunAsync(CrmConfiguration crm)
+    {
+        var problems = ConfigChecker.Check(crm.Root);
+        if (problems.Count > 0)
+        {
+            await Console.Error.WriteLineAsync(ConfigChecker.Format(problems));
+            return ExitCodes.Usage;
+        }
+
+        NLog.LogFactory logFactory;
+        try
+        {
+            logFactory = CrmLogging.Create(crm.Root, crm.ContentRoot);
+        }
+        catch (Exception ex) when (ex is NLog.NLogConfigurationException or IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"configuration error: NLog: {ex.Message}");
+            return ExitCodes.Usage;
+        }
+
+        using (logFactory)
+        {
+            var logger = logFactory.GetLogger("CrmEngine.Host");
+            // Failures go to the log file in full; the console gets the one line written to stderr below.
+            var failure = logFactory.GetLogger("CrmEngine.Failure");
+            try
+            {
+                using var host = CreateBuilder(crm, logFactory).Build();
+                await host.RunAsync();
+                logger.Info("CrmEngine stopped");
+                return ExitCodes.Ok;
+            }
+            catch (OptionsValidationException ex)
+            {
+                var message = $"configuration error: {ex.OptionsName}: {string.Join("; ", ex.Failures)}";
+                failure.Error(message);
+                await Console.Error.WriteLineAsync(message);
+                return ExitCodes.Usage;
+            }
+            catch (CommandRefusedException ex)
+            {
+                failure.Error(ex.Message);
+                await Console.Error.WriteLineAsync(ex.Message);
+                return ex.ExitCode;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Full detail goes to the log file; the console and the exit status get one line.
+                failure.Fatal(ex, "CrmEngine failed");
+                await Console.Error.WriteLineAsync($"CrmEngine failed: {Innermost(ex).Message}");
+                return ExitCodes.Failed;
+            }
+            finally
+            {
+                logFactory.Flush(TimeSpan.FromSeconds(5));
+            }
+        }
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex is AggregateException { InnerExceptions.Count: 1 } or TypeInitializationException && ex.InnerException is not null)
+        {
+            ex = ex.InnerException!;
+        }
+
+        return ex;
+    }
+}

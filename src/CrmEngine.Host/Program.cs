@@ -1,0 +1,3 @@
+using CrmEngine.Host.Commands;
+
+return await CrmCommandLine.InvokeAsync(args);
