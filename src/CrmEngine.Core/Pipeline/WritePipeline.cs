@@ -28,6 +28,9 @@ public sealed class WritePipeline
     private readonly ILogger _logger;
     private IHandlerFaultObserver[]? _observers;
 
+    /// <summary>How long a handler may wait for a thread-pool thread before its budget starts.</summary>
+    private static readonly TimeSpan StartGrace = TimeSpan.FromSeconds(30);
+
     public WritePipeline(CrmDatabase database, WriteHandlerRegistry registry, PipelineOptions options,
         Func<IEnumerable<IHandlerFaultObserver>>? observers = null, ILogger<WritePipeline>? logger = null)
     {
@@ -58,8 +61,8 @@ public sealed class WritePipeline
         : ownerId is "core" or "rules" or "system" ? "system:" + ownerId
         : "plugin:" + ownerId;
 
-    /// <summary>A new id: a version-7 GUID as 32 hex digits, so ids sort by creation time.</summary>
-    public static string NewId() => Guid.CreateVersion7().ToString("N");
+    /// <summary>A new id: a version-7 UUID as 32 hex digits that sorts by creation time (see <see cref="SortableId"/>).</summary>
+    public static string NewId() => SortableId.Next();
 
     // ---------------------------------------------------------------- routing
 
@@ -399,20 +402,25 @@ public sealed class WritePipeline
         var cts = new CancellationTokenSource();
         var task = Task.Run(() =>
         {
+            scope.MarkStarted();
             WriteScope.Current = scope;
             return h.Invoke(e, cts.Token);
         });
         task.ContinueWith(static (_, s) => ((WriteScope)s!).Wake(), scope, CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
+        // The budget counts from the moment the handler starts running (a busy thread pool must not
+        // make a good handler time out) and excludes the time spent running its nested store calls.
         var budget = _options.HandlerTimeout;
+        var startGrace = budget + StartGrace;
         var waited = TimeSpan.Zero;
+        var queued = Stopwatch.GetTimestamp();
         var timedOut = false;
         while (true)
         {
             while (scope.TryRunNext())
             {
-                // Nested store calls run here, inline, inside the open transaction; their time is not the handler's.
+                // Nested store calls run here, inline, inside the open transaction.
             }
 
             if (task.IsCompleted)
@@ -420,7 +428,8 @@ public sealed class WritePipeline
                 break;
             }
 
-            var remaining = budget - waited;
+            var started = scope.Started;
+            var remaining = started ? budget - waited : startGrace - Stopwatch.GetElapsedTime(queued);
             if (remaining <= TimeSpan.Zero)
             {
                 timedOut = true;
@@ -428,8 +437,11 @@ public sealed class WritePipeline
             }
 
             var start = Stopwatch.GetTimestamp();
-            scope.Wait(remaining);
-            waited += Stopwatch.GetElapsedTime(start);
+            scope.Wait(started ? remaining : TimeSpan.FromMilliseconds(Math.Min(remaining.TotalMilliseconds, 50)));
+            if (started)
+            {
+                waited += Stopwatch.GetElapsedTime(start);
+            }
         }
 
         scope.Close(abandoned: timedOut);

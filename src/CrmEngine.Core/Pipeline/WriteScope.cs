@@ -99,6 +99,16 @@ internal sealed class WriteScope
 
     public void Wake() => _signal.Release();
 
+    private int _started;
+
+    /// <summary>Set by the handler's task when it begins running.</summary>
+    public bool Started => Volatile.Read(ref _started) != 0;
+
+    public void MarkStarted()
+    {
+        Volatile.Write(ref _started, 1);
+    }
+
     public void Wait(TimeSpan timeout) => _signal.Wait(timeout);
 
     /// <summary>Closes the scope; calls still queued are refused.</summary>

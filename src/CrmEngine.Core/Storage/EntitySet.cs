@@ -90,11 +90,12 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
             return Task.FromResult<IReadOnlyList<T>>([]);
         }
 
-        // Index entries are "key\u0001id": one ordered range scan gives the matches in id order, after afterId.
-        var low = key + IndexKeys.Separator + (afterId ?? "");
+        // Index entries are "key\u0001id": one ordered range scan over the index gives the matches in
+        // id order, starting after afterId (a single BETWEEN, so one entry must satisfy both bounds).
+        var low = key + IndexKeys.Separator + (afterId is null ? "" : afterId + IndexKeys.Separator);
         var high = key + (char)(IndexKeys.Separator + 1);
         var path = EntityDescriptor.IndexPath(index.Field);
-        var predicate = BsonExpression.Create($"{path} ANY > @0 AND {path} ANY < @1", low, high);
+        var predicate = BsonExpression.Create($"{path} ANY BETWEEN @0 AND @1", low, high);
         return _pipeline.RouteRead<IReadOnlyList<T>>(() => Collection.Query()
             .Where(predicate)
             .Limit(limit)
