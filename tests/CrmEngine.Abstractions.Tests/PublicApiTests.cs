@@ -1,0 +1,70 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using CrmEngine.Abstractions;
+using PublicApiGenerator;
+
+namespace CrmEngine.Abstractions.Tests;
+
+/// <summary>
+/// The SDK's public API is approved: any change to it must come with an updated
+/// <c>CrmEngine.Abstractions.approved.txt</c>, which makes SDK changes visible in review.
+/// </summary>
+public class PublicApiTests
+{
+    private const string ApproveVariable = "CRM_APPROVE_API";
+
+    [Fact]
+    public void The_public_api_of_the_sdk_matches_the_approved_file()
+    {
+        var actual = Normalize(typeof(CrmSdk).Assembly.GeneratePublicApi(new ApiGeneratorOptions
+        {
+            ExcludeAttributes = ["System.Runtime.Versioning.TargetFrameworkAttribute", "System.Reflection.AssemblyMetadataAttribute"],
+        }));
+        var approvedPath = Path.Combine(SourceDirectory(), "CrmEngine.Abstractions.approved.txt");
+
+        if (Environment.GetEnvironmentVariable(ApproveVariable) == "1")
+        {
+            File.WriteAllText(approvedPath, actual);
+            return;
+        }
+
+        var approved = File.Exists(approvedPath) ? Normalize(File.ReadAllText(approvedPath)) : "";
+        if (approved == actual)
+        {
+            return;
+        }
+
+        var receivedPath = Path.Combine(AppContext.BaseDirectory, "CrmEngine.Abstractions.received.txt");
+        File.WriteAllText(receivedPath, actual);
+        Assert.Fail(
+            $"The public API of CrmEngine.Abstractions (the plugin SDK) changed.{Environment.NewLine}" +
+            Diff(approved, actual) + Environment.NewLine +
+            $"If the change is deliberate: bump CrmSdkVersion in Directory.Build.props as SemVer requires (removal or change = major, " +
+            $"addition = minor), then re-approve with `{ApproveVariable}=1 dotnet test tests/CrmEngine.Abstractions.Tests` " +
+            $"and commit {approvedPath}. The new API was written to {receivedPath}.");
+    }
+
+    [Fact]
+    public void CrmSdk_version_is_the_build_property_CrmSdkVersion()
+    {
+        var built = typeof(PublicApiTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .Single(a => a.Key == "CrmSdkVersion").Value;
+        Assert.Equal("1.0.0", built);
+        Assert.Equal(built, CrmSdk.Version);
+        Assert.Equal(built, typeof(CrmSdk).Assembly.GetName().Version?.ToString(3));
+    }
+
+    private static string Normalize(string text) => text.ReplaceLineEndings("\n").TrimEnd() + "\n";
+
+    /// <summary>Lines only in the approved file (-) and only in the new API (+), in order.</summary>
+    private static string Diff(string approved, string actual)
+    {
+        var before = approved.Split('\n');
+        var after = actual.Split('\n');
+        var removed = before.Except(after).Where(l => l.Trim().Length > 0).Select(l => "- " + l);
+        var added = after.Except(before).Where(l => l.Trim().Length > 0).Select(l => "+ " + l);
+        return string.Join(Environment.NewLine, removed.Concat(added).Take(80));
+    }
+
+    private static string SourceDirectory([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+}
