@@ -1,0 +1,498 @@
+using System.Globalization;
+using System.Reflection;
+
+namespace CrmEngine.Edi;
+
+public enum EdiUsage
+{
+    Mandatory,
+    Optional,
+}
+
+/// <summary>X12: N (Nn implied decimals), R, ID, AN, DT, TM. EDIFACT: a, n, an.</summary>
+public enum EdiDataType
+{
+    AN,
+    ID,
+    N,
+    R,
+    DT,
+    TM,
+    A,
+    Composite,
+}
+
+public sealed class EdiElementDefinition
+{
+    public required int Position { get; init; }
+
+    public required string Reference { get; init; }
+
+    public required EdiUsage Usage { get; init; }
+
+    public required EdiDataType Type { get; init; }
+
+    public int MinLength { get; init; }
+
+    public int MaxLength { get; init; }
+
+    public int ImpliedDecimals { get; init; }
+
+    /// <summary>Allowed code values, when the mapping relies on them; null means any value.</summary>
+    public IReadOnlySet<string>? Codes { get; init; }
+
+    internal CodeSet? CodeBytes { get; init; }
+
+    public IReadOnlyList<EdiElementDefinition> Components { get; init; } = [];
+}
+
+public sealed class EdiSegmentDefinition
+{
+    public required string Tag { get; init; }
+
+    public string Name { get; init; } = "";
+
+    public required IReadOnlyList<EdiElementDefinition> Elements { get; init; }
+
+    internal int PackedTag { get; init; }
+}
+
+/// <summary>A segment or a loop (segment group) in a transaction set structure.</summary>
+public sealed class EdiStructureEntry
+{
+    public required string Id { get; init; }
+
+    public required EdiUsage Usage { get; init; }
+
+    public required int MaxUse { get; init; }
+
+    /// <summary>Set for a segment entry.</summary>
+    public EdiSegmentDefinition? Segment { get; internal set; }
+
+    /// <summary>Set for a loop: its entries, the first being the trigger segment.</summary>
+    public IReadOnlyList<EdiStructureEntry>? Children { get; init; }
+
+    public bool IsLoop => Children != null;
+
+    /// <summary>Packed tag of the segment, or of the loop's trigger segment.</summary>
+    public int TriggerTag { get; internal set; }
+}
+
+public sealed class EdiMessageDefinition
+{
+    public required EdiStandard Standard { get; init; }
+
+    public required string Id { get; init; }
+
+    public string Name { get; init; } = "";
+
+    public required IReadOnlyList<string> Versions { get; init; }
+
+    public required IReadOnlyList<EdiStructureEntry> Entries { get; init; }
+}
+
+/// <summary>Small code list compared as bytes (no string allocation per element).</summary>
+internal sealed class CodeSet
+{
+    private readonly HashSet<ulong> _short = [];
+    private readonly List<byte[]> _long = [];
+
+    public CodeSet(IEnumerable<string> codes)
+    {
+        foreach (var c in codes)
+        {
+            var b = System.Text.Encoding.ASCII.GetBytes(c);
+            if (b.Length <= 8)
+            {
+                _short.Add(Pack(b));
+            }
+            else
+            {
+                _long.Add(b);
+            }
+        }
+    }
+
+    private static ulong Pack(ReadOnlySpan<byte> b)
+    {
+        ulong v = (ulong)b.Length << 60;
+        for (int i = 0; i < b.Length; i++)
+        {
+            v |= (ulong)b[i] << (i * 7);
+        }
+
+        return v;
+    }
+
+    public bool Contains(ReadOnlySpan<byte> value)
+    {
+        if (value.Length <= 8)
+        {
+            return _short.Contains(Pack(value));
+        }
+
+        foreach (var b in _long)
+        {
+            if (value.SequenceEqual(b))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>
+/// The definitions the generic validator reads. Loaded from the embedded <c>*.def</c> files
+/// (see docs/edi.md for the format); more can be added with <see cref="Load(TextReader, string)"/>.
+/// </summary>
+public sealed class EdiDefinitions
+{
+    private readonly Dictionary<(EdiStandard, string Version, string Tag), EdiSegmentDefinition> _segments = [];
+    private readonly Dictionary<(EdiStandard, string Version, string Id), EdiMessageDefinition> _messages = [];
+    private readonly List<(EdiStandard Standard, List<string> Versions, List<PendingEntry> Roots, string Id, string Name, string Source)> _pending = [];
+
+    private static readonly Lazy<EdiDefinitions> DefaultLazy = new(LoadEmbedded);
+
+    public static EdiDefinitions Default => DefaultLazy.Value;
+
+    public IEnumerable<EdiMessageDefinition> Messages
+    {
+        get
+        {
+            Resolve();
+            return _messages.Values.Distinct();
+        }
+    }
+
+    public static EdiDefinitions LoadEmbedded()
+    {
+        var d = new EdiDefinitions();
+        var asm = typeof(EdiDefinitions).Assembly;
+        foreach (var name in asm.GetManifestResourceNames().Where(n => n.EndsWith(".def", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
+        {
+            using var s = asm.GetManifestResourceStream(name)!;
+            using var r = new StreamReader(s);
+            d.Load(r, name);
+        }
+
+        d.Resolve();
+        return d;
+    }
+
+    /// <summary>Adds the definitions of every <c>*.def</c> file in <paramref name="directory"/>.</summary>
+    public void LoadDirectory(string directory)
+    {
+        foreach (var f in Directory.EnumerateFiles(directory, "*.def").Order(StringComparer.Ordinal))
+        {
+            using var r = File.OpenText(f);
+            Load(r, f);
+        }
+
+        Resolve();
+    }
+
+    public EdiMessageDefinition? FindMessage(EdiStandard standard, string version, string id)
+    {
+        Resolve();
+        return _messages.GetValueOrDefault((standard, version, id));
+    }
+
+    public EdiSegmentDefinition? FindSegment(EdiStandard standard, string version, string tag)
+        => _segments.GetValueOrDefault((standard, version, tag));
+
+    public bool HasVersion(EdiStandard standard, string version)
+    {
+        Resolve();
+        return _messages.Keys.Any(k => k.Item1 == standard && k.Version == version);
+    }
+
+    private sealed class PendingEntry
+    {
+        public required string Id;
+        public required EdiUsage Usage;
+        public required int Max;
+        public List<PendingEntry>? Children;
+        public int Line;
+    }
+
+    /// <summary>Reads one definition file. Errors name the source and line.</summary>
+    public void Load(TextReader reader, string sourceName)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        EdiStandard standard = EdiStandard.X12;
+        List<string> versions = [];
+        string? segTag = null;
+        string segName = "";
+        List<EdiElementDefinition>? elements = null;
+        List<EdiElementDefinition>? components = null;
+        EdiElementDefinition? compositeHead = null;
+        Stack<List<PendingEntry>>? stack = null;
+        string? line;
+        int lineNo = 0;
+
+        void FlushComposite()
+        {
+            if (compositeHead != null)
+            {
+                elements!.Add(new EdiElementDefinition
+                {
+                    Position = compositeHead.Position,
+                    Reference = compositeHead.Reference,
+                    Usage = compositeHead.Usage,
+                    Type = EdiDataType.Composite,
+                    Components = components!.ToArray(),
+                });
+                compositeHead = null;
+                components = null;
+            }
+        }
+
+        void FlushSegment()
+        {
+            FlushComposite();
+            if (segTag != null)
+            {
+                var def = new EdiSegmentDefinition { Tag = segTag, Name = segName, Elements = elements!.ToArray(), PackedTag = EdiTag.Pack(segTag) };
+                foreach (var v in versions)
+                {
+                    _segments[(standard, v, segTag)] = def;
+                }
+
+                segTag = null;
+            }
+        }
+
+        Exception Fail(string msg) => new EdiException($"{sourceName}: line {lineNo}: {msg}");
+
+        while ((line = reader.ReadLine()) != null)
+        {
+            lineNo++;
+            int hash = line.IndexOf('#', StringComparison.Ordinal);
+            string text = (hash >= 0 ? line[..hash] : line).Trim();
+            if (text.Length == 0)
+            {
+                continue;
+            }
+
+            var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            string kw = parts[0];
+            switch (kw)
+            {
+                case "standard":
+                    FlushSegment();
+                    standard = parts[1].Equals("x12", StringComparison.OrdinalIgnoreCase) ? EdiStandard.X12 : EdiStandard.Edifact;
+                    continue;
+                case "versions":
+                    FlushSegment();
+                    versions = parts.Skip(1).ToList();
+                    continue;
+                case "segment":
+                    FlushSegment();
+                    stack = null;
+                    segTag = parts[1];
+                    segName = string.Join(' ', parts.Skip(2));
+                    elements = [];
+                    continue;
+                case "message":
+                    FlushSegment();
+                    stack = new Stack<List<PendingEntry>>();
+                    stack.Push([]);
+                    _pending.Add((standard, versions.ToList(), stack.Peek(), parts[1], string.Join(' ', parts.Skip(2)), sourceName));
+                    continue;
+                case "loop" or "group":
+                {
+                    if (stack == null)
+                    {
+                        throw Fail("loop outside a message");
+                    }
+
+                    var e = new PendingEntry { Id = parts[1], Usage = ParseUsage(parts[2]), Max = ParseMax(parts[3]), Children = [], Line = lineNo };
+                    stack.Peek().Add(e);
+                    stack.Push(e.Children);
+                    continue;
+                }
+
+                case "end":
+                    if (stack == null || stack.Count < 2)
+                    {
+                        throw Fail("'end' without a loop");
+                    }
+
+                    stack.Pop();
+                    continue;
+                case "endmessage":
+                    stack = null;
+                    continue;
+            }
+
+            if (segTag != null && elements != null && stack == null)
+            {
+                // element or component line
+                try
+                {
+                    if (kw.StartsWith('.'))
+                    {
+                        if (compositeHead == null)
+                        {
+                            throw Fail("component line outside a composite");
+                        }
+
+                        components!.Add(ParseElement(int.Parse(kw[1..], CultureInfo.InvariantCulture), parts, 1));
+                        continue;
+                    }
+
+                    FlushComposite();
+                    int pos = int.Parse(kw, CultureInfo.InvariantCulture);
+                    if (parts.Length >= 4 && parts[3] == "C")
+                    {
+                        compositeHead = new EdiElementDefinition { Position = pos, Reference = parts[1], Usage = ParseUsage(parts[2]), Type = EdiDataType.Composite };
+                        components = [];
+                        continue;
+                    }
+
+                    elements.Add(ParseElement(pos, parts, 1));
+                }
+                catch (FormatException ex)
+                {
+                    throw Fail(ex.Message);
+                }
+
+                continue;
+            }
+
+            if (stack != null)
+            {
+                if (parts.Length < 3)
+                {
+                    throw Fail($"expected 'TAG usage max' but found '{text}'");
+                }
+
+                stack.Peek().Add(new PendingEntry { Id = kw, Usage = ParseUsage(parts[1]), Max = ParseMax(parts[2]), Line = lineNo });
+                continue;
+            }
+
+            throw Fail($"unexpected line '{text}'");
+        }
+
+        FlushSegment();
+    }
+
+    private static EdiUsage ParseUsage(string s) => s switch
+    {
+        "M" or "R" => EdiUsage.Mandatory,
+        "O" or "C" or "X" or "S" or "N" => EdiUsage.Optional,
+        _ => throw new FormatException($"usage must be M, O, C or X, not '{s}'"),
+    };
+
+    private static int ParseMax(string s) => s.StartsWith('>') ? int.MaxValue : int.Parse(s, CultureInfo.InvariantCulture);
+
+    // "<ref> <usage> <format> [<min/max>] [codes...]" where format is X12 "AN 1/35" / "N2 1/15" or EDIFACT "an..35" / "n3".
+    private static EdiElementDefinition ParseElement(int position, string[] parts, int start)
+    {
+        string reference = parts[start];
+        var usage = ParseUsage(parts[start + 1]);
+        string fmt = parts[start + 2];
+        int next = start + 3;
+        EdiDataType type;
+        int min, max, implied = 0;
+        if (fmt.Length > 0 && char.IsLower(fmt[0]))
+        {
+            int i = 0;
+            while (i < fmt.Length && char.IsLetter(fmt[i]))
+            {
+                i++;
+            }
+
+            string t = fmt[..i];
+            type = t switch { "a" => EdiDataType.A, "n" => EdiDataType.N, "an" => EdiDataType.AN, _ => throw new FormatException($"unknown EDIFACT format '{fmt}'") };
+            string rest = fmt[i..];
+            if (rest.StartsWith("..", StringComparison.Ordinal))
+            {
+                min = 1;
+                max = int.Parse(rest[2..], CultureInfo.InvariantCulture);
+            }
+            else
+            {
+                min = max = int.Parse(rest, CultureInfo.InvariantCulture);
+            }
+        }
+        else
+        {
+            if (fmt.Length == 2 && fmt[0] == 'N' && char.IsDigit(fmt[1]))
+            {
+                type = EdiDataType.N;
+                implied = fmt[1] - '0';
+            }
+            else
+            {
+                type = fmt switch
+                {
+                    "AN" => EdiDataType.AN,
+                    "ID" => EdiDataType.ID,
+                    "N" => EdiDataType.N,
+                    "R" => EdiDataType.R,
+                    "DT" => EdiDataType.DT,
+                    "TM" => EdiDataType.TM,
+                    _ => throw new FormatException($"unknown X12 type '{fmt}'"),
+                };
+            }
+
+            var mm = parts[next++].Split('/');
+            min = int.Parse(mm[0], CultureInfo.InvariantCulture);
+            max = int.Parse(mm[1], CultureInfo.InvariantCulture);
+        }
+
+        string[] codes = parts.Skip(next).ToArray();
+        return new EdiElementDefinition
+        {
+            Position = position,
+            Reference = reference,
+            Usage = usage,
+            Type = type,
+            MinLength = min,
+            MaxLength = max,
+            ImpliedDecimals = implied,
+            Codes = codes.Length > 0 ? codes.ToHashSet(StringComparer.Ordinal) : null,
+            CodeBytes = codes.Length > 0 ? new CodeSet(codes) : null,
+        };
+    }
+
+    private void Resolve()
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var (standard, versions, roots, id, name, source) in _pending)
+        {
+            foreach (var v in versions)
+            {
+                var entries = roots.Select(e => Build(e, standard, v, source)).ToArray();
+                _messages[(standard, v, id)] = new EdiMessageDefinition { Standard = standard, Id = id, Name = name, Versions = versions, Entries = entries };
+            }
+        }
+
+        _pending.Clear();
+    }
+
+    private EdiStructureEntry Build(PendingEntry e, EdiStandard standard, string version, string source)
+    {
+        if (e.Children != null)
+        {
+            if (e.Children.Count == 0)
+            {
+                throw new EdiException($"{source}: line {e.Line}: loop {e.Id} is empty");
+            }
+
+            var children = e.Children.Select(c => Build(c, standard, version, source)).ToArray();
+            return new EdiStructureEntry { Id = e.Id, Usage = e.Usage, MaxUse = e.Max, Children = children, TriggerTag = children[0].TriggerTag };
+        }
+
+        var seg = FindSegment(standard, version, e.Id)
+            ?? throw new EdiException($"{source}: line {e.Line}: segment {e.Id} is not defined for {standard} {version}");
+        return new EdiStructureEntry { Id = e.Id, Usage = e.Usage, MaxUse = e.Max, Segment = seg, TriggerTag = seg.PackedTag };
+    }
+}

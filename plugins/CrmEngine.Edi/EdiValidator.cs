@@ -1,0 +1,551 @@
+using System.Buffers;
+using System.Text;
+
+namespace CrmEngine.Edi;
+
+/// <summary>
+/// The one generic content validator: walks a transaction set against its <see cref="EdiMessageDefinition"/>
+/// (segment order, loops, usage, max use, loop repeats) and checks every element against the segment
+/// dictionary (usage, type, length, code values). Allocation-free while the input is valid.
+/// </summary>
+public sealed class EdiValidator
+{
+    private static readonly SearchValues<byte> NotDigits = SearchValues.Create("0123456789"u8);
+    private readonly EdiDefinitions _definitions;
+    private Frame[] _frames = new Frame[16];
+    private int _depth;
+    private HashSet<string>? _hlIds;
+
+    private struct Frame
+    {
+        public IReadOnlyList<EdiStructureEntry> Entries;
+        public int[] Counts;
+        public int Index;
+        public string? LoopId;
+    }
+
+    public EdiValidator(EdiDefinitions? definitions = null)
+    {
+        _definitions = definitions ?? EdiDefinitions.Default;
+    }
+
+    public EdiDefinitions Definitions => _definitions;
+
+    /// <summary>Most issues recorded per transaction set (the rest are counted in the last one).</summary>
+    public int MaxIssuesPerSet { get; init; } = 500;
+
+    private EdiTransactionSet _set = null!;
+    private List<EdiIssue> _issues = null!;
+    private EdiSegmentList _segs = null!;
+    private int _cur;
+
+    /// <summary>Validates the content of <paramref name="set"/>, adding issues to <see cref="EdiTransactionSet.Issues"/>.</summary>
+    public void Validate(EdiTransactionSet set)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        var def = _definitions.FindMessage(set.Standard, set.Version, set.Id);
+        if (def == null)
+        {
+            bool version = _definitions.HasVersion(set.Standard, set.Version);
+            set.Issues.Add(new EdiIssue
+            {
+                Kind = EdiErrorKind.SetNotSupported,
+                Standard = set.Standard,
+                Message = version
+                    ? $"{(set.Standard == EdiStandard.X12 ? "transaction set" : "message")} {set.Id} is not supported in version {set.Version}"
+                    : $"version '{set.Version}' is not supported for {set.Id} (supported: {string.Join(", ", _definitions.Messages.Where(m => m.Standard == set.Standard).SelectMany(m => m.Versions).Distinct().Order(StringComparer.Ordinal))})",
+                InterchangeControlNumber = set.Interchange.ControlNumber,
+                GroupControlNumber = set.Group.IsImplicit ? null : set.Group.ControlNumber,
+                SetControlNumber = set.ControlNumber,
+                SetId = set.Id,
+                SegmentPosition = 1,
+                SegmentTag = set.Standard == EdiStandard.X12 ? "ST" : "UNH",
+                ByteOffset = set.ByteOffset,
+                Line = set.Line,
+            });
+            return;
+        }
+
+        Validate(set, def);
+    }
+
+    public void Validate(EdiTransactionSet set, EdiMessageDefinition definition)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        ArgumentNullException.ThrowIfNull(definition);
+        _set = set;
+        _issues = set.Issues;
+        _segs = set.Segments;
+        _hlIds?.Clear();
+        _depth = 0;
+        Push(definition.Entries, null);
+        bool trailerMissing = set.Issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
+        for (_cur = 0; _cur < _segs.Count; _cur++)
+        {
+            Place(_segs.TagOf(_cur));
+        }
+
+        // End of set: whatever is still open must have had its mandatory entries.
+        _cur = _segs.Count - 1;
+        while (_depth > 0)
+        {
+            ref var f = ref _frames[_depth - 1];
+            CheckMissing(ref f, f.Index, f.Entries.Count, trailerMissing);
+            _depth--;
+        }
+
+        _set = null!;
+        _issues = null!;
+        _segs = null!;
+    }
+
+    private void Push(IReadOnlyList<EdiStructureEntry> entries, string? loopId)
+    {
+        if (_depth == _frames.Length)
+        {
+            Array.Resize(ref _frames, _depth * 2);
+        }
+
+        ref var f = ref _frames[_depth++];
+        if (f.Counts == null || f.Counts.Length < entries.Count)
+        {
+            f.Counts = new int[Math.Max(entries.Count, 8)];
+        }
+        else
+        {
+            Array.Clear(f.Counts, 0, entries.Count);
+        }
+
+        f.Entries = entries;
+        f.Index = 0;
+        f.LoopId = loopId;
+    }
+
+    private void Place(int tag)
+    {
+        for (int d = _depth - 1; d >= 0; d--)
+        {
+            ref var f = ref _frames[d];
+            var entries = f.Entries;
+            int j = -1;
+            for (int k = d > 0 ? Math.Max(f.Index, 1) : f.Index; k < entries.Count; k++)
+            {
+                if (entries[k].TriggerTag == tag)
+                {
+                    j = k;
+                    break;
+                }
+            }
+
+            if (j < 0)
+            {
+                continue;
+            }
+
+            // Close the loops above: their remaining mandatory entries are missing.
+            while (_depth - 1 > d)
+            {
+                ref var top = ref _frames[_depth - 1];
+                CheckMissing(ref top, top.Index, top.Entries.Count, false);
+                _depth--;
+            }
+
+            CheckMissing(ref f, f.Index, j, false);
+            f.Index = j;
+            var e = entries[j];
+            int count = ++f.Counts[j];
+            if (e.IsLoop)
+            {
+                if (count > e.MaxUse)
+                {
+                    SegmentIssue(EdiErrorKind.LoopOverMaximum, $"loop {e.Id} repeats more than {e.MaxUse} times", e.Id);
+                }
+
+                Push(e.Children!, e.Id);
+                _frames[_depth - 1].Counts[0] = 1;
+                var trigger = e.Children![0];
+                while (trigger.IsLoop)
+                {
+                    Push(trigger.Children!, trigger.Id);
+                    _frames[_depth - 1].Counts[0] = 1;
+                    trigger = trigger.Children![0];
+                }
+
+                ValidateElements(trigger.Segment!);
+            }
+            else
+            {
+                if (count > e.MaxUse)
+                {
+                    SegmentIssue(EdiErrorKind.SegmentOverMaximum, $"segment {e.Id} used more than {e.MaxUse} times{(f.LoopId != null ? $" in loop {f.LoopId}" : "")}", f.LoopId);
+                }
+
+                ValidateElements(e.Segment!);
+            }
+
+            return;
+        }
+
+        // Not placeable forward anywhere.
+        string tagText = EdiTag.Unpack(tag);
+        for (int d = _depth - 1; d >= 0; d--)
+        {
+            ref var f = ref _frames[d];
+            for (int k = 0; k < f.Index; k++)
+            {
+                if (f.Entries[k].TriggerTag == tag)
+                {
+                    SegmentIssue(EdiErrorKind.SegmentOutOfSequence, $"segment {tagText} is not in the defined sequence here", f.LoopId);
+                    return;
+                }
+            }
+        }
+
+        if (_definitions.FindSegment(_set.Standard, _set.Version, tagText) is null)
+        {
+            SegmentIssue(tag <= 0 || !IsTag(tagText) ? EdiErrorKind.UnrecognizedSegment : EdiErrorKind.SegmentNotInSet,
+                tag <= 0 || !IsTag(tagText) ? $"'{tagText}' is not a segment identifier" : $"segment {tagText} is not defined in {_set.Id}", _frames[_depth - 1].LoopId);
+        }
+        else
+        {
+            SegmentIssue(EdiErrorKind.UnexpectedSegment, $"segment {tagText} is not expected at this position of {_set.Id}", _frames[_depth - 1].LoopId);
+        }
+    }
+
+    private static bool IsTag(string tag)
+    {
+        foreach (char c in tag)
+        {
+            if (!char.IsAsciiLetterUpper(c) && !char.IsAsciiDigit(c))
+            {
+                return false;
+            }
+        }
+
+        return tag.Length is 2 or 3;
+    }
+
+    private void CheckMissing(ref Frame f, int from, int to, bool trailerMissing)
+    {
+        for (int k = from; k < to; k++)
+        {
+            var e = f.Entries[k];
+            if (e.Usage == EdiUsage.Mandatory && f.Counts[k] == 0)
+            {
+                if (trailerMissing && !e.IsLoop && e.Segment!.Tag is "SE" or "UNT")
+                {
+                    continue;
+                }
+
+                SegmentIssue(EdiErrorKind.MandatorySegmentMissing,
+                    e.IsLoop ? $"mandatory loop {e.Id} (segment {EdiTag.Unpack(e.TriggerTag)}) is missing" : $"mandatory segment {e.Id} is missing",
+                    f.LoopId, EdiTag.Unpack(e.TriggerTag));
+            }
+        }
+    }
+
+    private bool Full => _issues.Count >= MaxIssuesPerSet;
+
+    private void SegmentIssue(EdiErrorKind kind, string message, string? loop, string? tag = null)
+    {
+        if (Full)
+        {
+            return;
+        }
+
+        _issues.Add(new EdiIssue
+        {
+            Kind = kind,
+            Standard = _set.Standard,
+            Message = message,
+            InterchangeControlNumber = _set.Interchange.ControlNumber,
+            GroupControlNumber = _set.Group.IsImplicit ? null : _set.Group.ControlNumber,
+            SetControlNumber = _set.ControlNumber,
+            SetId = _set.Id,
+            SegmentPosition = _cur + 1,
+            SegmentTag = tag ?? EdiTag.Unpack(_segs.TagOf(_cur)),
+            LoopId = loop,
+            ByteOffset = _segs.OffsetOf(_cur),
+            Line = _segs.LineOf(_cur),
+        });
+    }
+
+    private void ElementIssue(EdiErrorKind kind, string message, EdiElementDefinition? def, int element, int component, ReadOnlySpan<byte> bad)
+    {
+        if (Full)
+        {
+            return;
+        }
+
+        _issues.Add(new EdiIssue
+        {
+            Kind = kind,
+            Standard = _set.Standard,
+            Message = message,
+            InterchangeControlNumber = _set.Interchange.ControlNumber,
+            GroupControlNumber = _set.Group.IsImplicit ? null : _set.Group.ControlNumber,
+            SetControlNumber = _set.ControlNumber,
+            SetId = _set.Id,
+            SegmentPosition = _cur + 1,
+            SegmentTag = EdiTag.Unpack(_segs.TagOf(_cur)),
+            LoopId = _frames[_depth - 1].LoopId,
+            ElementPosition = element,
+            ComponentPosition = component,
+            ElementReference = def?.Reference,
+            BadValue = bad.IsEmpty ? null : EdiText.Decode(bad[..Math.Min(bad.Length, 99)], _segs.Delimiters.Release, _segs.Encoding),
+            ByteOffset = _segs.OffsetOf(_cur),
+            Line = _segs.LineOf(_cur),
+        });
+    }
+
+    private void ValidateElements(EdiSegmentDefinition def)
+    {
+        var d = _segs.Delimiters;
+        int count = _segs.ElementCountOf(_cur) - 1;
+        var defs = def.Elements;
+        int n = Math.Max(count, defs.Count);
+        for (int pos = 1; pos <= n; pos++)
+        {
+            var raw = _segs.ElementOf(_cur, pos);
+            if (pos > defs.Count)
+            {
+                if (!raw.IsEmpty)
+                {
+                    ElementIssue(EdiErrorKind.TooManyElements, $"{def.Tag} has no element {pos:00}", null, pos, 0, raw);
+                }
+
+                continue;
+            }
+
+            var ed = defs[pos - 1];
+            if (raw.IsEmpty)
+            {
+                if (ed.Usage == EdiUsage.Mandatory)
+                {
+                    ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory element {def.Tag}{pos:00} ({ed.Reference}) is missing", ed, pos, 0, default);
+                }
+
+                continue;
+            }
+
+            if (d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && (d.Release == 0 || raw.IndexOf(d.Release) < 0))
+            {
+                ElementIssue(EdiErrorKind.TooManyRepetitions, $"element {def.Tag}{pos:00} ({ed.Reference}) does not repeat", ed, pos, 0, raw);
+                continue;
+            }
+
+            if (ed.Type == EdiDataType.Composite)
+            {
+                var comps = ed.Components;
+                int cn = EdiText.CountComponents(raw, d);
+                if (cn > comps.Count)
+                {
+                    ElementIssue(EdiErrorKind.TooManyComponents, $"composite {def.Tag}{pos:00} ({ed.Reference}) has {cn} components, at most {comps.Count} allowed", ed, pos, comps.Count + 1, raw);
+                }
+
+                for (int c = 1; c <= comps.Count; c++)
+                {
+                    var cd = comps[c - 1];
+                    var cv = cn == 1 && c == 1 ? raw : EdiText.Component(raw, c, d);
+                    if (cv.IsEmpty)
+                    {
+                        if (cd.Usage == EdiUsage.Mandatory)
+                        {
+                            ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory component {def.Tag}{pos:00}-{c} ({cd.Reference}) is missing", cd, pos, c, default);
+                        }
+
+                        continue;
+                    }
+
+                    ValidateValue(cv, cd, def, pos, c);
+                }
+
+                continue;
+            }
+
+            if (raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
+            {
+                ElementIssue(EdiErrorKind.TooManyComponents, $"simple element {def.Tag}{pos:00} ({ed.Reference}) cannot have components", ed, pos, 2, raw);
+                continue;
+            }
+
+            ValidateValue(raw, ed, def, pos, 0);
+        }
+
+        if (_set.Standard == EdiStandard.X12 && def.Tag == "HL")
+        {
+            CheckHierarchy();
+        }
+    }
+
+    private void CheckHierarchy()
+    {
+        _hlIds ??= new HashSet<string>(StringComparer.Ordinal);
+        string id = EdiText.Decode(_segs.ElementOf(_cur, 1), 0, Encoding.ASCII);
+        string parent = EdiText.Decode(_segs.ElementOf(_cur, 2), 0, Encoding.ASCII);
+        if (parent.Length > 0 && !_hlIds.Contains(parent) && !Full)
+        {
+            ElementIssue(EdiErrorKind.InvalidCodeValue, $"HL02 parent '{parent}' does not name an earlier HL01", null, 2, 0, _segs.ElementOf(_cur, 2));
+        }
+
+        if (id.Length > 0 && !_hlIds.Add(id))
+        {
+            ElementIssue(EdiErrorKind.InvalidCodeValue, $"HL01 '{id}' is not unique in the set", null, 1, 0, _segs.ElementOf(_cur, 1));
+        }
+    }
+
+    private void ValidateValue(ReadOnlySpan<byte> input, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
+    {
+        var d = _segs.Delimiters;
+        scoped ReadOnlySpan<byte> raw = input;
+        Span<byte> tmp = stackalloc byte[256];
+        if (d.Release != 0 && raw.IndexOf(d.Release) >= 0)
+        {
+            if (raw.Length <= tmp.Length)
+            {
+                raw = tmp[..EdiText.Unescape(raw, d.Release, tmp)];
+            }
+            else
+            {
+                var big = new byte[raw.Length];
+                raw = big.AsSpan(0, EdiText.Unescape(raw, d.Release, big));
+            }
+        }
+
+        string where = comp == 0 ? $"{seg.Tag}{pos:00}" : $"{seg.Tag}{pos:00}-{comp}";
+        int length;
+        switch (ed.Type)
+        {
+            case EdiDataType.N:
+            case EdiDataType.R:
+            {
+                var digits = raw;
+                if (digits.Length > 0 && (digits[0] == (byte)'-' || digits[0] == (byte)'+'))
+                {
+                    digits = digits[1..];
+                }
+
+                bool decimalAllowed = ed.Type == EdiDataType.R || _set.Standard == EdiStandard.Edifact;
+                int dot = decimalAllowed ? digits.IndexOfAny((byte)'.', (byte)',') : -1;
+                bool ok = digits.Length > 0;
+                if (dot >= 0)
+                {
+                    ok = digits.Length > 1 && digits[..dot].IndexOfAnyExcept(NotDigits) < 0 && digits[(dot + 1)..].IndexOfAnyExcept(NotDigits) < 0;
+                    length = digits.Length - 1;
+                }
+                else
+                {
+                    ok = ok && digits.IndexOfAnyExcept(NotDigits) < 0;
+                    length = digits.Length;
+                }
+
+                if (!ok)
+                {
+                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{where} ({ed.Reference}) must be numeric", ed, pos, comp, raw);
+                    return;
+                }
+
+                break;
+            }
+
+            case EdiDataType.DT:
+                length = raw.Length;
+                if (!IsDate(raw))
+                {
+                    ElementIssue(EdiErrorKind.InvalidDate, $"{where} ({ed.Reference}) is not a valid date", ed, pos, comp, raw);
+                    return;
+                }
+
+                break;
+            case EdiDataType.TM:
+                length = raw.Length;
+                if (!IsTime(raw))
+                {
+                    ElementIssue(EdiErrorKind.InvalidTime, $"{where} ({ed.Reference}) is not a valid time", ed, pos, comp, raw);
+                    return;
+                }
+
+                break;
+            default:
+                length = CharLength(raw);
+                if (raw.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0 || (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
+                    || (_set.Standard == EdiStandard.Edifact && _set.Interchange.CharacterSet is "UNOA" or "UNOB" && raw.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
+                {
+                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{where} ({ed.Reference}) contains a character not allowed here", ed, pos, comp, raw);
+                    return;
+                }
+
+                break;
+        }
+
+        if (length < ed.MinLength)
+        {
+            ElementIssue(EdiErrorKind.ElementTooShort, $"{where} ({ed.Reference}) is shorter than {ed.MinLength}", ed, pos, comp, raw);
+        }
+        else if (length > ed.MaxLength)
+        {
+            ElementIssue(EdiErrorKind.ElementTooLong, $"{where} ({ed.Reference}) is longer than {ed.MaxLength}", ed, pos, comp, raw);
+        }
+        else if (ed.CodeBytes != null && !ed.CodeBytes.Contains(raw))
+        {
+            ElementIssue(EdiErrorKind.InvalidCodeValue, $"{where} ({ed.Reference}) code value is not allowed", ed, pos, comp, raw);
+        }
+    }
+
+    private int CharLength(ReadOnlySpan<byte> raw)
+    {
+        if (_segs.Encoding is UTF8Encoding)
+        {
+            int n = 0;
+            foreach (byte b in raw)
+            {
+                if ((b & 0xC0) != 0x80)
+                {
+                    n++;
+                }
+            }
+
+            return n;
+        }
+
+        return raw.Length;
+    }
+
+    private static int Num(ReadOnlySpan<byte> s) => s.IndexOfAnyExcept(NotDigits) >= 0 ? -1 : int.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static bool IsDate(ReadOnlySpan<byte> v)
+    {
+        int year, month, day;
+        if (v.Length == 8)
+        {
+            year = Num(v[..4]);
+            month = Num(v.Slice(4, 2));
+            day = Num(v.Slice(6, 2));
+        }
+        else if (v.Length == 6)
+        {
+            year = Num(v[..2]);
+            year = year < 0 ? -1 : 2000 + year;
+            month = Num(v.Slice(2, 2));
+            day = Num(v.Slice(4, 2));
+        }
+        else
+        {
+            return false;
+        }
+
+        return year > 0 && month is >= 1 and <= 12 && day >= 1 && day <= DateTime.DaysInMonth(year, month);
+    }
+
+    private static bool IsTime(ReadOnlySpan<byte> v)
+    {
+        if (v.Length < 4 || v.Length > 8 || v.Length == 5 || v.IndexOfAnyExcept(NotDigits) >= 0)
+        {
+            return false;
+        }
+
+        int h = Num(v[..2]), m = Num(v.Slice(2, 2));
+        int s = v.Length >= 6 ? Num(v.Slice(4, 2)) : 0;
+        return h is >= 0 and < 24 && m is >= 0 and < 60 && s is >= 0 and < 60;
+    }
+}

@@ -1,0 +1,113 @@
+namespace CrmEngine.Edi.Tests;
+
+public class ValidationTests
+{
+    private static List<EdiIssue> Issues(string text) => EdiValidation.Validate(TestUtil.Stream(text)).AllIssues.ToList();
+
+    private const string Gs = "GS*PO*S*R*20261124*1200*5*X*004010~";
+
+    [Theory]
+    [InlineData("x12-850-004010.edi")]
+    [InlineData("x12-005010-810-and-850-groups.edi")]
+    [InlineData("edifact-orders-d96a-unoc-latin1.edi")]
+    public void Valid_samples_have_no_issues(string sample)
+    {
+        var report = EdiValidation.ValidateFile(TestUtil.SamplePath(sample));
+        Assert.Equal("", string.Join("\n", report.AllIssues.Select(i => i.ToString())));
+        Assert.All(report.Interchanges, i => Assert.Equal(EdiAckStatus.Accepted, i.Status));
+    }
+
+    [Fact]
+    public void Every_embedded_definition_loads_for_each_version()
+    {
+        var d = EdiDefinitions.Default;
+        foreach (var v in new[] { "004010", "005010" })
+        {
+            foreach (var id in new[] { "850", "855", "856", "810", "997", "999" })
+            {
+                Assert.NotNull(d.FindMessage(EdiStandard.X12, v, id));
+            }
+        }
+
+        foreach (var v in new[] { "D96A", "D01B" })
+        {
+            foreach (var id in new[] { "ORDERS", "ORDRSP", "DESADV", "INVOIC", "CONTRL" })
+            {
+                Assert.NotNull(d.FindMessage(EdiStandard.Edifact, v, id));
+            }
+        }
+    }
+
+    [Fact]
+    public void Missing_mandatory_segment_names_set_position_and_code()
+    {
+        var issues = Issues(TestUtil.Isa() + Gs + "ST*850*0001~CUR*BY*USD~PO1*1*1*EA*1**VP*A~SE*4*0001~GE*1*5~IEA*1*000000001~");
+        var i = Assert.Single(issues);
+        Assert.Equal(EdiErrorKind.MandatorySegmentMissing, i.Kind);
+        Assert.Equal("BEG", i.SegmentTag);
+        Assert.Equal(2, i.SegmentPosition);
+        Assert.Equal("3", i.Code);
+        Assert.Equal("0001", i.SetControlNumber);
+        Assert.Equal("5", i.GroupControlNumber);
+        Assert.Equal("000000001", i.InterchangeControlNumber);
+    }
+
+    [Fact]
+    public void Element_errors_carry_position_reference_and_ak4_code()
+    {
+        var issues = Issues(TestUtil.Isa() + Gs + "ST*850*0001~BEG*00*XX*PO-1**20261399~PO1*1*1.2.3*EA*1**VP*A~PID*F****D*EXTRA~SE*5*0001~GE*1*5~IEA*1*000000001~");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.InvalidCodeValue && i.SegmentTag == "BEG" && i.ElementPosition == 2 && i.Code == "7" && i.BadValue == "XX");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.InvalidDate && i.ElementPosition == 5 && i.Code == "8" && i.ElementReference == "373");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.InvalidCharacter && i.SegmentTag == "PO1" && i.SegmentPosition == 3 && i.ElementPosition == 2);
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.TooManyElements && i.SegmentTag == "PID" && i.ElementPosition == 6 && i.Code == "3");
+    }
+
+    [Fact]
+    public void Unknown_and_misplaced_segments_and_max_use()
+    {
+        var issues = Issues(TestUtil.Isa() + Gs + "ST*850*0001~BEG*00*SA*PO-1**20261124~CUR*BY*USD~CUR*BY*USD~ZZZ*1~PO1*1*1*EA*1**VP*A~BEG*00*SA*X**20261124~SE*7*0001~GE*1*5~IEA*1*000000001~");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.SegmentOverMaximum && i.SegmentPosition == 4);
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.SegmentNotInSet && i.SegmentTag == "ZZZ" && i.Code == "6");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.SegmentOutOfSequence && i.SegmentTag == "BEG" && i.SegmentPosition == 7);
+    }
+
+    [Fact]
+    public void Edifact_composite_component_errors_use_0085_codes()
+    {
+        string text = "UNB+UNOA:3+S+R+261124:1200+9'UNH+1+ORDERS:D:96A:UN'BGM+220+PO1+9'DTM+137:20261124:102:EXTRA'NAD+XX'LIN+1++4000862141404:EN'QTY+21:abc'UNS+S'UNT+8+1'UNZ+1+9'";
+        var issues = Issues(text);
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.TooManyComponents && i.SegmentTag == "DTM" && i.Code == "16");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.InvalidCodeValue && i.SegmentTag == "NAD" && i.Code == "12");
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.InvalidCharacter && i.SegmentTag == "QTY" && i.ElementPosition == 1 && i.ComponentPosition == 2);
+        Assert.DoesNotContain(issues, i => i.SegmentTag == "BGM");
+    }
+
+    [Fact]
+    public void Unsupported_version_is_reported_not_thrown()
+    {
+        var issues = Issues("UNB+UNOA:3+S+R+261124:1200+9'UNH+1+ORDERS:D:93A:UN'BGM+220+PO1+9'UNT+3+1'UNZ+1+9'");
+        var i = Assert.Single(issues);
+        Assert.Equal(EdiErrorKind.SetNotSupported, i.Kind);
+        Assert.Contains("93A", i.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Hl_parent_must_exist_in_856()
+    {
+        var issues = Issues(TestUtil.Isa() + "GS*SH*S*R*20261124*1200*5*X*004010~ST*856*0001~BSN*00*SHIP1*20261124*1200~HL*1**S~HL*2*9*O~SE*5*0001~GE*1*5~IEA*1*000000001~");
+        Assert.Contains(issues, i => i.SegmentTag == "HL" && i.SegmentPosition == 4 && i.ElementPosition == 2);
+    }
+
+    [Fact]
+    public void Statuses_follow_the_severity_of_issues()
+    {
+        string bad = "ST*850*0002~CUR*BY*USD~SE*3*0002~";
+        string soft = "ST*850*0003~BEG*00*SA*PO-1**20261124~PO1*1*1*EA*1**VP*A~PID*F****D*EXTRA~SE*5*0003~";
+        string good = "ST*850*0001~BEG*00*SA*PO-1**20261124~PO1*1*1*EA*1**VP*A~SE*4*0001~";
+        var report = EdiValidation.Validate(TestUtil.Stream(TestUtil.Isa() + Gs + good + bad + soft + "GE*3*5~IEA*1*000000001~"));
+        var g = report.Interchanges[0].Groups[0];
+        Assert.Equal([EdiAckStatus.Accepted, EdiAckStatus.Rejected, EdiAckStatus.AcceptedWithErrors], g.Sets.Select(s => s.Status));
+        Assert.Equal(EdiAckStatus.PartiallyAccepted, g.Status);
+        Assert.Equal(2, g.AcceptedCount);
+    }
+}
