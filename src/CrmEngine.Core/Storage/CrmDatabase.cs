@@ -49,6 +49,10 @@ public sealed class CrmDatabase : IDisposable
         {
             throw new StoreException($"The database file '{FilePath}' cannot be opened: {ex.Message} Is another CrmEngine process using it?", ex);
         }
+        catch (LiteException ex)
+        {
+            throw new StoreException($"'{FilePath}' cannot be opened as a CrmEngine database (it is not a CrmEngine database or it is damaged): {ex.Message}", ex);
+        }
 
         try
         {
