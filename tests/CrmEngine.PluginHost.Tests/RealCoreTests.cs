@@ -1,0 +1,102 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Plugins;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core;
+using CrmEngine.Core.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace CrmEngine.PluginHost.Tests;
+
+/// <summary>The plugin host on the real core (LiteDB store, pipeline, async deliveries) in a generic host.</summary>
+public sealed class RealCoreTests : IDisposable
+{
+    private readonly PluginFolders _folders = new();
+
+    public void Dispose() => _folders.Dispose();
+
+    private IHost BuildHost(Dictionary<string, string?> settings)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            ContentRootPath = _folders.Root,
+            EnvironmentName = "Test",
+            DisableDefaults = true,
+        });
+        settings["Store:DataDirectory"] = Path.Combine(_folders.Root, "data");
+        settings["PluginHost:Directories:0"] = _folders.Plugins;
+        settings["Pipeline:AsyncRetryBaseDelay"] = "00:00:00.010";
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Services.AddCrmCore(builder.Configuration);
+        builder.Services.AddCrmPluginHost(builder.Configuration);
+        return builder.Build();
+    }
+
+    [Fact]
+    public async Task The_sample_plugin_adds_a_welcome_task_to_every_new_customer_through_the_real_store()
+    {
+        _folders.AddBuilt("sample.welcome");
+        _folders.AddBuilt("Fixture.Valid");
+        using var host = BuildHost(new()
+        {
+            ["Plugins:sample.welcome:DueInDays"] = "5",
+            ["Plugins:fixture.valid:Greeting"] = "vip",
+        });
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<PluginManager>();
+        Assert.All(manager.Plugins, p => Assert.Equal(PluginState.Active, p.State));
+        Assert.Equal("1.0.0", host.Services.GetRequiredService<IInstalledPlugins>().GetInstalledVersion("sample.welcome"));
+
+        var store = host.Services.GetRequiredService<IStoreProvider>().ForActor("user:test");
+        var before = DateTimeOffset.UtcNow;
+        var customer = await store.Customers.CreateAsync(new Customer { Name = "Acme Ltd", Owner = "rep.anna" });
+
+        // PreOperation handler of the valid fixture changed the stored image in the same write.
+        Assert.Contains("vip", customer.Tags);
+
+        IReadOnlyList<Activity> activities = [];
+        await Eventually.TrueAsync(() =>
+        {
+            activities = store.Activities.FindAsync(IndexedField.CustomerId, customer.Id).GetAwaiter().GetResult();
+            return activities.Count > 0;
+        }, "the async welcome handler ran");
+        var welcome = Assert.Single(activities);
+        Assert.Equal((ActivityType.Task, "Welcome", "rep.anna", "sample.welcome"), (welcome.Type, welcome.Subject, welcome.Owner, welcome.Source));
+        Assert.InRange(welcome.DueAt!.Value, before.AddDays(5).AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(5).AddMinutes(1));
+
+        // The audit log names the plugin as the author of the activity.
+        var audit = await store.Audit.ForEntityAsync(EntityNames.Activity, welcome.Id);
+        Assert.Contains(audit, a => a.Actor == "plugin:sample.welcome");
+
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_plugin_whose_async_handler_keeps_failing_in_the_real_pipeline_is_malfunctioned()
+    {
+        _folders.AddBuilt("Fixture.FaultyHandler");
+        _folders.AddBuilt("sample.welcome");
+        using var host = BuildHost(new()
+        {
+            ["PluginHost:FailureThreshold"] = "3",
+            ["Pipeline:AsyncMaxAttempts"] = "20",
+        });
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<PluginManager>();
+        Assert.Equal(PluginState.Active, manager.Find("fixture.faulty")!.State);
+
+        var store = host.Services.GetRequiredService<IStoreProvider>().ForActor("user:test");
+        var customer = await store.Customers.CreateAsync(new Customer { Name = "Beta GmbH" });
+
+        await Eventually.TrueAsync(() => manager.Find("fixture.faulty")!.State == PluginState.Malfunctioned, "the breaker trips");
+        Assert.StartsWith("3 failures within 00:05:00; last: handler fixture.faulty:AlwaysThrowsHandler", manager.Find("fixture.faulty")!.Reason,
+            StringComparison.Ordinal);
+
+        // The engine and the other plugin go on.
+        Assert.Equal(PluginState.Active, manager.Find("sample.welcome")!.State);
+        await Eventually.TrueAsync(() => store.Activities.FindAsync(IndexedField.CustomerId, customer.Id).GetAwaiter().GetResult().Count == 1,
+            "the welcome plugin still handles the customer");
+        await host.StopAsync();
+    }
+}
