@@ -5,6 +5,7 @@ using CrmEngine.Core;
 using CrmEngine.Core.Storage;
 using CrmEngine.Host.Configuration;
 using CrmEngine.Host.Control;
+using CrmEngine.Host.Hosting;
 using CrmEngine.PluginHost;
 using Microsoft.Extensions.Configuration;
 
@@ -96,9 +97,9 @@ internal static class AdminCommands
                 throw new CommandRefusedException($"no database at {live}: nothing to back up (check Store:DataDirectory and --content-root).");
             }
 
-            if (CrmDatabase.IsInUse(live))
+            if (InstanceLock.IsHeld(store.DataDirectory, out var holder) || CrmDatabase.IsInUse(live))
             {
-                throw new CommandRefusedException($"the database {live} is in use by another process but no service answers on {endpoint}; " +
+                throw new CommandRefusedException($"the database {live} is in use by another process{holder} but no service answers on {endpoint}; " +
                                                   "enable the control channel (Host:ControlEnabled=true) or stop that process.");
             }
 
@@ -144,6 +145,11 @@ internal static class AdminCommands
             }
 
             var store = StoreOptionsOf(crm);
+            if (InstanceLock.IsHeld(store.DataDirectory, out var holder))
+            {
+                throw new CommandRefusedException($"cannot restore while the service is running on {store.DataDirectory}{holder}; stop it first (systemctl stop crm, or Ctrl+C), then run the restore again.");
+            }
+
             try
             {
                 var previous = CrmDatabase.Restore(source, store, crm.ContentRoot);

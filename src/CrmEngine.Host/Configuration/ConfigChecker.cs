@@ -50,7 +50,7 @@ internal static class ConfigChecker
         var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.CanWrite || IsCollection(p.PropertyType))
             .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
-        var before = problems.Count;
+        var unconvertible = false;
 
         foreach (var child in section.GetChildren())
         {
@@ -67,6 +67,7 @@ internal static class ConfigChecker
                 if (child.GetChildren().Any() && !IsCollection(target) && IsSimple(target))
                 {
                     problems.Add(new ConfigProblem(child.Path, $"expects a single {Describe(target)} value, not a section"));
+                    unconvertible = true;
                 }
 
                 continue;
@@ -75,10 +76,11 @@ internal static class ConfigChecker
             if (IsSimple(target) && !TryConvert(child.Value, target))
             {
                 problems.Add(new ConfigProblem(child.Path, $"'{child.Value}' is not a valid {Describe(target)}"));
+                unconvertible = true;
             }
         }
 
-        if (problems.Count > before)
+        if (unconvertible)
         {
             return;
         }

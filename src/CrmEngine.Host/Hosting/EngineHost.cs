@@ -74,6 +74,20 @@ internal static class EngineHost
             return ExitCodes.Usage;
         }
 
+        InstanceLock instanceLock;
+        try
+        {
+            var dataDirectory = Commands.AdminCommands.StoreOptionsOf(crm).DataDirectory;
+            instanceLock = InstanceLock.Acquire(dataDirectory);
+        }
+        catch (CommandRefusedException ex)
+        {
+            logFactory.Dispose();
+            await Console.Error.WriteLineAsync(ex.Message);
+            return ex.ExitCode;
+        }
+
+        using (instanceLock)
         using (logFactory)
         {
             var logger = logFactory.GetLogger("CrmEngine.Host");

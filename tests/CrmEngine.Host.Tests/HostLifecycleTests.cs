@@ -1,0 +1,99 @@
+using Xunit.Abstractions;
+
+namespace CrmEngine.Host.Tests;
+
+/// <summary>Start, the per-plugin lines and "ready", clean stop on signals, configuration errors.</summary>
+public sealed class HostLifecycleTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan StopBound = TimeSpan.FromSeconds(60);
+
+    [Theory]
+    [InlineData(CrmProcess.SIGTERM)]
+    [InlineData(CrmProcess.SIGINT)]
+    public async Task Starts_logs_a_line_per_plugin_then_ready_and_stops_cleanly_on_a_signal(int signal)
+    {
+        using var root = new TestRoot();
+        using var crm = CrmProcess.Start(root.Path, output);
+
+        await crm.WaitForReadyAsync();
+        var lines = crm.Lines.ToList();
+        var pluginLine = lines.FindIndex(l => l.Contains("Plugin sample.welcome 1.0.0 Active", StringComparison.Ordinal));
+        var readyLine = lines.FindIndex(l => l.Contains("CrmEngine ready", StringComparison.Ordinal));
+        Assert.True(pluginLine >= 0, "no line for the sample plugin:\n" + crm.Output);
+        Assert.True(pluginLine < readyLine, "the plugin line must come before ready");
+        Assert.True(File.Exists(Path.Combine(root.DataDirectory, "crm.db")), "the database is created under ./data of the content root");
+
+        crm.Signal(signal);
+        var code = await crm.WaitForExitAsync(StopBound);
+
+        Assert.Equal(0, code);
+        Assert.Contains("Store closed", crm.Output, StringComparison.Ordinal);
+        Assert.Contains("CrmEngine stopped", crm.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(root.Socket), "the control socket is removed on stop");
+        var log = await File.ReadAllTextAsync(Path.Combine(root.Path, "logs", "crm.log"));
+        Assert.Contains("CrmEngine ready", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_value_on_the_command_line_stops_start_up_naming_the_key()
+    {
+        using var root = new TestRoot();
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "--Pipeline:MaxDepth=0");
+
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Pipeline:MaxDepth", text, StringComparison.Ordinal);
+        Assert.Contains("between 1 and 64", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("CrmEngine ready", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_value_in_appsettings_stops_start_up_naming_the_key()
+    {
+        using var root = new TestRoot(s => s["Host"]!["ShutdownTimeout"] = "soon");
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "run");
+
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Host:ShutdownTimeout: 'soon' is not a valid duration", text, StringComparison.Ordinal);
+        Assert.Single(text.Split('\n'), l => l.Contains("configuration error", StringComparison.Ordinal));
+        Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Config_check_lists_every_bad_key_and_passes_on_the_default()
+    {
+        using var root = new TestRoot(s =>
+        {
+            s["Store"]!["FileName"] = "sub/dir.db";
+            s["Plugins"]!["sample.welcome"]!["Enabled"] = "perhaps";
+            s["PluginHost"]!["StartTimeot"] = "00:00:01";
+        });
+
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "config", "check");
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Store:FileName", text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: Plugins:sample.welcome:Enabled: 'perhaps' is not a valid boolean", text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: PluginHost:StartTimeot: unknown key", text, StringComparison.Ordinal);
+
+        using var good = new TestRoot();
+        var (okCode, okText) = await CrmProcess.RunAsync(good.Path, output, "config", "check");
+        Assert.Equal(0, okCode);
+        Assert.Contains("configuration OK", okText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_second_engine_on_the_same_data_folder_is_refused()
+    {
+        using var root = new TestRoot();
+        using var first = CrmProcess.Start(root.Path, output);
+        await first.WaitForReadyAsync();
+
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "run");
+
+        Assert.Equal(1, code);
+        Assert.Contains("another CrmEngine is already running", text, StringComparison.Ordinal);
+        Assert.Contains($"pid {first.Id}", text, StringComparison.Ordinal);
+        first.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await first.WaitForExitAsync(StopBound));
+    }
+}

@@ -1,0 +1,83 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Plugins;
+using CrmEngine.Abstractions.Store;
+using Microsoft.Extensions.Options;
+
+namespace Fixture.StreamWriter;
+
+/// <summary>Bound from <c>Plugins:fixture.stream</c>.</summary>
+public sealed class StreamOptions
+{
+    /// <summary>Every id whose create returned (was committed) is appended here, one per line, flushed to disk.</summary>
+    public string? AckFile { get; set; }
+
+    /// <summary>Pause between writes; 0 writes as fast as the store takes them.</summary>
+    public int DelayMilliseconds { get; set; }
+
+    /// <summary>Name prefix of the customers written.</summary>
+    public string Prefix { get; set; } = "stream";
+}
+
+public sealed class StreamWriterPlugin : CrmPlugin
+{
+    public override void ConfigureServices(IPluginBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.BindOptions<StreamOptions>();
+        builder.AddWorker<StreamWorker>();
+    }
+}
+
+/// <summary>Writes customers one after another until stopped (or killed).</summary>
+public sealed class StreamWorker(ICrmStore store, IOptions<StreamOptions> options) : IPluginWorker
+{
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value;
+        if (string.IsNullOrEmpty(o.AckFile))
+        {
+            return;
+        }
+
+        using var ack = new FileStream(o.AckFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.WriteThrough);
+        var n = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            Customer created;
+            try
+            {
+                created = await store.Customers.CreateAsync(new Customer
+                {
+                    Name = $"{o.Prefix}-{Environment.ProcessId}-{n++}",
+                    Emails = [$"c{n}.{Environment.ProcessId}@example.com"],
+                    Tags = ["stream"],
+                }, CancellationToken.None);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (StoreException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            // Acknowledged: the create returned, so the write is committed. Record it durably.
+            var line = System.Text.Encoding.ASCII.GetBytes(created.Id + "\n");
+            ack.Write(line);
+            ack.Flush(flushToDisk: true);
+
+            if (o.DelayMilliseconds > 0)
+            {
+                try
+                {
+                    await Task.Delay(o.DelayMilliseconds, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
