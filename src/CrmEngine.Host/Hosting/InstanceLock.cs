@@ -6,7 +6,7 @@ namespace CrmEngine.Host.Hosting;
 /// <summary>
 /// One engine per data folder: the running engine holds <c>crm.lock</c> in the data folder open
 /// exclusively (an OS lock, released by the OS when the process dies, even on SIGKILL) and writes its
-/// pid into it. Taken before the database is opened; commands check it before touching the file.
+/// pid into <c>crm.pid</c> beside it. Taken before the database is opened; commands check it before touching the file.
 /// </summary>
 internal sealed class InstanceLock : IDisposable
 {
@@ -23,6 +23,8 @@ internal sealed class InstanceLock : IDisposable
     public string Path { get; }
 
     public static string PathFor(string dataDirectory) => System.IO.Path.Combine(dataDirectory, FileName);
+
+    private static string PidPath(string lockPath) => System.IO.Path.ChangeExtension(lockPath, ".pid");
 
     /// <summary>Takes the lock, or explains in one line who holds it.</summary>
     public static InstanceLock Acquire(string dataDirectory)
@@ -43,10 +45,16 @@ internal sealed class InstanceLock : IDisposable
             throw new CommandRefusedException($"cannot lock {path}: permission denied (does the service account own {dataDirectory}?).");
         }
 
-        stream.SetLength(0);
-        var pid = Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
-        stream.Write(pid);
-        stream.Flush(flushToDisk: true);
+        // The lock itself cannot be read by others while held (OS lock): the pid goes beside it.
+        try
+        {
+            File.WriteAllText(PidPath(path), Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n", Encoding.ASCII);
+        }
+        catch (IOException)
+        {
+            // Informative only.
+        }
+
         return new InstanceLock(stream, path);
     }
 
@@ -80,9 +88,7 @@ internal sealed class InstanceLock : IDisposable
     {
         try
         {
-            using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            using var text = new StreamReader(reader);
-            var pid = text.ReadLine()?.Trim();
+            var pid = File.Exists(PidPath(path)) ? File.ReadAllText(PidPath(path)).Trim() : null;
             return string.IsNullOrEmpty(pid) ? "" : $" (pid {pid})";
         }
         catch (IOException)
