@@ -73,6 +73,11 @@ public sealed class PluginManager : IAsyncDisposable
             }
 
             _started = true;
+            foreach (var dir in Directories.Where(d => !System.IO.Directory.Exists(d)))
+            {
+                _logger.LogWarning("Plugin folder {PluginDirectory} does not exist; no plugins are loaded from it", dir);
+            }
+
             var candidates = PluginResolver.Resolve(PluginResolver.Discover(Directories), _configuration,
                 SemVersion.Parse(CrmSdk.Version));
             var runtimes = candidates.Select(c => new PluginRuntime(c)).ToList();

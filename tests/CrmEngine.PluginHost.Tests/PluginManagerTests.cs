@@ -108,6 +108,45 @@ public sealed class PluginManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stop_that_hangs_is_abandoned_after_the_stop_timeout_and_the_others_still_stop()
+    {
+        _folders.AddBuilt("Fixture.Valid");
+        _folders.AddManifestFixture("needs-valid");
+        var log = _folders.File1("both.log");
+        var settings = ValidSettings(log);
+        settings["Plugins:fixture.dependent:CallLog"] = log;
+        settings["Plugins:fixture.dependent:HangOnStop"] = "true";
+        await using var h = new Harness(_folders, settings, o => o.StopTimeout = TimeSpan.FromMilliseconds(200));
+        await h.StartAsync();
+
+        var stopping = h.Manager.StopAsync(CancellationToken.None);
+        Assert.Same(stopping, await Task.WhenAny(stopping, Task.Delay(TimeSpan.FromSeconds(20))));
+        var lines = PluginFolders.ReadLines(log);
+        Assert.Contains("stop fixture.dependent", lines);
+        Assert.Contains("stop fixture.valid", lines);
+        Assert.Contains(h.Logs.Messages, m => m.Contains("fixture.dependent", StringComparison.Ordinal)
+                                              && m.Contains("StopAsync did not finish within 200 ms and was abandoned", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_plugin_that_throws_in_ConfigureServices_is_malfunctioned_and_never_started()
+    {
+        _folders.AddBuilt("Fixture.Valid");
+        var log = _folders.File1("v.log");
+        var settings = ValidSettings(log);
+        settings["Plugins:fixture.valid:ThrowInConfigure"] = "true";
+        await using var h = new Harness(_folders, settings);
+        await h.StartAsync();
+
+        var info = h.Plugin("fixture.valid");
+        Assert.Equal((PluginState.Malfunctioned, "ConfigureServices threw InvalidOperationException: the fixture cannot configure itself"),
+            (info.State, info.Reason));
+        Assert.Empty(PluginFolders.ReadLines(log));
+        Assert.Empty(h.Registry.Registrations);
+        Assert.False(h.Installed.Versions.ContainsKey("fixture.valid"));
+    }
+
+    [Fact]
     public async Task A_plugin_that_throws_on_start_is_malfunctioned_and_the_others_start()
     {
         _folders.AddBuilt("Fixture.Valid");
