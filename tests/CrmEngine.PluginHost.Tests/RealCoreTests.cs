@@ -99,4 +99,23 @@ public sealed class RealCoreTests : IDisposable
             "the welcome plugin still handles the customer");
         await host.StopAsync();
     }
+
+    [Fact]
+    public async Task Invalid_plugin_host_options_stop_start_up_naming_the_member()
+    {
+        using var host = BuildHost(new() { ["PluginHost:FailureThreshold"] = "0" });
+        var ex = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => host.StartAsync());
+        Assert.Contains("FailureThreshold", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bundled_plugin_folders_hold_the_manifest_and_not_the_sdk()
+    {
+        var folder = Path.Combine(PluginFolders.FixturesDirectory, "sample.welcome");
+        Assert.True(File.Exists(Path.Combine(folder, "plugin.json")));
+        Assert.True(File.Exists(Path.Combine(folder, "CrmEngine.Samples.WelcomePlugin.dll")));
+        Assert.True(File.Exists(Path.Combine(folder, "CrmEngine.Samples.WelcomePlugin.deps.json")));
+        Assert.False(File.Exists(Path.Combine(folder, "CrmEngine.Abstractions.dll")));
+        Assert.Empty(Directory.GetFiles(folder, "Microsoft.Extensions.*.dll"));
+    }
 }
