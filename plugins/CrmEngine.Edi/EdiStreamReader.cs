@@ -167,6 +167,11 @@ public sealed class EdiStreamReader : IDisposable
     private void ProcessX12()
     {
         var tag = _tok.Tag;
+        if (_state == State.Outside && !Is(tag, 'I', 'S', 'A'))
+        {
+            throw _tok.Error($"expected an ISA interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
+        }
+
         if (Is(tag, 'I', 'S', 'A'))
         {
             if (_state != State.Outside)
@@ -318,6 +323,11 @@ public sealed class EdiStreamReader : IDisposable
     private void ProcessEdifact()
     {
         var tag = _tok.Tag;
+        if (_state == State.Outside && !Is(tag, 'U', 'N', 'B'))
+        {
+            throw _tok.Error($"expected a UNB interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
+        }
+
         if (Is(tag, 'U', 'N', 'B'))
         {
             if (_state != State.Outside)
