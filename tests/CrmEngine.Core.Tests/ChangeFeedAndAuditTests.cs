@@ -72,4 +72,19 @@ public class ChangeFeedAndAuditTests
         Assert.Contains(history[2].Changes, f => f is { Field: "Owner", Before: "\"rep:2\"", After: null });
         Assert.Equal(history.Select(h => h.Sequence), (await engine.Store.Changes.ReadAsync(0)).Select(r => r.Sequence));
     }
+
+    [Fact]
+    public async Task Audit_values_are_valid_json_text_even_with_quotes_and_line_breaks()
+    {
+        using var engine = new TestEngine();
+        const string name = "Say \"hi\"\n\\ 你好\t!";
+        var c = await engine.Store.Customers.CreateAsync(new Customer { Name = name, CreditLimit = 12.50m, Blacklisted = false });
+        var created = Assert.Single(await engine.Store.Audit.ForEntityAsync(EntityNames.Customer, c.Id));
+        var fields = created.Changes.ToDictionary(f => f.Field, f => f.After);
+
+        Assert.Equal(name, System.Text.Json.JsonSerializer.Deserialize<string>(fields["Name"]!));
+        Assert.Equal(12.50m, System.Text.Json.JsonSerializer.Deserialize<decimal>(fields["CreditLimit"]!));
+        Assert.Equal("false", fields["Blacklisted"]);
+        Assert.Equal(c.Id, System.Text.Json.JsonSerializer.Deserialize<string>(fields["Id"]!));
+    }
 }

@@ -186,7 +186,8 @@ public sealed class WritePipeline
 
         var now = _db.TimeProvider.GetUtcNow();
         var before = beforeDoc is null ? null : _db.Mapper.ToObject<T>(beforeDoc);
-        var after = input is null ? null : Copy(input);
+        // The caller (EntitySet) hands over a private copy: the pipeline owns it from here.
+        var after = input;
         if (after is not null)
         {
             Stamp(after, id, before, now);
@@ -275,8 +276,8 @@ public sealed class WritePipeline
         }));
         _db.Database.GetCollection(CrmDatabase.AuditCollection).Insert(new BsonDocument
         {
-            ["_id"] = seq,
-            ["key"] = AuditLog.Key(d.EntityName, id),
+            ["_id"] = AuditLog.Key(d.EntityName, id, seq),
+            ["seq"] = seq,
             ["entity"] = d.EntityName,
             ["entityId"] = id,
             ["op"] = op.ToString(),

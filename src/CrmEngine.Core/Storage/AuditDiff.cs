@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -84,6 +85,23 @@ internal static class AuditDiff
 
     public static string ToJson(BsonValue value)
     {
+        // Fast paths for the common scalars; documents and arrays go through Utf8JsonWriter.
+        switch (value.Type)
+        {
+            case BsonType.Null:
+                return "null";
+            case BsonType.String:
+                return Quote(value.AsString);
+            case BsonType.Boolean:
+                return value.AsBoolean ? "true" : "false";
+            case BsonType.Int32:
+                return value.AsInt32.ToString(CultureInfo.InvariantCulture);
+            case BsonType.Int64:
+                return value.AsInt64.ToString(CultureInfo.InvariantCulture);
+            case BsonType.Decimal:
+                return value.AsDecimal.ToString(CultureInfo.InvariantCulture);
+        }
+
         using var stream = new MemoryStream();
         using (var writer = new Utf8JsonWriter(stream, WriterOptions))
         {
@@ -91,6 +109,50 @@ internal static class AuditDiff
         }
 
         return Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+    }
+
+    private static string Quote(string text)
+    {
+        var plain = true;
+        foreach (var c in text)
+        {
+            if (c < ' ' || c == '"' || c == '\\')
+            {
+                plain = false;
+                break;
+            }
+        }
+
+        if (plain)
+        {
+            return string.Concat("\"", text, "\"");
+        }
+
+        var sb = new StringBuilder(text.Length + 8).Append('"');
+        foreach (var c in text)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (c < ' ')
+                    {
+                        sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                    }
+                    else
+                    {
+                        sb.Append(c);
+                    }
+
+                    break;
+            }
+        }
+
+        return sb.Append('"').ToString();
     }
 
     private static void Write(Utf8JsonWriter w, BsonValue v)

@@ -41,7 +41,14 @@ public sealed class AuditLog : IAuditLog
 
     public AuditLog(CrmDatabase database) => _db = database ?? throw new ArgumentNullException(nameof(database));
 
-    internal static string Key(string entity, string id) => entity + "\u0001" + id;
+    /// <summary>
+    /// Audit entries are keyed "entity\u0001id\u0001sequence" (sequence zero-padded): the primary key
+    /// alone gives one record's history in order, with no second index to maintain on every write.
+    /// </summary>
+    internal static string Key(string entity, string id, long sequence) =>
+        string.Concat(Prefix(entity, id), sequence.ToString("D19", CultureInfo.InvariantCulture));
+
+    private static string Prefix(string entity, string id) => entity + "\u0001" + id + "\u0001";
 
     public Task<IReadOnlyList<AuditEntry>> ForEntityAsync(string entity, string entityId, CancellationToken cancellationToken = default)
     {
@@ -49,10 +56,9 @@ public sealed class AuditLog : IAuditLog
         ArgumentException.ThrowIfNullOrEmpty(entityId);
         cancellationToken.ThrowIfCancellationRequested();
         IReadOnlyList<AuditEntry> entries = _db.Database.GetCollection(CrmDatabase.AuditCollection)
-            .Find(Query.EQ("key", Key(entity, entityId)))
-            .OrderBy(d => d["_id"].AsInt64)
+            .Find(Query.Between("_id", Prefix(entity, entityId), entity + "\u0001" + entityId + "\u0002"))
             .Select(d => new AuditEntry(
-                d["_id"].AsInt64,
+                d["seq"].AsInt64,
                 d["entity"].AsString,
                 d["entityId"].AsString,
                 Enum.Parse<ChangeOperation>(d["op"].AsString),

@@ -151,7 +151,6 @@ public sealed class CrmDatabase : IDisposable
             EnsureIndexes(entity);
         }
 
-        _db.GetCollection(AuditCollection).EnsureIndex("ix_key", "$.key");
         _db.GetCollection(DeliveriesCollection).EnsureIndex("ix_status", "$.status");
     }
 
