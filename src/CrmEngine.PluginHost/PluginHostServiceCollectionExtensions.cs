@@ -1,4 +1,5 @@
 using CrmEngine.Core.Pipeline;
+using CrmEngine.Core.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -17,6 +18,12 @@ public static class PluginHostServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
+        if (!services.Any(d => d.ServiceType == typeof(IStoreProvider)))
+        {
+            // Hosted services start in registration order: plugins must start after the store and stop before it.
+            throw new InvalidOperationException("Call AddCrmCore (or register the core seams) before AddCrmPluginHost.");
+        }
+
         services.AddOptions<PluginHostOptions>()
             .Bind(configuration.GetSection(PluginHostOptions.Section))
             .ValidateDataAnnotations()

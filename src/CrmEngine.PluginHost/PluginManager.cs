@@ -29,6 +29,7 @@ public sealed class PluginManager : IAsyncDisposable
     private readonly List<Task> _breakerStops = [];
     private volatile IReadOnlyList<PluginRuntime> _runtimes = [];
     private bool _started;
+    private int _disposed;
 
     public PluginManager(IOptions<PluginHostOptions> options, IConfiguration configuration, IStoreProvider stores,
         IInstalledPlugins installed, IWriteHandlerRegistry registry, PluginFaultBreaker breaker,
@@ -153,6 +154,11 @@ public sealed class PluginManager : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         _breaker.Tripped -= OnBreakerTripped;
         await StopAsync(CancellationToken.None);
         _lifecycle.Dispose();
