@@ -139,37 +139,51 @@ public sealed class AsyncDeliveryDispatcher : BackgroundService, IAsyncDeliverie
     /// <summary>Makes every due delivery whose handler is registered; returns how long to sleep until the next is due.</summary>
     internal async Task<TimeSpan> DeliverDueAsync(CancellationToken cancellationToken)
     {
-        var next = IdleWait;
         while (true)
         {
-            var handlers = _pipeline.Registry;
+            var registry = _pipeline.Registry;
+            var names = registry.AsyncHandlerNames();
+            if (names.Count == 0)
+            {
+                return IdleWait;
+            }
+
+            var pending = Query.EQ("status", nameof(AsyncDeliveryStatus.Pending));
+            var ofRegistered = Query.In("handler", names.Select(n => new BsonValue(n)));
             var now = _db.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
-            var candidates = Deliveries.Find(Query.EQ("status", nameof(AsyncDeliveryStatus.Pending)))
-                .Select(d => (Doc: d, Handler: handlers.FindAsync(d["entity"].AsString, d["handler"].AsString)))
-                .Where(x => x.Handler is not null)
-                .OrderBy(x => x.Doc["_id"].AsString, StringComparer.Ordinal)
-                .Take(BatchSize)
+            var due = Deliveries.Query()
+                .Where(Query.And(pending, ofRegistered, Query.LTE("due", now)))
+                .OrderBy("_id")
+                .Limit(BatchSize)
                 .ToList();
             var delivered = 0;
-            foreach (var (doc, handler) in candidates)
+            foreach (var doc in due)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var due = doc["due"].AsInt64;
-                if (due > now)
+                if (registry.FindAsync(doc["entity"].AsString, doc["handler"].AsString) is { } handler)
                 {
-                    var inMs = TimeSpan.FromMilliseconds(due - now);
-                    next = inMs < next ? inMs : next;
-                    continue;
+                    await DeliverAsync(doc, handler, cancellationToken);
+                    delivered++;
                 }
-
-                await DeliverAsync(doc, handler!, cancellationToken);
-                delivered++;
             }
 
-            if (delivered == 0 || candidates.Count < BatchSize)
+            if (due.Count == BatchSize && delivered > 0)
             {
-                return delivered > 0 ? TimeSpan.Zero : next;
+                continue;
             }
+
+            var next = Deliveries.Query()
+                .Where(Query.And(pending, ofRegistered, Query.GT("due", now)))
+                .OrderBy("due")
+                .Limit(1)
+                .FirstOrDefault();
+            if (next is null)
+            {
+                return IdleWait;
+            }
+
+            var wait = TimeSpan.FromMilliseconds(next["due"].AsInt64 - _db.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
+            return wait < TimeSpan.Zero ? TimeSpan.Zero : wait < IdleWait ? wait : IdleWait;
         }
     }
 

@@ -36,6 +36,10 @@ public sealed class WriteHandlerRegistry : IWriteHandlerRegistry
     public HandlerRegistration? FindAsync(string entityName, string handlerName) =>
         For(entityName, PipelineStage.Async).FirstOrDefault(h => h.HandlerName == handlerName);
 
+    /// <summary>Names of every async handler registered now.</summary>
+    public IReadOnlyList<string> AsyncHandlerNames() =>
+        _snapshot.Where(p => p.Key.Item2 == PipelineStage.Async).SelectMany(p => p.Value).Select(h => h.HandlerName).Distinct().ToList();
+
     private void Unregister(long seq)
     {
         lock (_gate)
