@@ -181,10 +181,10 @@ public sealed class PluginManagerTests : IDisposable
     public async Task Unsupported_sdk_missing_dependency_and_cycle_are_refused_with_reasons_and_the_rest_starts()
     {
         _folders.AddBuilt("Fixture.Valid");
-        _folders.AddManifestFixture("unsupported-sdk");
-        _folders.AddManifestFixture("missing-dependency");
-        _folders.AddManifestFixture("cycle-a");
-        _folders.AddManifestFixture("cycle-b");
+        _folders.AddBuilt("Fixture.UnsupportedSdk");
+        _folders.AddBuilt("Fixture.MissingDependency");
+        _folders.AddBuilt("Fixture.CycleA");
+        _folders.AddBuilt("Fixture.CycleB");
         await using var h = new Harness(_folders, ValidSettings(_folders.File1("v.log")));
         await h.StartAsync();
 
@@ -385,7 +385,7 @@ public sealed class PluginManagerTests : IDisposable
     {
         _folders.AddBuilt("Fixture.Valid");
         _folders.AddBuilt("Fixture.ThrowsOnStart");
-        _folders.AddManifestFixture("unsupported-sdk");
+        _folders.AddBuilt("Fixture.UnsupportedSdk");
         var noPlugin = Path.Combine(_folders.Plugins, "no-plugin");
         Directory.CreateDirectory(noPlugin);
         File.Copy(typeof(Assert).Assembly.Location, Path.Combine(noPlugin, "xunit.assert.dll"));
