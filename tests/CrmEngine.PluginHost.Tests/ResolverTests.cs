@@ -135,4 +135,25 @@ public sealed class ResolverTests : IDisposable
         Assert.StartsWith("no plugin.json in folder", Get(all, "empty").Reason, StringComparison.Ordinal);
         Assert.StartsWith("entry assembly P.dll not found in", Get(all, "no.entry").Reason, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_enabled_value_that_is_not_a_boolean_is_refused_naming_the_key()
+    {
+        Plugin("base");
+        var all = Resolve(new() { ["Plugins:base:Enabled"] = "nope" });
+        Assert.Equal((PluginState.NotSupported, "configuration Plugins:base:Enabled = 'nope' is not true or false"),
+            (Get(all, "base").State, Get(all, "base").Reason));
+    }
+
+    [Fact]
+    public void In_inspect_mode_a_failed_entry_check_also_refuses_dependents()
+    {
+        Plugin("base");
+        Plugin("user", deps: ["base"]);
+        var config = new ConfigurationBuilder().Build();
+        var all = PluginResolver.Resolve(PluginResolver.Discover([_root]), config, SemVersion.Parse("1.0.0"),
+            c => c.Id == "base" ? "no CrmPlugin subclass in P.dll" : null);
+        Assert.Equal("no CrmPlugin subclass in P.dll", Get(all, "base").Reason);
+        Assert.Equal((PluginState.NotSupported, "dependency base is not active (NotSupported)"), (Get(all, "user").State, Get(all, "user").Reason));
+    }
 }
