@@ -31,7 +31,8 @@ public sealed partial class CrmProcess : IDisposable
 
     public static string FixturePlugins => Path.Combine(AppContext.BaseDirectory, "host-fixture-plugins");
 
-    private CrmProcess(string workingDirectory, IReadOnlyList<string> args, ITestOutputHelper? output)
+    private CrmProcess(string workingDirectory, IReadOnlyList<string> args, ITestOutputHelper? output,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         _output = output;
         if (!File.Exists(CrmDll))
@@ -64,6 +65,11 @@ public sealed partial class CrmProcess : IDisposable
         }
 
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
         _process = new Process { StartInfo = start, EnableRaisingEvents = true };
         _process.OutputDataReceived += (_, e) => OnLine(e.Data, "", ref _stdoutOpen);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data, "[stderr] ", ref _stderrOpen);
@@ -75,6 +81,10 @@ public sealed partial class CrmProcess : IDisposable
 
     public static CrmProcess Start(string workingDirectory, ITestOutputHelper? output, params string[] args) =>
         new(workingDirectory, args, output);
+
+    public static CrmProcess StartWith(IReadOnlyDictionary<string, string> environment, string workingDirectory,
+        ITestOutputHelper? output, params string[] args) =>
+        new(workingDirectory, args, output, environment);
 
     /// <summary>Runs a command to its end; returns the exit code and everything it printed.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(string workingDirectory, ITestOutputHelper? output, params string[] args)

@@ -60,6 +60,33 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_bad_value_in_a_CRM_environment_variable_stops_start_up_naming_the_key()
+    {
+        using var root = new TestRoot();
+        using var crm = CrmProcess.StartWith(new Dictionary<string, string> { ["CRM_Store__FileName"] = "nested/crm.db" }, root.Path, output);
+        var code = await crm.WaitForExitAsync(StopBound);
+
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Store:FileName", crm.Output, StringComparison.Ordinal);
+        Assert.Contains("nested/crm.db", crm.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(root.DataDirectory, "crm.db")), "nothing is opened when the configuration is bad");
+    }
+
+    [Fact]
+    public async Task A_disabled_plugin_gets_its_line_with_the_reason_and_the_engine_still_gets_ready()
+    {
+        using var root = new TestRoot(s => s["Plugins"]!["sample.welcome"]!["Enabled"] = false);
+        using var crm = CrmProcess.Start(root.Path, output, "run");
+        await crm.WaitForReadyAsync();
+
+        var line = Assert.Single(crm.Lines, l => l.Contains("Plugin sample.welcome 1.0.0 Disabled", StringComparison.Ordinal));
+        Assert.Matches(@"Disabled: \S+", line);
+        Assert.Contains("0 of 1 plugins active", crm.Output, StringComparison.Ordinal);
+        crm.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await crm.WaitForExitAsync(StopBound));
+    }
+
+    [Fact]
     public async Task Config_check_lists_every_bad_key_and_passes_on_the_default()
     {
         using var root = new TestRoot(s =>
