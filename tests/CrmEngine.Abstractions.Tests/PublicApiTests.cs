@@ -47,10 +47,14 @@ public class PublicApiTests
     [Fact]
     public void CrmSdk_version_is_the_build_property_CrmSdkVersion()
     {
+        // The single place the SDK version is declared: CrmSdkVersion in Directory.Build.props.
+        var props = System.Xml.Linq.XDocument.Load(Path.Combine(SourceDirectory(), "..", "..", "Directory.Build.props"));
+        var declared = props.Descendants("CrmSdkVersion").Single().Value.Trim();
         var built = typeof(PublicApiTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
             .Single(a => a.Key == "CrmSdkVersion").Value;
-        Assert.Equal("1.0.0", built);
-        Assert.Equal(built, CrmSdk.Version);
+        Assert.Matches(@"^\d+\.\d+\.\d+$", declared);
+        Assert.Equal(declared, built);
+        Assert.Equal(declared, CrmSdk.Version);
         Assert.Equal(built, typeof(CrmSdk).Assembly.GetName().Version?.ToString(3));
     }
 
