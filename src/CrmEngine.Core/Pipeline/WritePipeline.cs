@@ -97,7 +97,11 @@ public sealed class WritePipeline
             return scope.Call(read);
         }
 
-        scope?.EnsureOpen();
+        if (scope is not null && ReferenceEquals(scope.Database, _db))
+        {
+            scope.EnsureOpen();
+        }
+
         return Task.FromResult(read());
     }
 

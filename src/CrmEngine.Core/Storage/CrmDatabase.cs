@@ -66,7 +66,7 @@ public sealed class CrmDatabase : IDisposable
         }
 
         _flushLog = CreateLogFlush(_db);
-        _executor = new WriteExecutor("CrmEngine store writer");
+        _executor = new WriteExecutor("CrmEngine store writer", () => _flushLog);
         _logger.LogInformation("Store opened: {File} (schema {Version}, last change {Sequence})", FilePath, SchemaVersion, _lastSequence);
     }
 
@@ -199,7 +199,7 @@ public sealed class CrmDatabase : IDisposable
             _current = null;
         }
 
-        _flushLog?.Invoke();
+        // The journal flush happens in the executor, once per group of commits, before any caller is told.
         foreach (var action in tx.AfterCommitActions)
         {
             action();
