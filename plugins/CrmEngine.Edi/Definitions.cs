@@ -41,6 +41,10 @@ public sealed class EdiElementDefinition
     /// <summary>Allowed code values, when the mapping relies on them; null means any value.</summary>
     public IReadOnlySet<string>? Codes { get; init; }
 
+    internal EdiElementDefinition[] ComponentArray => _componentArray ??= Components.ToArray();
+
+    private EdiElementDefinition[]? _componentArray;
+
     internal CodeSet? CodeBytes { get; init; }
 
     public IReadOnlyList<EdiElementDefinition> Components { get; init; } = [];
@@ -53,6 +57,10 @@ public sealed class EdiSegmentDefinition
     public string Name { get; init; } = "";
 
     public required IReadOnlyList<EdiElementDefinition> Elements { get; init; }
+
+    internal EdiElementDefinition[] ElementArray => _elementArray ??= Elements.ToArray();
+
+    private EdiElementDefinition[]? _elementArray;
 
     internal int PackedTag { get; init; }
 }
@@ -72,6 +80,10 @@ public sealed class EdiStructureEntry
     /// <summary>Set for a loop: its entries, the first being the trigger segment.</summary>
     public IReadOnlyList<EdiStructureEntry>? Children { get; init; }
 
+    internal EdiStructureEntry[]? ChildArray => _childArray ??= Children?.ToArray();
+
+    private EdiStructureEntry[]? _childArray;
+
     public bool IsLoop => Children != null;
 
     /// <summary>Packed tag of the segment, or of the loop's trigger segment.</summary>
@@ -89,6 +101,10 @@ public sealed class EdiMessageDefinition
     public required IReadOnlyList<string> Versions { get; init; }
 
     public required IReadOnlyList<EdiStructureEntry> Entries { get; init; }
+
+    internal EdiStructureEntry[] EntryArray => _entryArray ??= Entries.ToArray();
+
+    private EdiStructureEntry[]? _entryArray;
 }
 
 /// <summary>Small code list compared as bytes (no string allocation per element).</summary>

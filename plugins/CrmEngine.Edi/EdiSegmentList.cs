@@ -133,6 +133,13 @@ public sealed class EdiSegmentList
         return new ReadOnlySpan<byte>(_data, r.DataStart + s, e - s);
     }
 
+    internal void GetSegment(int index, out ReadOnlySpan<byte> data, out ReadOnlySpan<int> bounds)
+    {
+        ref var r = ref _segs[index];
+        bounds = new ReadOnlySpan<int>(_bounds, r.BoundsStart, r.ElementCount + 1);
+        data = new ReadOnlySpan<byte>(_data, r.DataStart, bounds[r.ElementCount] - 1);
+    }
+
     internal ReadOnlySpan<byte> RawOf(int index)
     {
         ref var r = ref _segs[index];

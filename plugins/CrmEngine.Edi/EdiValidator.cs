@@ -11,14 +11,18 @@ namespace CrmEngine.Edi;
 public sealed class EdiValidator
 {
     private static readonly SearchValues<byte> NotDigits = SearchValues.Create("0123456789"u8);
+    private static readonly SearchValues<byte> PlainAscii = SearchValues.Create(Enumerable.Range(0x20, 0x5F).Select(i => (byte)i).ToArray());
     private readonly EdiDefinitions _definitions;
     private Frame[] _frames = new Frame[16];
     private int _depth;
     private HashSet<string>? _hlIds;
+    private bool _plain;
+    private SearchValues<byte> _special = SearchValues.Create(":"u8);
+    private EdiDelimiters _specialFor;
 
     private struct Frame
     {
-        public IReadOnlyList<EdiStructureEntry> Entries;
+        public EdiStructureEntry[] Entries;
         public int[] Counts;
         public int Index;
         public string? LoopId;
@@ -76,9 +80,16 @@ public sealed class EdiValidator
         _set = set;
         _issues = set.Issues;
         _segs = set.Segments;
+        if (_specialFor != _segs.Delimiters)
+        {
+            var dl = _segs.Delimiters;
+            _specialFor = dl;
+            _special = SearchValues.Create(new[] { dl.Component, dl.Repetition, dl.Release }.Where(b => b != 0).Distinct().ToArray());
+        }
+
         _hlIds?.Clear();
         _depth = 0;
-        Push(definition.Entries, null);
+        Push(definition.EntryArray, null);
         bool trailerMissing = set.Issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
         for (_cur = 0; _cur < _segs.Count; _cur++)
         {
@@ -90,7 +101,7 @@ public sealed class EdiValidator
         while (_depth > 0)
         {
             ref var f = ref _frames[_depth - 1];
-            CheckMissing(ref f, f.Index, f.Entries.Count, trailerMissing);
+            CheckMissing(ref f, f.Index, f.Entries.Length, trailerMissing);
             _depth--;
         }
 
@@ -99,7 +110,7 @@ public sealed class EdiValidator
         _segs = null!;
     }
 
-    private void Push(IReadOnlyList<EdiStructureEntry> entries, string? loopId)
+    private void Push(EdiStructureEntry[] entries, string? loopId)
     {
         if (_depth == _frames.Length)
         {
@@ -107,13 +118,13 @@ public sealed class EdiValidator
         }
 
         ref var f = ref _frames[_depth++];
-        if (f.Counts == null || f.Counts.Length < entries.Count)
+        if (f.Counts == null || f.Counts.Length < entries.Length)
         {
-            f.Counts = new int[Math.Max(entries.Count, 8)];
+            f.Counts = new int[Math.Max(entries.Length, 8)];
         }
         else
         {
-            Array.Clear(f.Counts, 0, entries.Count);
+            Array.Clear(f.Counts, 0, entries.Length);
         }
 
         f.Entries = entries;
@@ -128,7 +139,7 @@ public sealed class EdiValidator
             ref var f = ref _frames[d];
             var entries = f.Entries;
             int j = -1;
-            for (int k = d > 0 ? Math.Max(f.Index, 1) : f.Index; k < entries.Count; k++)
+            for (int k = d > 0 ? Math.Max(f.Index, 1) : f.Index; k < entries.Length; k++)
             {
                 if (entries[k].TriggerTag == tag)
                 {
@@ -146,7 +157,7 @@ public sealed class EdiValidator
             while (_depth - 1 > d)
             {
                 ref var top = ref _frames[_depth - 1];
-                CheckMissing(ref top, top.Index, top.Entries.Count, false);
+                CheckMissing(ref top, top.Index, top.Entries.Length, false);
                 _depth--;
             }
 
@@ -161,12 +172,12 @@ public sealed class EdiValidator
                     SegmentIssue(EdiErrorKind.LoopOverMaximum, $"loop {e.Id} repeats more than {e.MaxUse} times", e.Id);
                 }
 
-                Push(e.Children!, e.Id);
+                Push(e.ChildArray!, e.Id);
                 _frames[_depth - 1].Counts[0] = 1;
                 var trigger = e.Children![0];
                 while (trigger.IsLoop)
                 {
-                    Push(trigger.Children!, trigger.Id);
+                    Push(trigger.ChildArray!, trigger.Id);
                     _frames[_depth - 1].Counts[0] = 1;
                     trigger = trigger.Children![0];
                 }
@@ -301,13 +312,17 @@ public sealed class EdiValidator
     private void ValidateElements(EdiSegmentDefinition def)
     {
         var d = _segs.Delimiters;
-        int count = _segs.ElementCountOf(_cur) - 1;
-        var defs = def.Elements;
-        int n = Math.Max(count, defs.Count);
+        _segs.GetSegment(_cur, out var data, out var bounds);
+        int count = bounds.Length - 2;
+        bool special = data.IndexOfAny(_special) >= 0;
+        bool hasRelease = special && d.Release != 0 && data.IndexOf(d.Release) >= 0;
+        _plain = data.IndexOfAnyExcept(PlainAscii) < 0;
+        var defs = def.ElementArray;
+        int n = Math.Max(count, defs.Length);
         for (int pos = 1; pos <= n; pos++)
         {
-            var raw = _segs.ElementOf(_cur, pos);
-            if (pos > defs.Count)
+            var raw = pos <= count ? data.Slice(bounds[pos], bounds[pos + 1] - 1 - bounds[pos]) : default;
+            if (pos > defs.Length)
             {
                 if (!raw.IsEmpty)
                 {
@@ -328,7 +343,7 @@ public sealed class EdiValidator
                 continue;
             }
 
-            if (d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && (d.Release == 0 || raw.IndexOf(d.Release) < 0))
+            if (special && d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && (!hasRelease || raw.IndexOf(d.Release) < 0))
             {
                 ElementIssue(EdiErrorKind.TooManyRepetitions, $"element {def.Tag}{pos:00} ({ed.Reference}) does not repeat", ed, pos, 0, raw);
                 continue;
@@ -336,45 +351,99 @@ public sealed class EdiValidator
 
             if (ed.Type == EdiDataType.Composite)
             {
-                var comps = ed.Components;
-                int cn = EdiText.CountComponents(raw, d);
-                if (cn > comps.Count)
-                {
-                    ElementIssue(EdiErrorKind.TooManyComponents, $"composite {def.Tag}{pos:00} ({ed.Reference}) has {cn} components, at most {comps.Count} allowed", ed, pos, comps.Count + 1, raw);
-                }
-
-                for (int c = 1; c <= comps.Count; c++)
-                {
-                    var cd = comps[c - 1];
-                    var cv = cn == 1 && c == 1 ? raw : EdiText.Component(raw, c, d);
-                    if (cv.IsEmpty)
-                    {
-                        if (cd.Usage == EdiUsage.Mandatory)
-                        {
-                            ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory component {def.Tag}{pos:00}-{c} ({cd.Reference}) is missing", cd, pos, c, default);
-                        }
-
-                        continue;
-                    }
-
-                    ValidateValue(cv, cd, def, pos, c);
-                }
-
+                ValidateComposite(def, ed, pos, raw, special, hasRelease, d);
                 continue;
             }
 
-            if (raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
+            if (special && raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
             {
                 ElementIssue(EdiErrorKind.TooManyComponents, $"simple element {def.Tag}{pos:00} ({ed.Reference}) cannot have components", ed, pos, 2, raw);
                 continue;
             }
 
-            ValidateValue(raw, ed, def, pos, 0);
+            if (hasRelease && raw.IndexOf(d.Release) >= 0)
+            {
+                ValidateEscaped(raw, d.Release, ed, def, pos, 0);
+            }
+            else
+            {
+                ValidateCore(raw, ed, def, pos, 0);
+            }
         }
 
         if (_set.Standard == EdiStandard.X12 && def.Tag == "HL")
         {
             CheckHierarchy();
+        }
+    }
+
+    private void ValidateComposite(EdiSegmentDefinition def, EdiElementDefinition ed, int pos, ReadOnlySpan<byte> raw, bool special, bool hasRelease, EdiDelimiters d)
+    {
+        var comps = ed.ComponentArray;
+        int c = 0;
+        int p = 0;
+        bool more = true;
+        while (more)
+        {
+            // next component: raw[p..end)
+            int end;
+            if (!special)
+            {
+                end = raw.Length;
+            }
+            else if (!hasRelease)
+            {
+                int i = raw[p..].IndexOf(d.Component);
+                end = i < 0 ? raw.Length : p + i;
+            }
+            else
+            {
+                end = p;
+                while (end < raw.Length && raw[end] != d.Component)
+                {
+                    end += raw[end] == d.Release ? 2 : 1;
+                }
+
+                end = Math.Min(end, raw.Length);
+            }
+
+            more = end < raw.Length;
+            var cv = raw[p..end];
+            p = end + 1;
+            c++;
+            if (c > comps.Length)
+            {
+                ElementIssue(EdiErrorKind.TooManyComponents, $"composite {def.Tag}{pos:00} ({ed.Reference}) has more than {comps.Length} components", ed, pos, c, raw);
+                return;
+            }
+
+            var cd = comps[c - 1];
+            if (cv.IsEmpty)
+            {
+                if (cd.Usage == EdiUsage.Mandatory)
+                {
+                    ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory component {def.Tag}{pos:00}-{c} ({cd.Reference}) is missing", cd, pos, c, default);
+                }
+
+                continue;
+            }
+
+            if (hasRelease && cv.IndexOf(d.Release) >= 0)
+            {
+                ValidateEscaped(cv, d.Release, cd, def, pos, c);
+            }
+            else
+            {
+                ValidateCore(cv, cd, def, pos, c);
+            }
+        }
+
+        for (c++; c <= comps.Length; c++)
+        {
+            if (comps[c - 1].Usage == EdiUsage.Mandatory)
+            {
+                ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory component {def.Tag}{pos:00}-{c} ({comps[c - 1].Reference}) is missing", comps[c - 1], pos, c, default);
+            }
         }
     }
 
@@ -394,54 +463,59 @@ public sealed class EdiValidator
         }
     }
 
-    private void ValidateValue(ReadOnlySpan<byte> input, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
+    private void ValidateValue(ReadOnlySpan<byte> raw, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
     {
-        var d = _segs.Delimiters;
-        scoped ReadOnlySpan<byte> raw = input;
-        Span<byte> tmp = stackalloc byte[256];
-        if (d.Release != 0 && raw.IndexOf(d.Release) >= 0)
+        byte release = _segs.Delimiters.Release;
+        if (release != 0 && raw.IndexOf(release) >= 0)
         {
-            if (raw.Length <= tmp.Length)
-            {
-                raw = tmp[..EdiText.Unescape(raw, d.Release, tmp)];
-            }
-            else
-            {
-                var big = new byte[raw.Length];
-                raw = big.AsSpan(0, EdiText.Unescape(raw, d.Release, big));
-            }
+            ValidateEscaped(raw, release, ed, seg, pos, comp);
+            return;
         }
 
-        string where = comp == 0 ? $"{seg.Tag}{pos:00}" : $"{seg.Tag}{pos:00}-{comp}";
+        ValidateCore(raw, ed, seg, pos, comp);
+    }
+
+    private void ValidateEscaped(ReadOnlySpan<byte> raw, byte release, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
+    {
+        var buf = raw.Length <= 256 ? stackalloc byte[256] : new byte[raw.Length];
+        ValidateCore(buf[..EdiText.Unescape(raw, release, buf)], ed, seg, pos, comp);
+    }
+
+    private void ValidateCore(ReadOnlySpan<byte> raw, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
+    {
+
         int length;
         switch (ed.Type)
         {
             case EdiDataType.N:
             case EdiDataType.R:
             {
-                var digits = raw;
-                if (digits.Length > 0 && (digits[0] == (byte)'-' || digits[0] == (byte)'+'))
-                {
-                    digits = digits[1..];
-                }
-
                 bool decimalAllowed = ed.Type == EdiDataType.R || _set.Standard == EdiStandard.Edifact;
-                int dot = decimalAllowed ? digits.IndexOfAny((byte)'.', (byte)',') : -1;
-                bool ok = digits.Length > 0;
-                if (dot >= 0)
+                int start = raw.Length > 0 && (raw[0] == (byte)'-' || raw[0] == (byte)'+') ? 1 : 0;
+                int digitCount = 0, marks = 0;
+                for (int i = start; i < raw.Length; i++)
                 {
-                    ok = digits.Length > 1 && digits[..dot].IndexOfAnyExcept(NotDigits) < 0 && digits[(dot + 1)..].IndexOfAnyExcept(NotDigits) < 0;
-                    length = digits.Length - 1;
-                }
-                else
-                {
-                    ok = ok && digits.IndexOfAnyExcept(NotDigits) < 0;
-                    length = digits.Length;
+                    uint c = (uint)(raw[i] - (byte)'0');
+                    if (c <= 9)
+                    {
+                        digitCount++;
+                    }
+                    else if (decimalAllowed && (raw[i] == (byte)'.' || raw[i] == (byte)','))
+                    {
+                        marks++;
+                    }
+                    else
+                    {
+                        marks = 2;
+                        break;
+                    }
                 }
 
+                bool ok = digitCount > 0 && marks <= 1;
+                length = digitCount;
                 if (!ok)
                 {
-                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{where} ({ed.Reference}) must be numeric", ed, pos, comp, raw);
+                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) must be numeric", ed, pos, comp, raw);
                     return;
                 }
 
@@ -452,7 +526,7 @@ public sealed class EdiValidator
                 length = raw.Length;
                 if (!IsDate(raw))
                 {
-                    ElementIssue(EdiErrorKind.InvalidDate, $"{where} ({ed.Reference}) is not a valid date", ed, pos, comp, raw);
+                    ElementIssue(EdiErrorKind.InvalidDate, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is not a valid date", ed, pos, comp, raw);
                     return;
                 }
 
@@ -461,17 +535,29 @@ public sealed class EdiValidator
                 length = raw.Length;
                 if (!IsTime(raw))
                 {
-                    ElementIssue(EdiErrorKind.InvalidTime, $"{where} ({ed.Reference}) is not a valid time", ed, pos, comp, raw);
+                    ElementIssue(EdiErrorKind.InvalidTime, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is not a valid time", ed, pos, comp, raw);
                     return;
                 }
 
                 break;
             default:
+                if (_plain || raw.IndexOfAnyExcept(PlainAscii) < 0)
+                {
+                    length = raw.Length;
+                    if (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
+                    {
+                        ElementIssue(EdiErrorKind.InvalidCharacter, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) must be alphabetic", ed, pos, comp, raw);
+                        return;
+                    }
+
+                    break;
+                }
+
                 length = CharLength(raw);
                 if (raw.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0 || (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
                     || (_set.Standard == EdiStandard.Edifact && _set.Interchange.CharacterSet is "UNOA" or "UNOB" && raw.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
                 {
-                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{where} ({ed.Reference}) contains a character not allowed here", ed, pos, comp, raw);
+                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) contains a character not allowed here", ed, pos, comp, raw);
                     return;
                 }
 
@@ -480,17 +566,19 @@ public sealed class EdiValidator
 
         if (length < ed.MinLength)
         {
-            ElementIssue(EdiErrorKind.ElementTooShort, $"{where} ({ed.Reference}) is shorter than {ed.MinLength}", ed, pos, comp, raw);
+            ElementIssue(EdiErrorKind.ElementTooShort, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is shorter than {ed.MinLength}", ed, pos, comp, raw);
         }
         else if (length > ed.MaxLength)
         {
-            ElementIssue(EdiErrorKind.ElementTooLong, $"{where} ({ed.Reference}) is longer than {ed.MaxLength}", ed, pos, comp, raw);
+            ElementIssue(EdiErrorKind.ElementTooLong, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is longer than {ed.MaxLength}", ed, pos, comp, raw);
         }
         else if (ed.CodeBytes != null && !ed.CodeBytes.Contains(raw))
         {
-            ElementIssue(EdiErrorKind.InvalidCodeValue, $"{where} ({ed.Reference}) code value is not allowed", ed, pos, comp, raw);
+            ElementIssue(EdiErrorKind.InvalidCodeValue, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) code value is not allowed", ed, pos, comp, raw);
         }
     }
+
+    private static string Where(string tag, int pos, int comp) => comp == 0 ? $"{tag}{pos:00}" : $"{tag}{pos:00}-{comp}";
 
     private int CharLength(ReadOnlySpan<byte> raw)
     {
@@ -511,7 +599,22 @@ public sealed class EdiValidator
         return raw.Length;
     }
 
-    private static int Num(ReadOnlySpan<byte> s) => s.IndexOfAnyExcept(NotDigits) >= 0 ? -1 : int.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
+    private static int Num(ReadOnlySpan<byte> s)
+    {
+        int v = 0;
+        foreach (byte b in s)
+        {
+            uint c = (uint)(b - (byte)'0');
+            if (c > 9)
+            {
+                return -1;
+            }
+
+            v = (v * 10) + (int)c;
+        }
+
+        return v;
+    }
 
     private static bool IsDate(ReadOnlySpan<byte> v)
     {

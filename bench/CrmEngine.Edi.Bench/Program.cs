@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Globalization;
+using CrmEngine.Edi;
+
+// Usage: dotnet run -c Release --project bench/CrmEngine.Edi.Bench [sizeMB=100] [file]
+// Prints wall-clock MB/s and MB per CPU-second (process CPU time), because the machine may be shared.
+int sizeMb = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100;
+string path = args.Length > 1 ? args[1] : Path.Combine(Path.GetTempPath(), $"edi-bench-{sizeMb}mb.edi");
+long target = sizeMb * 1024L * 1024L;
+var proc = Process.GetCurrentProcess();
+
+Console.WriteLine($"EDI bench: {sizeMb} MB target, file {path}, {Environment.ProcessorCount} cores");
+
+// ---- write: typed documents -> X12 850 and EDIFACT ORDERS interchanges ------------------------
+long docs = 0;
+var rnd = new Random(7);
+var x12Batch = Enumerable.Range(0, 500).Select(i => MakeOrder(true, i, rnd)).ToList();
+var edifactBatch = Enumerable.Range(0, 500).Select(i => MakeOrder(false, i, rnd)).ToList();
+var (wall, cpu) = Measure(() =>
+{
+    using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+    var numbers = new EdiControlNumberSequence();
+    var x12 = new EdiWriterOptions { Standard = EdiStandard.X12, SenderId = "BUYER", ReceiverId = "SELLER", ControlNumbers = numbers, SegmentSuffix = "\n" };
+    var edifact = new EdiWriterOptions { Standard = EdiStandard.Edifact, CharacterSet = "UNOC", SenderId = "5412345000013", SenderQualifier = "14", ReceiverId = "4012345000009", ReceiverQualifier = "14", ControlNumbers = numbers, SegmentSuffix = "\n" };
+    while (fs.Position < target)
+    {
+        bool isX12 = (docs / 500) % 2 == 0;
+        EdiDocuments.WriteInterchange(fs, isX12 ? x12 : edifact, isX12 ? x12Batch : edifactBatch);
+        docs += 500;
+    }
+});
+long size = new FileInfo(path).Length;
+double mb = size / (1024.0 * 1024.0);
+Console.WriteLine($"write typed docs -> EDI: {docs:N0} orders (X12 850 + EDIFACT ORDERS), {mb:F1} MB: {Rate(wall, cpu)}");
+
+for (int round = 1; round <= 2; round++)
+{
+    Console.WriteLine($"-- round {round} (round 1 includes JIT and cold cache)");
+
+    long terminators = 0;
+    var buf = new byte[1 << 20];
+    var (w0, c0) = Measure(() =>
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        int n;
+        while ((n = fs.Read(buf, 0, buf.Length)) > 0)
+        {
+            var span = buf.AsSpan(0, n);
+            terminators += span.Count((byte)'~') + span.Count((byte)'\'');
+        }
+    });
+    Console.WriteLine($"baseline byte scan, vectorized (Span.Count): {terminators:N0} terminators  {Rate(w0, c0)}");
+
+    long loopCount = 0;
+    var (wl, cl) = Measure(() =>
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        int n;
+        while ((n = fs.Read(buf, 0, buf.Length)) > 0)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                byte b = buf[i];
+                if (b == (byte)'~' || b == (byte)'\'')
+                {
+                    loopCount++;
+                }
+            }
+        }
+    });
+    Console.WriteLine($"baseline byte scan, byte-by-byte loop:      {loopCount:N0} terminators  {Rate(wl, cl)}");
+
+    long segments = 0;
+    var (w1, c1) = Measure(() =>
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        using var tok = new EdiTokenizer(fs);
+        while (tok.ReadSegment())
+        {
+            segments++;
+        }
+    });
+    Console.WriteLine($"tokenize:                {segments:N0} segments  {Rate(w1, c1)}  = {cl / c1:F2}x byte-loop scan (cpu)");
+
+    EdiValidationReport? report = null;
+    long before = GC.GetAllocatedBytesForCurrentThread();
+    var (w2, c2) = Measure(() => report = EdiValidation.ValidateFile(path, new EdiValidationOptions { MaxRetainedSets = 1000 }));
+    long alloc = GC.GetAllocatedBytesForCurrentThread() - before;
+    Console.WriteLine($"parse+validate (envelopes, structure, elements): {report!.SetCount:N0} sets, {report.AllIssues.Count()} issues  {Rate(w2, c2)}  = {c0 / c2:F2}x vectorized scan, {cl / c2:F2}x byte-loop scan (cpu); allocated {alloc / (1024.0 * 1024.0):F1} MB, working set {Environment.WorkingSet / (1024 * 1024)} MB");
+}
+
+if (Environment.GetEnvironmentVariable("EDI_BENCH_KEEP") != "1")
+{
+    File.Delete(path);
+}
+
+return 0;
+
+string Rate(double wallSeconds, double cpuSeconds)
+    => $"{wallSeconds:F2} s wall = {mb / wallSeconds,7:F1} MB/s | {cpuSeconds:F2} s cpu = {mb / cpuSeconds,7:F1} MB/cpu-s";
+
+(double Wall, double Cpu) Measure(Action action)
+{
+    proc.Refresh();
+    var cpu0 = proc.TotalProcessorTime;
+    var sw = Stopwatch.StartNew();
+    action();
+    sw.Stop();
+    proc.Refresh();
+    return (sw.Elapsed.TotalSeconds, Math.Max(1e-3, (proc.TotalProcessorTime - cpu0).TotalSeconds));
+}
+
+static EdiBusinessDocument MakeOrder(bool x12, long n, Random rnd)
+{
+    var d = new EdiBusinessDocument
+    {
+        Type = EdiDocumentType.PurchaseOrder,
+        Standard = x12 ? EdiStandard.X12 : EdiStandard.Edifact,
+        Version = x12 ? "004010" : "D96A",
+        Number = "PO-" + n.ToString(CultureInfo.InvariantCulture),
+        Date = "20261124",
+        Currency = x12 ? "USD" : "EUR",
+        Purpose = x12 ? "00" : "9",
+        Status = x12 ? "SA" : "",
+    };
+    d.Dates.Add(new EdiDate(x12 ? "002" : "2", "20261201"));
+    d.Parties.Add(new EdiParty { Role = "BY", Name = x12 ? "Acme Retail Corp" : "Société Générale d'Épicerie", IdQualifier = x12 ? "92" : "9", Id = "0042", Street = "12 Harbour Street", City = "Boston", PostalCode = "02110", Country = "US" });
+    d.Parties.Add(new EdiParty { Role = "ST", Name = "Distribution Center " + (n % 17).ToString(CultureInfo.InvariantCulture), IdQualifier = x12 ? "92" : "9", Id = "0043" });
+    int lines = rnd.Next(1, 12);
+    decimal total = 0;
+    for (int i = 1; i <= lines; i++)
+    {
+        var l = new EdiLine { LineNumber = i.ToString(CultureInfo.InvariantCulture), Quantity = rnd.Next(1, 500), Unit = x12 ? "EA" : "PCE", UnitPrice = rnd.Next(100, 99999) / 100m, Description = "Item description " + i.ToString(CultureInfo.InvariantCulture) };
+        l.ItemIds.Add(new EdiItemId(x12 ? "VP" : "EN", "40008621" + rnd.Next(10000, 99999).ToString(CultureInfo.InvariantCulture)));
+        l.ItemIds.Add(new EdiItemId(x12 ? "UP" : "SA", "ART-" + rnd.Next(1000, 9999).ToString(CultureInfo.InvariantCulture)));
+        total += l.Quantity!.Value * l.UnitPrice!.Value;
+        d.Lines.Add(l);
+    }
+
+    d.TotalAmount = total;
+    return d;
+}
