@@ -1,6 +1,7 @@
 using CrmEngine.Abstractions.Scheduling;
 using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
+using CrmEngine.Scheduling.Admin;
 using CrmEngine.Scheduling.Calendars;
 using CrmEngine.Scheduling.Jobs;
 using Microsoft.Extensions.Configuration;
@@ -40,6 +41,8 @@ public static class SchedulingServiceCollectionExtensions
             sp.GetService<ILogger<JobScheduler>>(),
             () => sp.GetServices<IHandlerFaultObserver>()));
         services.TryAddSingleton(sp => new JobAdministration(sp.GetRequiredService<JobScheduler>()));
+        services.TryAddSingleton(sp => new SchedulingControl(sp.GetRequiredService<JobAdministration>(),
+            sp.GetRequiredService<IBusinessCalendars>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IScheduler>(sp => sp.GetRequiredService<JobScheduler>().ForOwner(JobScheduler.CoreOwner));
         services.AddHostedService(sp => new SchedulerService(sp.GetRequiredService<JobScheduler>(), sp,
             sp.GetRequiredService<ILogger<SchedulerService>>()));
