@@ -129,9 +129,13 @@ public sealed class EdiIssue
             sb.Append(Standard == EdiStandard.X12 ? " set " : " message ").Append(SetId).Append(' ').Append(SetControlNumber);
         }
 
-        if (SegmentPosition > 0 || SegmentTag != null)
+        if (SegmentPosition > 0)
         {
             sb.Append(" segment ").Append(SegmentPosition).Append(' ').Append(SegmentTag);
+        }
+        else if (SegmentTag != null)
+        {
+            sb.Append(" segment ").Append(SegmentTag);
         }
 
         if (ElementPosition > 0)
