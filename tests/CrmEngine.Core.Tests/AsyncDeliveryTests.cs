@@ -1,3 +1,4 @@
+using CrmEngine.Core;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Pipeline;
 using CrmEngine.Abstractions.Store;
@@ -166,6 +167,43 @@ public class AsyncDeliveryTests
         var parked = await Eventually(() => dispatcher.ListAsync(AsyncDeliveryStatus.Parked), l => l.Count == 1);
         Assert.Contains("did not finish", Assert.Single(parked).LastError);
         Assert.Contains(engine.Observer.FailedSnapshot(), f => f.Handler == "sales:FollowUp" && f.Error is TimeoutException);
+        await dispatcher.StopAsync(CancellationToken.None);
+    }
+}
+
+public class AsyncLoopTests
+{
+    [Fact]
+    public async Task Async_handlers_that_keep_triggering_themselves_are_stopped_by_the_depth_guard()
+    {
+        using var engine = new TestEngine(new PipelineOptions
+        {
+            MaxDepth = 3,
+            AsyncMaxAttempts = 1,
+            AsyncRetryBaseDelay = TimeSpan.FromMilliseconds(5),
+        });
+        using var dispatcher = new AsyncDeliveryDispatcher(engine.Pipeline);
+        using var _ = engine.On<Customer>("echo", PipelineStage.Async, async (e, ct) =>
+        {
+            var c = await engine.Store.Customers.GetAsync(e.EntityId, ct);
+            c!.SalesStatus = "echo " + e.Sequence;
+            await engine.Store.Customers.UpdateAsync(c, ct);
+        }, name: "echo:Loop");
+        await dispatcher.StartAsync(CancellationToken.None);
+
+        var created = await engine.Store.Customers.CreateAsync(TestEngine.NewCustomer());
+
+        IReadOnlyList<AsyncDeliveryInfo> parked = [];
+        for (var i = 0; i < 1500 && parked.Count == 0; i++)
+        {
+            await Task.Delay(20);
+            parked = await dispatcher.ListAsync(AsyncDeliveryStatus.Parked);
+        }
+
+        var d = Assert.Single(parked);
+        Assert.Contains("depth limit of 3", d.LastError);
+        // create (depth 1) -> update (2) -> update (3) -> the fourth write is refused.
+        Assert.Equal(3, (await engine.Store.Customers.GetAsync(created.Id))!.Version);
         await dispatcher.StopAsync(CancellationToken.None);
     }
 }

@@ -153,3 +153,23 @@ public class BackupRestoreTests
         }
     }
 }
+
+public class InUseTests
+{
+    [Fact]
+    public void A_database_is_in_use_while_open_and_free_after_dispose()
+    {
+        var engine = new TestEngine();
+        try
+        {
+            Assert.True(CrmDatabase.IsInUse(engine.Options));
+            engine.Database.Dispose();
+            Assert.False(CrmDatabase.IsInUse(engine.Options));
+            Assert.False(CrmDatabase.IsInUse(Path.Combine(engine.Folder, "missing.db")));
+        }
+        finally
+        {
+            engine.Dispose();
+        }
+    }
+}

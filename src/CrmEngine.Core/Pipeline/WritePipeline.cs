@@ -272,12 +272,23 @@ public sealed class WritePipeline
             ["actor"] = ctx.Actor,
         });
 
-        var changes = new BsonArray(AuditDiff.Compute(beforeDoc, afterDoc).Select(c => (BsonValue)new BsonDocument
+        var changes = new BsonArray();
+        foreach (var c in AuditDiff.Compute(beforeDoc, afterDoc))
         {
-            ["f"] = c.Field,
-            ["b"] = c.Before is null ? BsonValue.Null : new BsonValue(c.Before),
-            ["a"] = c.After is null ? BsonValue.Null : new BsonValue(c.After),
-        }));
+            // Absent sides are left out (a create has no "b", a delete no "a"): smaller audit documents.
+            var change = new BsonDocument { ["f"] = c.Field };
+            if (c.Before is not null)
+            {
+                change["b"] = c.Before;
+            }
+
+            if (c.After is not null)
+            {
+                change["a"] = c.After;
+            }
+
+            changes.Add(change);
+        }
         _db.Database.GetCollection(CrmDatabase.AuditCollection).Insert(new BsonDocument
         {
             ["_id"] = AuditLog.Key(d.EntityName, id, seq),

@@ -66,8 +66,8 @@ public sealed class AuditLog : IAuditLog
                 d["actor"].AsString,
                 d["changes"].AsArray.Select(c => new FieldChange(
                     c["f"].AsString,
-                    c["b"].IsNull ? null : c["b"].AsString,
-                    c["a"].IsNull ? null : c["a"].AsString)).ToList()))
+                    c.AsDocument.TryGetValue("b", out var b) && b.IsString ? b.AsString : null,
+                    c.AsDocument.TryGetValue("a", out var a) && a.IsString ? a.AsString : null)).ToList()))
             .ToList();
         return Task.FromResult(entries);
     }

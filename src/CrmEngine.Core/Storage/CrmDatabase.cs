@@ -317,6 +317,9 @@ public sealed class CrmDatabase : IDisposable
     internal static string LogFileOf(string dataFile) =>
         Path.Combine(Path.GetDirectoryName(dataFile) ?? "", Path.GetFileNameWithoutExtension(dataFile) + "-log" + Path.GetExtension(dataFile));
 
+    /// <summary>True when the database configured by <paramref name="options"/> is open (see <see cref="IsInUse(string)"/>).</summary>
+    public static bool IsInUse(StoreOptions options, string? contentRoot = null) => IsInUse(ResolveFilePath(options, contentRoot));
+
     /// <summary>
     /// True when the database file is open in another process (or another engine in this one).
     /// Uses an exclusive open: LiteDB keeps the file open for as long as the engine runs.
