@@ -66,12 +66,13 @@ public sealed class JobScheduler : IDisposable
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _observerSource = observers ?? (() => []);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId.Trim();
-        _registry.Registered += _ => Wake();
+        _registry.Registered += kind => _ = ReleaseWaitingAsync(kind);
         CoreDatabaseSeam.WriteAsync(_db, () =>
         {
             Jobs.EnsureIndex("ix_due", "$.due");
             Jobs.EnsureIndex("ix_state", "$.state");
             Jobs.EnsureIndex("ix_liveKey", "$.liveKey");
+            Jobs.EnsureIndex("ix_kind", "$.kind");
             Runs.EnsureIndex("ix_job", "$.job");
             return true;
         }).GetAwaiter().GetResult();
@@ -431,6 +432,38 @@ public sealed class JobScheduler : IDisposable
     // ------------------------------------------------------------------ running
 
     private sealed record Claimed(JobDocument Job, RunDocument Run, JobKindRegistration Registration, TimeSpan Timeout);
+
+    /// <summary>A kind was registered: its jobs that were waiting for a handler are due at once.</summary>
+    private async Task ReleaseWaitingAsync(string kind)
+    {
+        try
+        {
+            var released = await WriteAsync(() =>
+            {
+                var now = NowMs;
+                var count = 0;
+                foreach (var doc in Jobs.Find(Query.EQ("kind", kind)).Select(JobDocument.FromBson)
+                             .Where(d => d.State == JobState.Scheduled && d.LastOutcome == JobRunOutcome.NoHandler && d.Due > now).ToList())
+                {
+                    doc.Due = now;
+                    Save(doc, now);
+                    count++;
+                }
+
+                return count;
+            }).ConfigureAwait(false);
+            if (released > 0)
+            {
+                _logger.LogInformation("Scheduler: {Count} job(s) of kind {Kind} were waiting for a handler and are due now", released, kind);
+            }
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or LiteException or StoreException or InvalidOperationException)
+        {
+            _logger.LogWarning(ex, "Scheduler: jobs waiting for kind {Kind} could not be released; they are looked at again after Scheduler:NoHandlerDelay", kind);
+        }
+
+        Wake();
+    }
 
     /// <summary>Wakes the loop (a job was scheduled or a kind registered).</summary>
     public void Wake() => Interlocked.Exchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();

@@ -77,7 +77,7 @@ public class HostingTests
         pluginServices.AddJobHandler<CountingHandler>("sales.followup", o => o.MaxAttempts = 2);
         using var provider = pluginServices.BuildServiceProvider();
         var active = true;
-        var registration = t.Registry.RegisterDeclared("sales", provider, () => active);
+        var registration = t.Scheduler.RegisterPluginJobKinds("sales", provider, () => active);
         Assert.Equal("sales", t.Registry.Find("sales.followup")!.OwnerId);
         Assert.Equal(2, t.Registry.Find("sales.followup")!.Options.MaxAttempts);
 
