@@ -35,9 +35,21 @@ public sealed class CalendarDefinition
 /// <summary>A calendar definition that cannot be used; the message names the configuration key.</summary>
 public sealed class CalendarConfigurationException : Exception
 {
-    public CalendarConfigurationException() { }
-    public CalendarConfigurationException(string message) : base(message) { }
-    public CalendarConfigurationException(string message, Exception inner) : base(message, inner) { }
+    public CalendarConfigurationException() { Key = ""; Problem = ""; }
+    public CalendarConfigurationException(string message) : base(message) { Key = ""; Problem = message; }
+    public CalendarConfigurationException(string message, Exception inner) : base(message, inner) { Key = ""; Problem = message; }
+
+    public CalendarConfigurationException(string key, string problem, Exception? inner = null) : base($"{key}: {problem}", inner)
+    {
+        Key = key;
+        Problem = problem;
+    }
+
+    /// <summary>The configuration key, for example <c>Calendars:support:WorkingHours:Monday:0</c>.</summary>
+    public string Key { get; }
+
+    /// <summary>What is wrong, without the key.</summary>
+    public string Problem { get; }
 }
 
 /// <summary>Builds <see cref="IBusinessCalendar"/>s from configuration.</summary>
@@ -66,7 +78,7 @@ public static class CalendarFactory
             }
             catch (InvalidOperationException ex)
             {
-                throw new CalendarConfigurationException($"{child.Path}: {ex.Message}", ex);
+                throw new CalendarConfigurationException(child.Path, $"{ex.Message}", ex);
             }
 
             result[child.Key] = Build(child.Key, definition, contentRoot, currentYear);
@@ -80,20 +92,24 @@ public static class CalendarFactory
         return result;
     }
 
-    /// <summary>Every problem of section <c>Calendars</c>, one line each (empty when all calendars load).</summary>
-    public static IReadOnlyList<string> Check(IConfiguration configuration, string? contentRoot)
+    /// <summary>Every problem of section <c>Calendars</c>: the key and what is wrong (empty when all calendars load).</summary>
+    public static IReadOnlyList<(string Key, string Problem)> Check(IConfiguration configuration, string? contentRoot)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var problems = new List<string>();
+        var problems = new List<(string, string)>();
         foreach (var child in configuration.GetSection(Section).GetChildren())
         {
             try
             {
                 Build(child.Key, child.Get<CalendarDefinition>() ?? new CalendarDefinition(), contentRoot, DateTimeOffset.UtcNow.Year);
             }
-            catch (Exception ex) when (ex is CalendarConfigurationException or InvalidOperationException)
+            catch (CalendarConfigurationException ex)
             {
-                problems.Add(ex.Message);
+                problems.Add((ex.Key, ex.Problem));
+            }
+            catch (InvalidOperationException ex)
+            {
+                problems.Add((child.Path, ex.Message));
             }
         }
 
@@ -140,7 +156,7 @@ public static class CalendarFactory
         }
         catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException)
         {
-            throw new CalendarConfigurationException($"{key}: '{id}' is not a known time zone id (use an IANA id such as 'Europe/Berlin' or 'America/New_York').", ex);
+            throw new CalendarConfigurationException(key, $"'{id}' is not a known time zone id (use an IANA id such as 'Europe/Berlin' or 'America/New_York').", ex);
         }
     }
 
@@ -161,7 +177,7 @@ public static class CalendarFactory
         {
             if (!Enum.TryParse<DayOfWeek>(dayName, ignoreCase: true, out var day) || int.TryParse(dayName, out _))
             {
-                throw new CalendarConfigurationException($"{key}:{dayName}: '{dayName}' is not a weekday (use Monday ... Sunday).");
+                throw new CalendarConfigurationException($"{key}:{dayName}", $"'{dayName}' is not a weekday (use Monday ... Sunday).");
             }
 
             var list = new List<DaySpan>();
@@ -181,12 +197,12 @@ public static class CalendarFactory
         var parts = (text ?? "").Split('-', StringSplitOptions.TrimEntries);
         if (parts.Length != 2 || !TryParseClock(parts[0], out var start) || !TryParseClock(parts[1], out var end))
         {
-            throw new CalendarConfigurationException($"{key}: '{text}' is not a span; write HH:mm-HH:mm, for example 09:00-17:30 (end may be 24:00).");
+            throw new CalendarConfigurationException(key, $"'{text}' is not a span; write HH:mm-HH:mm, for example 09:00-17:30 (end may be 24:00).");
         }
 
         if (end <= start)
         {
-            throw new CalendarConfigurationException($"{key}: '{text}' ends before it starts; a span cannot cross midnight (split it, ending the first at 24:00).");
+            throw new CalendarConfigurationException(key, $"'{text}' ends before it starts; a span cannot cross midnight (split it, ending the first at 24:00).");
         }
 
         return new DaySpan(start, end);
@@ -219,7 +235,7 @@ public static class CalendarFactory
         {
             if (to < from || to.DayNumber - from.DayNumber > 366)
             {
-                throw new CalendarConfigurationException($"{key}: '{text}' is not a range of at most one year from the first to the last date.");
+                throw new CalendarConfigurationException(key, $"'{text}' is not a range of at most one year from the first to the last date.");
             }
 
             for (var d = from; d <= to; d = d.AddDays(1))
@@ -242,8 +258,8 @@ public static class CalendarFactory
             return;
         }
 
-        throw new CalendarConfigurationException(
-            $"{key}: '{text}' is not a holiday; write yyyy-MM-dd, MM-dd (every year) or yyyy-MM-dd..yyyy-MM-dd, optionally followed by a name.");
+        throw new CalendarConfigurationException(key,
+            $"'{text}' is not a holiday; write yyyy-MM-dd, MM-dd (every year) or yyyy-MM-dd..yyyy-MM-dd, optionally followed by a name.");
     }
 
     private static bool TryDate(string s, out DateOnly d) =>

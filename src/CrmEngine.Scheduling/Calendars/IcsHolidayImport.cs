@@ -21,7 +21,7 @@ internal static class IcsHolidayImport
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new CalendarConfigurationException($"{key}: the holiday file '{path}' cannot be read: {ex.Message}", ex);
+            throw new CalendarConfigurationException(key, $"the holiday file '{path}' cannot be read: {ex.Message}", ex);
         }
 
         Ical.Net.Calendar? calendar;
@@ -31,12 +31,12 @@ internal static class IcsHolidayImport
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            throw new CalendarConfigurationException($"{key}: '{path}' is not a valid iCalendar file: {ex.Message}", ex);
+            throw new CalendarConfigurationException(key, $"'{path}' is not a valid iCalendar file: {ex.Message}", ex);
         }
 
         if (calendar is null)
         {
-            throw new CalendarConfigurationException($"{key}: '{path}' holds no VCALENDAR.");
+            throw new CalendarConfigurationException(key, $"'{path}' holds no VCALENDAR.");
         }
 
         var windowStart = new CalDateTime(currentYear - 5, 1, 1);
@@ -46,7 +46,7 @@ internal static class IcsHolidayImport
         {
             if (ev.DtStart is null)
             {
-                throw new CalendarConfigurationException($"{key}: '{path}': event '{ev.Summary ?? ev.Uid}' has no DTSTART.");
+                throw new CalendarConfigurationException(key, $"'{path}': event '{ev.Summary ?? ev.Uid}' has no DTSTART.");
             }
 
             IEnumerable<Ical.Net.DataTypes.Occurrence> occurrences;
@@ -56,14 +56,14 @@ internal static class IcsHolidayImport
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                throw new CalendarConfigurationException($"{key}: '{path}': event '{ev.Summary ?? ev.Uid}' cannot be expanded: {ex.Message}", ex);
+                throw new CalendarConfigurationException(key, $"'{path}': event '{ev.Summary ?? ev.Uid}' cannot be expanded: {ex.Message}", ex);
             }
 
             foreach (var occurrence in occurrences)
             {
                 if (++count > MaxOccurrences)
                 {
-                    throw new CalendarConfigurationException($"{key}: '{path}' expands to more than {MaxOccurrences} closures; use fewer or shorter recurrences.");
+                    throw new CalendarConfigurationException(key, $"'{path}' expands to more than {MaxOccurrences} closures; use fewer or shorter recurrences.");
                 }
 
                 var start = occurrence.Period.StartTime;

@@ -192,7 +192,7 @@ public class BusinessCalendarTests
         Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
 
         var config = new ConfigurationBuilder().AddInMemoryCollection([new(key, value)]).Build();
-        Assert.Contains(CalendarFactory.Check(config, null), p => p.Contains(expected, StringComparison.Ordinal));
+        Assert.Contains(CalendarFactory.Check(config, null), p => $"{p.Key}: {p.Problem}".Contains(expected, StringComparison.Ordinal));
     }
 
     [Fact]
