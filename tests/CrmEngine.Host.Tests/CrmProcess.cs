@@ -32,7 +32,7 @@ public sealed partial class CrmProcess : IDisposable
     public static string FixturePlugins => Path.Combine(AppContext.BaseDirectory, "host-fixture-plugins");
 
     private CrmProcess(string workingDirectory, IReadOnlyList<string> args, ITestOutputHelper? output,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, string? shell = null)
     {
         _output = output;
         if (!File.Exists(CrmDll))
@@ -40,7 +40,7 @@ public sealed partial class CrmProcess : IDisposable
             throw new InvalidOperationException($"The host was not built: {CrmDll} is missing.");
         }
 
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(shell ?? "dotnet")
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
@@ -50,6 +50,13 @@ public sealed partial class CrmProcess : IDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (shell is not null)
+        {
+            // The shell stays the parent of dotnet (the command is not the last one, so it is not exec'd).
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("dotnet \"$0\" \"$@\"; exit $?");
+        }
+
         start.ArgumentList.Add(CrmDll);
         foreach (var a in args)
         {
@@ -85,6 +92,11 @@ public sealed partial class CrmProcess : IDisposable
     public static CrmProcess StartWith(IReadOnlyDictionary<string, string> environment, string workingDirectory,
         ITestOutputHelper? output, params string[] args) =>
         new(workingDirectory, args, output, environment);
+
+    /// <summary>Starts crm as the child of <paramref name="shell"/> (a POSIX shell, possibly under another name).</summary>
+    public static CrmProcess StartUnderShell(string shell, IReadOnlyDictionary<string, string> environment, string workingDirectory,
+        ITestOutputHelper? output, params string[] args) =>
+        new(workingDirectory, args, output, environment, shell);
 
     /// <summary>Runs a command to its end; returns the exit code and everything it printed.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(string workingDirectory, ITestOutputHelper? output, params string[] args)
