@@ -36,7 +36,10 @@ internal static class AdminCommands
             else
             {
                 rows = PluginInspector.Inspect(crm.Root, AppContext.BaseDirectory).Select(ControlChannelService.ToDto).ToList();
-                Console.WriteLine("plugins found (inspected; the service is not running, Active means it would start):");
+                var dataDirectory = StoreOptionsOf(crm).DataDirectory;
+                Console.WriteLine(InstanceLock.IsHeld(dataDirectory, out var holder)
+                    ? $"plugins found (inspected: the service runs{holder} but its control channel is off, Active means it would start):"
+                    : "plugins found (inspected; the service is not running, Active means it would start):");
             }
 
             Print(rows);

@@ -47,6 +47,15 @@ internal static class CrmCommandLine
     {
         var root = Build();
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // One line, not the whole help text: what is wrong and where to look.
+            var command = string.Join(' ', parse.CommandResult.Command is var c && c != root ? Path(parse.CommandResult) : []);
+            var messages = string.Join("; ", parse.Errors.Select(e => e.Message.TrimEnd('.')));
+            await Console.Error.WriteLineAsync($"{messages} (see: crm {(command.Length > 0 ? command + " " : "")}--help)");
+            return ExitCodes.Usage;
+        }
+
         var config = new InvocationConfiguration
         {
             // The generic host handles Ctrl+C / SIGTERM itself (clean stop within Host:ShutdownTimeout).
@@ -62,6 +71,17 @@ internal static class CrmCommandLine
             await Console.Error.WriteLineAsync(ex.Message);
             return ex.ExitCode;
         }
+    }
+
+    private static List<string> Path(System.CommandLine.Parsing.CommandResult result)
+    {
+        var names = new List<string>();
+        for (System.CommandLine.Parsing.SymbolResult? r = result; r is System.CommandLine.Parsing.CommandResult cr && cr.Parent is not null; r = r.Parent)
+        {
+            names.Insert(0, cr.Command.Name);
+        }
+
+        return names;
     }
 
     /// <summary>Loads the configuration the command runs with; unknown tokens must be overrides.</summary>
