@@ -23,8 +23,13 @@ public sealed record CalendarPeriods(string Name, string TimeZone, DateTimeOffse
 /// Bad input gives 400 with a message naming the option, unknown ids or names 404, a change the job's
 /// state does not allow 409.
 /// </summary>
-public sealed class SchedulingControl(JobAdministration admin, IBusinessCalendars calendars, TimeProvider time)
+public sealed class SchedulingControl(JobAdministration? jobs, IBusinessCalendars calendars, TimeProvider time)
 {
+    /// <summary>A control for calendars only (the job methods throw), for <c>crm calendars show</c> without a database.</summary>
+    public static SchedulingControl ForCalendars(IBusinessCalendars calendars, TimeProvider time) => new(null, calendars, time);
+
+    private JobAdministration Admin => jobs ?? throw new InvalidOperationException("This control has no job store (it was made for calendars only).");
+
     public const int MaxCalendarDays = 366;
 
     public async Task<ControlAnswer> ListJobsAsync(string? state, string? owner, string? kind, int? limit, CancellationToken cancellationToken = default)
@@ -34,7 +39,7 @@ public sealed class SchedulingControl(JobAdministration admin, IBusinessCalendar
         {
             if (string.Equals(state, "due", StringComparison.OrdinalIgnoreCase))
             {
-                return ControlAnswer.Ok(await admin.ListAsync(new JobQuery { DueOnly = true, Owner = owner, Kind = kind, Limit = limit ?? 100 }, cancellationToken).ConfigureAwait(false));
+                return ControlAnswer.Ok(await Admin.ListAsync(new JobQuery { DueOnly = true, Owner = owner, Kind = kind, Limit = limit ?? 100 }, cancellationToken).ConfigureAwait(false));
             }
 
             if (!Enum.TryParse<JobState>(state, ignoreCase: true, out var s) || int.TryParse(state, out _))
@@ -50,7 +55,7 @@ public sealed class SchedulingControl(JobAdministration admin, IBusinessCalendar
             return ControlAnswer.Fail(400, $"--limit: {limit} is out of range 1-10000.");
         }
 
-        var jobs = await admin.ListAsync(new JobQuery { State = parsed, Owner = owner, Kind = kind, Limit = limit ?? 100 }, cancellationToken).ConfigureAwait(false);
+        var jobs = await Admin.ListAsync(new JobQuery { State = parsed, Owner = owner, Kind = kind, Limit = limit ?? 100 }, cancellationToken).ConfigureAwait(false);
         return ControlAnswer.Ok(jobs);
     }
 
@@ -58,7 +63,7 @@ public sealed class SchedulingControl(JobAdministration admin, IBusinessCalendar
     {
         try
         {
-            var (job, list) = await admin.ShowAsync(id, runs, cancellationToken).ConfigureAwait(false);
+            var (job, list) = await Admin.ShowAsync(id, runs, cancellationToken).ConfigureAwait(false);
             return ControlAnswer.Ok(new JobDetails(job, list));
         }
         catch (KeyNotFoundException ex)
@@ -72,11 +77,11 @@ public sealed class SchedulingControl(JobAdministration admin, IBusinessCalendar
     {
         Func<string, CancellationToken, Task>? act = action?.ToLowerInvariant() switch
         {
-            "run" => admin.RunNowAsync,
-            "pause" => admin.PauseAsync,
-            "resume" => admin.ResumeAsync,
-            "cancel" => admin.CancelAsync,
-            "retry" => admin.RetryAsync,
+            "run" => Admin.RunNowAsync,
+            "pause" => Admin.PauseAsync,
+            "resume" => Admin.ResumeAsync,
+            "cancel" => Admin.CancelAsync,
+            "retry" => Admin.RetryAsync,
             _ => null,
         };
         if (act is null)
@@ -130,5 +135,5 @@ public sealed class SchedulingControl(JobAdministration admin, IBusinessCalendar
         return ControlAnswer.Ok(new CalendarPeriods(calendar.Name, calendar.TimeZone.Id, fromInstant, toInstant, calendar.OpenPeriods(fromInstant, toInstant)));
     }
 
-    public Task<SchedulerHealth> HealthAsync(CancellationToken cancellationToken = default) => admin.HealthAsync(cancellationToken);
+    public Task<SchedulerHealth> HealthAsync(CancellationToken cancellationToken = default) => Admin.HealthAsync(cancellationToken);
 }
