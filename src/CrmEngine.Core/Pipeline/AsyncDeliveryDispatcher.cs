@@ -61,13 +61,15 @@ public sealed class AsyncDeliveryDispatcher : BackgroundService, IAsyncDeliverie
         _db = pipeline.Database;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _pipeline.DeliveriesCommitted += Wake;
-        _pipeline.Registry.Registered += r =>
+        _pipeline.Registry.Registered += OnRegistered;
+    }
+
+    private void OnRegistered(HandlerRegistration registration)
+    {
+        if (registration.Stage == PipelineStage.Async)
         {
-            if (r.Stage == PipelineStage.Async)
-            {
-                Wake();
-            }
-        };
+            Wake();
+        }
     }
 
     private ILiteCollection<BsonDocument> Deliveries => _db.Database.GetCollection(CrmDatabase.DeliveriesCollection);
@@ -75,9 +77,16 @@ public sealed class AsyncDeliveryDispatcher : BackgroundService, IAsyncDeliverie
     /// <summary>Asks the dispatcher to look for due deliveries now.</summary>
     public void Wake()
     {
-        if (_wake.CurrentCount == 0)
+        try
         {
-            _wake.Release();
+            if (_wake.CurrentCount == 0)
+            {
+                _wake.Release();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // stopped: nothing to wake
         }
     }
 
@@ -323,6 +332,7 @@ public sealed class AsyncDeliveryDispatcher : BackgroundService, IAsyncDeliverie
     public override void Dispose()
     {
         _pipeline.DeliveriesCommitted -= Wake;
+        _pipeline.Registry.Registered -= OnRegistered;
         _wake.Dispose();
         base.Dispose();
     }
