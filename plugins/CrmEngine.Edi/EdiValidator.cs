@@ -326,7 +326,7 @@ public sealed class EdiValidator
             {
                 if (!raw.IsEmpty)
                 {
-                    ElementIssue(EdiErrorKind.TooManyElements, $"{def.Tag} has no element {pos:00}", null, pos, 0, raw);
+                    ReportStructure(EdiErrorKind.TooManyElements, def, null, pos, 0, raw);
                 }
 
                 continue;
@@ -337,7 +337,7 @@ public sealed class EdiValidator
             {
                 if (ed.Usage == EdiUsage.Mandatory)
                 {
-                    ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory element {def.Tag}{pos:00} ({ed.Reference}) is missing", ed, pos, 0, default);
+                    ReportStructure(EdiErrorKind.MandatoryElementMissing, def, ed, pos, 0, default);
                 }
 
                 continue;
@@ -345,7 +345,7 @@ public sealed class EdiValidator
 
             if (special && d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && (!hasRelease || raw.IndexOf(d.Release) < 0))
             {
-                ElementIssue(EdiErrorKind.TooManyRepetitions, $"element {def.Tag}{pos:00} ({ed.Reference}) does not repeat", ed, pos, 0, raw);
+                ReportStructure(EdiErrorKind.TooManyRepetitions, def, ed, pos, 0, raw);
                 continue;
             }
 
@@ -357,7 +357,7 @@ public sealed class EdiValidator
 
             if (special && raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
             {
-                ElementIssue(EdiErrorKind.TooManyComponents, $"simple element {def.Tag}{pos:00} ({ed.Reference}) cannot have components", ed, pos, 2, raw);
+                ReportStructure(EdiErrorKind.TooManyComponents, def, ed, pos, 2, raw);
                 continue;
             }
 
@@ -413,7 +413,7 @@ public sealed class EdiValidator
             c++;
             if (c > comps.Length)
             {
-                ElementIssue(EdiErrorKind.TooManyComponents, $"composite {def.Tag}{pos:00} ({ed.Reference}) has more than {comps.Length} components", ed, pos, c, raw);
+                ReportStructure(EdiErrorKind.TooManyComponents, def, ed, pos, c, raw);
                 return;
             }
 
@@ -422,7 +422,7 @@ public sealed class EdiValidator
             {
                 if (cd.Usage == EdiUsage.Mandatory)
                 {
-                    ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory component {def.Tag}{pos:00}-{c} ({cd.Reference}) is missing", cd, pos, c, default);
+                    ReportStructure(EdiErrorKind.MandatoryElementMissing, def, cd, pos, c, default);
                 }
 
                 continue;
@@ -442,7 +442,7 @@ public sealed class EdiValidator
         {
             if (comps[c - 1].Usage == EdiUsage.Mandatory)
             {
-                ElementIssue(EdiErrorKind.MandatoryElementMissing, $"mandatory component {def.Tag}{pos:00}-{c} ({comps[c - 1].Reference}) is missing", comps[c - 1], pos, c, default);
+                ReportStructure(EdiErrorKind.MandatoryElementMissing, def, comps[c - 1], pos, c, default);
             }
         }
     }
@@ -481,9 +481,20 @@ public sealed class EdiValidator
         ValidateCore(buf[..EdiText.Unescape(raw, release, buf)], ed, seg, pos, comp);
     }
 
+    private const EdiErrorKind NoError = (EdiErrorKind)(-1);
+
     private void ValidateCore(ReadOnlySpan<byte> raw, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
     {
+        var kind = Check(raw, ed);
+        if (kind != NoError)
+        {
+            ReportValue(kind, raw, ed, seg, pos, comp);
+        }
+    }
 
+    /// <summary>Type, length and code check of one value; allocation- and string-free.</summary>
+    private EdiErrorKind Check(ReadOnlySpan<byte> raw, EdiElementDefinition ed)
+    {
         int length;
         switch (ed.Type)
         {
@@ -506,59 +517,53 @@ public sealed class EdiValidator
                     }
                     else
                     {
-                        marks = 2;
-                        break;
+                        return EdiErrorKind.InvalidCharacter;
                     }
                 }
 
-                bool ok = digitCount > 0 && marks <= 1;
-                length = digitCount;
-                if (!ok)
+                if (digitCount == 0 || marks > 1)
                 {
-                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) must be numeric", ed, pos, comp, raw);
-                    return;
+                    return EdiErrorKind.InvalidCharacter;
                 }
 
+                length = digitCount;
                 break;
             }
 
             case EdiDataType.DT:
-                length = raw.Length;
                 if (!IsDate(raw))
                 {
-                    ElementIssue(EdiErrorKind.InvalidDate, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is not a valid date", ed, pos, comp, raw);
-                    return;
+                    return EdiErrorKind.InvalidDate;
                 }
 
+                length = raw.Length;
                 break;
             case EdiDataType.TM:
-                length = raw.Length;
                 if (!IsTime(raw))
                 {
-                    ElementIssue(EdiErrorKind.InvalidTime, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is not a valid time", ed, pos, comp, raw);
-                    return;
+                    return EdiErrorKind.InvalidTime;
                 }
 
+                length = raw.Length;
                 break;
             default:
                 if (_plain || raw.IndexOfAnyExcept(PlainAscii) < 0)
                 {
                     length = raw.Length;
-                    if (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
+                }
+                else
+                {
+                    length = CharLength(raw);
+                    if (raw.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0
+                        || (_set.Standard == EdiStandard.Edifact && _set.Interchange.CharacterSet is "UNOA" or "UNOB" && raw.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
                     {
-                        ElementIssue(EdiErrorKind.InvalidCharacter, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) must be alphabetic", ed, pos, comp, raw);
-                        return;
+                        return EdiErrorKind.InvalidCharacter;
                     }
-
-                    break;
                 }
 
-                length = CharLength(raw);
-                if (raw.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0 || (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
-                    || (_set.Standard == EdiStandard.Edifact && _set.Interchange.CharacterSet is "UNOA" or "UNOB" && raw.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
+                if (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
                 {
-                    ElementIssue(EdiErrorKind.InvalidCharacter, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) contains a character not allowed here", ed, pos, comp, raw);
-                    return;
+                    return EdiErrorKind.InvalidCharacter;
                 }
 
                 break;
@@ -566,16 +571,55 @@ public sealed class EdiValidator
 
         if (length < ed.MinLength)
         {
-            ElementIssue(EdiErrorKind.ElementTooShort, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is shorter than {ed.MinLength}", ed, pos, comp, raw);
+            return EdiErrorKind.ElementTooShort;
         }
-        else if (length > ed.MaxLength)
+
+        if (length > ed.MaxLength)
         {
-            ElementIssue(EdiErrorKind.ElementTooLong, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) is longer than {ed.MaxLength}", ed, pos, comp, raw);
+            return EdiErrorKind.ElementTooLong;
         }
-        else if (ed.CodeBytes != null && !ed.CodeBytes.Contains(raw))
+
+        if (ed.CodeBytes != null && !ed.CodeBytes.Contains(raw))
         {
-            ElementIssue(EdiErrorKind.InvalidCodeValue, $"{Where(seg.Tag, pos, comp)} ({ed.Reference}) code value is not allowed", ed, pos, comp, raw);
+            return EdiErrorKind.InvalidCodeValue;
         }
+
+        return NoError;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ReportValue(EdiErrorKind kind, ReadOnlySpan<byte> raw, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
+    {
+        string where = $"{Where(seg.Tag, pos, comp)} ({ed.Reference})";
+        string message = kind switch
+        {
+            EdiErrorKind.InvalidCharacter => ed.Type switch
+            {
+                EdiDataType.N or EdiDataType.R => $"{where} must be numeric",
+                EdiDataType.A => $"{where} must be alphabetic",
+                _ => $"{where} contains a character not allowed here",
+            },
+            EdiErrorKind.InvalidDate => $"{where} is not a valid date",
+            EdiErrorKind.InvalidTime => $"{where} is not a valid time",
+            EdiErrorKind.ElementTooShort => $"{where} is shorter than {ed.MinLength}",
+            EdiErrorKind.ElementTooLong => $"{where} is longer than {ed.MaxLength}",
+            _ => $"{where} code value is not allowed",
+        };
+        ElementIssue(kind, message, ed, pos, comp, raw);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ReportStructure(EdiErrorKind kind, EdiSegmentDefinition def, EdiElementDefinition? ed, int pos, int comp, ReadOnlySpan<byte> raw)
+    {
+        string what = $"{Where(def.Tag, pos, comp)} ({ed?.Reference})";
+        string message = kind switch
+        {
+            EdiErrorKind.TooManyElements => $"{def.Tag} has no element {pos:00}",
+            EdiErrorKind.MandatoryElementMissing => comp == 0 ? $"mandatory element {what} is missing" : $"mandatory component {what} is missing",
+            EdiErrorKind.TooManyRepetitions => $"element {what} does not repeat",
+            _ => ed?.Type == EdiDataType.Composite ? $"composite {Where(def.Tag, pos, 0)} ({ed.Reference}) has more than {ed.ComponentArray.Length} components" : $"simple element {Where(def.Tag, pos, 0)} ({ed?.Reference}) cannot have components",
+        };
+        ElementIssue(kind, message, ed, pos, comp, raw);
     }
 
     private static string Where(string tag, int pos, int comp) => comp == 0 ? $"{tag}{pos:00}" : $"{tag}{pos:00}-{comp}";
