@@ -77,6 +77,8 @@ internal sealed class JobDocument
         Put(d, "lastRun", LastRun);
         Put(d, "lastOutcome", LastOutcome?.ToString());
         Put(d, "lastError", LastError);
+        // Indexed: the kind, only while the job waits for a handler; registering the kind finds exactly these.
+        Put(d, "waiting", State == JobState.Scheduled && LastOutcome == JobRunOutcome.NoHandler ? Kind : null);
         return d;
     }
 

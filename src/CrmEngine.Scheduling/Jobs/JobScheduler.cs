@@ -72,7 +72,7 @@ public sealed class JobScheduler : IDisposable
             Jobs.EnsureIndex("ix_due", "$.due");
             Jobs.EnsureIndex("ix_state", "$.state");
             Jobs.EnsureIndex("ix_liveKey", "$.liveKey");
-            Jobs.EnsureIndex("ix_kind", "$.kind");
+            Jobs.EnsureIndex("ix_waiting", "$.waiting");
             Runs.EnsureIndex("ix_job", "$.job");
             return true;
         }).GetAwaiter().GetResult();
@@ -442,7 +442,7 @@ public sealed class JobScheduler : IDisposable
             {
                 var now = NowMs;
                 var count = 0;
-                foreach (var doc in Jobs.Find(Query.EQ("kind", kind)).Select(JobDocument.FromBson)
+                foreach (var doc in Jobs.Find(Query.EQ("waiting", kind)).Select(JobDocument.FromBson)
                              .Where(d => d.State == JobState.Scheduled && d.LastOutcome == JobRunOutcome.NoHandler && d.Due > now).ToList())
                 {
                     doc.Due = now;
