@@ -80,8 +80,9 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
         {
             prepared = Jint.Engine.PrepareScript(wrapped, display, strict: true);
         }
-        catch (Acornima.ParseErrorException ex)
+        catch (ScriptPreparationException prep) when (prep.InnerException is Acornima.ParseErrorException ex)
         {
+            // Acornima reports 1-based lines and 0-based columns.
             var line = ex.LineNumber;
             var column = ex.Column + 1;
             if (line == 1)
@@ -284,6 +285,8 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
                 o.TimeZone = TimeZoneInfo.Utc;
                 o.Culture = System.Globalization.CultureInfo.InvariantCulture;
                 o.Constraint(budget);
+                // Jint's own accounting also charges deferred string concatenation (s += s): a hard ceiling.
+                o.LimitMemory(Math.Max(options.MaxMemoryBytes * 4, 256L * 1024 * 1024));
             });
             budget.Where = () => engine.Advanced.StackTrace;
             var now = new ClrFunction(engine, "now", (_, _) => JsNumber.Create(_nowMs));

@@ -13,7 +13,6 @@ internal static class Sandbox
 (function (g, hostNow, hostLog, hostRead) {
   'use strict';
   const DAY = 86400000;
-  const MAX_TEXT = 100000;
   function toDate(v) {
     if (v === null || v === undefined) return null;
     if (v instanceof Date) return v;
@@ -86,6 +85,25 @@ internal static class Sandbox
       has(t, key) { const r = Reflect.has(t, key); if (typeof key === 'string') hostRead(path + '.' + key + '?', r); return r; },
     });
   }
+  // Built-ins that make one huge string in a single step are capped before the budget can see it.
+  const MAX_STRING = 16777216;
+  function tooLong(what) { return new RangeError('Invalid string length: ' + what + ' would exceed ' + MAX_STRING + ' characters'); }
+  function replace(proto, name, fn) { Object.defineProperty(proto, name, { value: fn, writable: true, enumerable: false, configurable: true }); }
+  const repeat = String.prototype.repeat, padStart = String.prototype.padStart, padEnd = String.prototype.padEnd, join = Array.prototype.join;
+  replace(String.prototype, 'repeat', function repeat_(n) { const s = String(this); if (s.length * Number(n) > MAX_STRING) throw tooLong('repeat'); return repeat.call(s, n); });
+  replace(String.prototype, 'padStart', function padStart_(n, f) { if (Number(n) > MAX_STRING) throw tooLong('padStart'); return padStart.call(this, n, f); });
+  replace(String.prototype, 'padEnd', function padEnd_(n, f) { if (Number(n) > MAX_STRING) throw tooLong('padEnd'); return padEnd.call(this, n, f); });
+  replace(Array.prototype, 'join', function join_(sep) {
+    const len = this.length >>> 0;
+    const sepLen = sep === undefined ? 1 : String(sep).length;
+    let total = 0;
+    for (let i = 0; i < len; i++) {
+      const v = this[i];
+      total += sepLen + (typeof v === 'string' ? v.length : 24);
+      if (total > MAX_STRING) throw tooLong('join');
+    }
+    return join.call(this, sep);
+  });
   function define(name, value) { Object.defineProperty(g, name, { value: value, writable: false, enumerable: false, configurable: false }); }
   define('dates', dates);
   define('money', money);
