@@ -144,7 +144,7 @@ public sealed class EdiWriter : IDisposable
             RawElement(rep ? _d.Repetition : (byte)'U');
             Element(_o.InterchangeVersion).Element(_icn).Element(_o.AcknowledgementRequested ? "1" : "0").Element(_o.Test ? "T" : "P");
             RawElement(_d.Component);
-            EndSegment(keepTrailing: true);
+            EndSegment();
         }
         else
         {
@@ -331,11 +331,8 @@ public sealed class EdiWriter : IDisposable
         return this;
     }
 
-    public void EndSegment() => EndSegment(false);
-
-    private void EndSegment(bool keepTrailing)
+    public void EndSegment()
     {
-        _ = keepTrailing;
         CloseComposite();
         Ensure(1 + _suffix.Length);
         _buf[_len++] = _d.Segment;
