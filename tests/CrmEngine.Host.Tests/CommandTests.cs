@@ -148,4 +148,63 @@ public sealed class CommandTests(ITestOutputHelper output)
         Assert.Contains("service not running", t, StringComparison.Ordinal);
         Assert.True(File.Exists(offline));
     }
+
+    [Fact]
+    public async Task A_backup_taken_during_a_stream_of_writes_restores_to_a_consistent_database()
+    {
+        using var root = new TestRoot(s => s["Plugins"]!["fixture.stream"] = new JsonObject { ["AckFile"] = "PLACEHOLDER" }, withStreamFixture: true);
+        var ackFile = root.File_("acked.txt");
+        var settingsFile = root.File_("appsettings.json");
+        await File.WriteAllTextAsync(settingsFile, (await File.ReadAllTextAsync(settingsFile)).Replace("PLACEHOLDER", ackFile, StringComparison.Ordinal));
+        var backup = root.File_("during-writes.crmbak");
+
+        List<string> ackedBefore;
+        using (var crm = CrmProcess.Start(root.Path, output))
+        {
+            await crm.WaitForReadyAsync();
+            var until = DateTime.UtcNow + CrmProcess.StartBound;
+            while (Acked(ackFile).Count < 20)
+            {
+                Assert.True(DateTime.UtcNow < until, "the stream writer wrote nothing:\n" + crm.Output);
+                await Task.Delay(20);
+            }
+
+            ackedBefore = Acked(ackFile);
+            var (code, text) = await CrmProcess.RunAsync(root.Path, output, "backup", backup);
+            Assert.Equal(0, code);
+            crm.Signal(CrmProcess.SIGTERM);
+            Assert.Equal(0, await crm.WaitForExitAsync(StopBound));
+        }
+
+        var ackedAtStop = Acked(ackFile);
+        Assert.True(ackedAtStop.Count > ackedBefore.Count, "writes went on during and after the backup");
+
+        var (restoreCode, _) = await CrmProcess.RunAsync(root.Path, output, "restore", backup);
+        Assert.Equal(0, restoreCode);
+        await root.WithStoreAsync(async store =>
+        {
+            foreach (var id in ackedBefore)
+            {
+                Assert.NotNull(await store.Customers.GetAsync(id));
+            }
+
+            var count = await store.Customers.CountAsync();
+            Assert.True(count >= ackedBefore.Count && count <= ackedAtStop.Count + 1, $"{count} customers in the backup");
+            var changes = await store.Changes.ReadAsync(0, 100_000);
+            Assert.Equal(Enumerable.Range(1, changes.Count).Select(i => (long)i), changes.Select(c => c.Sequence));
+        });
+    }
+
+    private static List<string> Acked(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream);
+        var parts = reader.ReadToEnd().Split('\n');
+        return parts.Take(parts.Length - 1).Where(p => p.Length > 0).ToList();
+    }
 }
