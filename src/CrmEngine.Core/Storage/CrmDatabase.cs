@@ -66,7 +66,7 @@ public sealed class CrmDatabase : IDisposable
         }
 
         _flushLog = CreateLogFlush(_db);
-        _executor = new WriteExecutor("CrmEngine store writer", () => _flushLog);
+        _executor = new WriteExecutor("CrmEngine store writer", ProcessGroup);
         _logger.LogInformation("Store opened: {File} (schema {Version}, last change {Sequence})", FilePath, SchemaVersion, _lastSequence);
     }
 
@@ -93,8 +93,6 @@ public sealed class CrmDatabase : IDisposable
             ? last["_id"].AsInt64
             : 0L;
 
-    /// <summary>Raised (off the writer thread) after every commit.</summary>
-    internal event Action? Committed;
 
     /// <summary>The data file path for <paramref name="options"/>; a relative folder is taken from <paramref name="contentRoot"/> (or the current folder).</summary>
     public static string ResolveFilePath(StoreOptions options, string? contentRoot)
@@ -164,56 +162,123 @@ public sealed class CrmDatabase : IDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="work"/> on the writer thread inside one LiteDB transaction: committed
-    /// when it returns (unless doomed), rolled back when it throws.
+    /// Runs <paramref name="work"/> on the writer thread inside a LiteDB transaction: committed when
+    /// it returns (unless doomed), rolled back when it throws. The task completes once the commit is
+    /// on disk. Writes that queue up meanwhile share one transaction (group commit, see <see cref="ProcessGroup"/>).
     /// </summary>
     internal Task<T> WriteAsync<T>(Func<WriteTransaction, T> work)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return _executor.Enqueue(() => RunInTransaction(work));
+        return _executor.Enqueue(tx => work(tx!), groupable: true);
     }
 
-    private T RunInTransaction<T>(Func<WriteTransaction, T> work)
+    /// <summary>
+    /// Group commit. The writes of a group run one after the other in ONE LiteDB transaction, each
+    /// with its own <see cref="WriteTransaction"/> (sequence, doom state); one commit and one disk sync
+    /// cover them all, which is what makes many concurrent single writes fast. A write that is refused
+    /// cleanly (a store error before it changed anything: validation, version conflict) simply fails
+    /// inside the group. A write that fails after changing data cannot be taken out of the shared
+    /// transaction (LiteDB has no savepoints), so the group is rolled back and every write of it is run
+    /// again on its own. Handlers of those writes then run twice; their store effects are transactional.
+    /// </summary>
+    private void ProcessGroup(List<WorkItem> group)
     {
-        var tx = new WriteTransaction { StartSequence = _lastSequence };
-        _current = tx;
+        if (group is [{ Groupable: false } alone])
+        {
+            try
+            {
+                alone.Execute(null);
+            }
+            catch (Exception ex)
+            {
+                alone.Error = ex;
+            }
+
+            return;
+        }
+
+        if (!TryRunTogether(group))
+        {
+            foreach (var item in group)
+            {
+                TryRunTogether([item]);
+            }
+        }
+
+        _flushLog?.Invoke();
+    }
+
+    /// <summary>False when the group must be split (a write failed after changing data); true otherwise.</summary>
+    private bool TryRunTogether(List<WorkItem> items)
+    {
+        var groupStart = _lastSequence;
+        var afterCommit = new List<Action>();
         _db.BeginTrans();
-        T result;
         try
         {
-            result = work(tx);
-            if (tx.DoomedBy is { } cause)
+            foreach (var item in items)
             {
-                throw new StoreException("The write was rolled back because a nested write failed after it had changed data: " + cause.Message, cause);
+                var tx = new WriteTransaction { StartSequence = _lastSequence };
+                _current = tx;
+                try
+                {
+                    item.Execute(tx);
+                    if (tx.DoomedBy is { } cause)
+                    {
+                        throw new StoreException("The write was rolled back because a nested write failed after it had changed data: " + cause.Message, cause);
+                    }
+
+                    afterCommit.AddRange(tx.AfterCommitActions);
+                }
+                catch (Exception ex)
+                {
+                    item.Error = ex;
+                    var clean = tx.Modifications == 0 && ex is StoreException;
+                    if (!clean)
+                    {
+                        SafeRollback(groupStart);
+                        if (items.Count == 1)
+                        {
+                            return true;
+                        }
+
+                        foreach (var other in items)
+                        {
+                            other.Error = null;
+                        }
+
+                        return false;
+                    }
+                }
             }
 
             _db.Commit();
         }
-        catch
+        catch (Exception ex)
         {
-            SafeRollback();
-            throw;
+            // The commit itself failed: nothing of the group is stored.
+            SafeRollback(groupStart);
+            foreach (var item in items)
+            {
+                item.Error ??= ex;
+            }
+
+            return true;
         }
         finally
         {
             _current = null;
         }
 
-        // The journal flush happens in the executor, once per group of commits, before any caller is told.
-        foreach (var action in tx.AfterCommitActions)
+        foreach (var action in afterCommit)
         {
             action();
         }
 
-        if (Committed is { } committed)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(_ => committed(), null);
-        }
-
-        return result;
+        return true;
     }
 
-    private void SafeRollback()
+    private void SafeRollback(long sequence)
     {
         try
         {
@@ -224,7 +289,7 @@ public sealed class CrmDatabase : IDisposable
             _logger.LogError(ex, "Rollback failed");
         }
 
-        Interlocked.Exchange(ref _lastSequence, _current?.StartSequence ?? _lastSequence);
+        Interlocked.Exchange(ref _lastSequence, sequence);
     }
 
     /// <summary>Takes the next change-feed sequence inside the open transaction (restored on rollback).</summary>
@@ -296,7 +361,7 @@ public sealed class CrmDatabase : IDisposable
 
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return _executor.Enqueue(() =>
+        return _executor.Enqueue(_ =>
         {
             _db.Checkpoint();
             var temp = target + ".partial";
@@ -310,7 +375,7 @@ public sealed class CrmDatabase : IDisposable
             File.Move(temp, target);
             _logger.LogInformation("Backup written to {Target}", target);
             return true;
-        });
+        }, groupable: false);
     }
 
     /// <summary>The LiteDB journal file that belongs to a data file (<c>name-log.ext</c>).</summary>

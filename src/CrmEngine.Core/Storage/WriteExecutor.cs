@@ -2,29 +2,68 @@ using System.Collections.Concurrent;
 
 namespace CrmEngine.Core.Storage;
 
+/// <summary>One unit of work for the writer thread.</summary>
+internal abstract class WorkItem
+{
+    /// <summary>True for transactional writes that may share one LiteDB transaction with others (group commit).</summary>
+    public abstract bool Groupable { get; }
+
+    /// <summary>Runs the work; its result or error is kept until <see cref="Acknowledge"/>.</summary>
+    public abstract void Execute(WriteTransaction? tx);
+
+    public Exception? Error { get; set; }
+
+    /// <summary>Tells the caller: the result, or <see cref="Error"/>.</summary>
+    public abstract void Acknowledge();
+}
+
+internal sealed class WorkItem<T>(Func<WriteTransaction?, T> work, bool groupable) : WorkItem
+{
+    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private T? _result;
+
+    public Task<T> Task => _completion.Task;
+
+    public override bool Groupable => groupable;
+
+    public override void Execute(WriteTransaction? tx)
+    {
+        Error = null;
+        _result = work(tx);
+    }
+
+    public override void Acknowledge()
+    {
+        if (Error is null)
+        {
+            _completion.TrySetResult(_result!);
+        }
+        else
+        {
+            _completion.TrySetException(Error);
+        }
+    }
+}
+
 /// <summary>
-/// The one thread that writes to the database. LiteDB binds a transaction to the OS thread
-/// that began it, so every write (and everything that must see a write's uncommitted state)
-/// runs here, one work item at a time, synchronously. Nothing on this thread ever awaits.
-/// <para>
-/// Group acknowledgement: each work item commits its own transaction, but callers are told only
-/// after <c>beforeAcknowledge</c> (the durable flush of the journal) has run. When writes queue
-/// up, one flush covers all of them, so a burst of single writes costs one disk sync, not one each.
-/// </para>
+/// The one thread that writes to the database. LiteDB binds a transaction to the OS thread that
+/// began it, so every write (and everything that must see a write's uncommitted state) runs here,
+/// synchronously; nothing on this thread ever awaits. Writes that queue up while one runs are taken
+/// together and handed to <c>processGroup</c> (group commit: one transaction and one disk sync for
+/// many writes); items that are not groupable (backup) run alone.
 /// </summary>
 internal sealed class WriteExecutor : IDisposable
 {
-    private const int MaxGroup = 256;
+    private const int MaxGroup = 128;
 
-    private readonly BlockingCollection<Func<(Action Ack, Action<Exception> Fail)>> _queue =
-        new(new ConcurrentQueue<Func<(Action Ack, Action<Exception> Fail)>>());
+    private readonly BlockingCollection<WorkItem> _queue = new(new ConcurrentQueue<WorkItem>());
     private readonly Thread _thread;
-    private readonly Func<Action?> _beforeAcknowledge;
+    private readonly Action<List<WorkItem>> _processGroup;
     private int _disposed;
 
-    public WriteExecutor(string name, Func<Action?> beforeAcknowledge)
+    public WriteExecutor(string name, Action<List<WorkItem>> processGroup)
     {
-        _beforeAcknowledge = beforeAcknowledge;
+        _processGroup = processGroup;
         _thread = new Thread(Run) { IsBackground = true, Name = name };
         _thread.Start();
     }
@@ -32,8 +71,7 @@ internal sealed class WriteExecutor : IDisposable
     /// <summary>True when the caller is the writer thread itself.</summary>
     public bool IsWriterThread => Thread.CurrentThread == _thread;
 
-    /// <summary>Queues <paramref name="work"/>; the task completes (off the writer thread) once its result is durable.</summary>
-    public Task<T> Enqueue<T>(Func<T> work)
+    public Task<T> Enqueue<T>(Func<WriteTransaction?, T> work, bool groupable)
     {
         if (IsWriterThread)
         {
@@ -41,85 +79,65 @@ internal sealed class WriteExecutor : IDisposable
                 "The store was called from its own writer thread (for example from a fault observer); that would deadlock.");
         }
 
-        var completion = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var item = new WorkItem<T>(work, groupable);
         try
         {
-            _queue.Add(() =>
-            {
-                try
-                {
-                    var result = work();
-                    return (() => completion.TrySetResult(result), ex => completion.TrySetException(ex));
-                }
-                catch (Exception ex)
-                {
-                    return (() => completion.TrySetException(ex), _ => completion.TrySetException(ex));
-                }
-            });
+            _queue.Add(item);
         }
         catch (InvalidOperationException)
         {
             throw new ObjectDisposedException(nameof(CrmDatabase), "The store is shutting down and accepts no more writes.");
         }
 
-        return completion.Task;
+        return item.Task;
     }
 
     private void Run()
     {
-        var done = new List<(Action Ack, Action<Exception> Fail)>();
+        WorkItem? held = null;
+        var group = new List<WorkItem>();
         while (true)
         {
-            Func<(Action, Action<Exception>)>? item;
-            if (done.Count > 0)
-            {
-                if (done.Count >= MaxGroup || !_queue.TryTake(out item))
-                {
-                    Acknowledge(done);
-                    continue;
-                }
-            }
-            else if (!_queue.TryTake(out item, Timeout.Infinite))
+            WorkItem? first = held;
+            held = null;
+            if (first is null && !_queue.TryTake(out first, Timeout.Infinite))
             {
                 break; // completed and empty
             }
 
-            done.Add(item());
-        }
-
-        Acknowledge(done);
-    }
-
-    private void Acknowledge(List<(Action Ack, Action<Exception> Fail)> done)
-    {
-        if (done.Count == 0)
-        {
-            return;
-        }
-
-        Exception? flushError = null;
-        try
-        {
-            _beforeAcknowledge()?.Invoke();
-        }
-        catch (Exception ex)
-        {
-            flushError = ex;
-        }
-
-        foreach (var (ack, fail) in done)
-        {
-            if (flushError is null)
+            group.Clear();
+            group.Add(first);
+            if (first.Groupable)
             {
-                ack();
+                while (group.Count < MaxGroup && _queue.TryTake(out var next))
+                {
+                    if (!next.Groupable)
+                    {
+                        held = next;
+                        break;
+                    }
+
+                    group.Add(next);
+                }
             }
-            else
+
+            try
             {
-                fail(flushError);
+                _processGroup(group);
+            }
+            catch (Exception ex)
+            {
+                foreach (var item in group)
+                {
+                    item.Error ??= ex;
+                }
+            }
+
+            foreach (var item in group)
+            {
+                item.Acknowledge();
             }
         }
-
-        done.Clear();
     }
 
     /// <summary>Stops taking work, runs everything already queued (no acknowledged write is lost), then ends the thread.</summary>

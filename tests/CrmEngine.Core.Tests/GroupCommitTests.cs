@@ -1,0 +1,60 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Pipeline;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Pipeline;
+
+namespace CrmEngine.Core.Tests;
+
+public class GroupCommitTests
+{
+    [Fact]
+    public async Task Concurrent_writes_that_share_a_commit_keep_their_own_outcome()
+    {
+        using var engine = new TestEngine();
+        // Writes named "late-fail" fail after they were stored (post-operation), forcing the shared
+        // transaction to be split; "invalid" ones are refused cleanly by validation.
+        using var _ = engine.On<Customer>("picky", PipelineStage.PostOperation, async (e, ct) =>
+        {
+            await engine.Store.Activities.CreateAsync(new Activity { CustomerId = e.EntityId, Subject = "note" }, ct);
+            if (e.After!.Name.StartsWith("late-fail", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException("refused after the write");
+            }
+        });
+
+        var names = Enumerable.Range(0, 60).Select(i => (i % 10) switch
+        {
+            3 => "late-fail " + i,
+            7 => "",
+            _ => "ok " + i,
+        }).ToList();
+        var tasks = names.Select(n => Task.Run(() => engine.Store.Customers.CreateAsync(TestEngine.NewCustomer(n)))).ToList();
+        await Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+
+        for (var i = 0; i < names.Count; i++)
+        {
+            var t = tasks[i];
+            if (names[i].StartsWith("ok", StringComparison.Ordinal))
+            {
+                Assert.True(t.IsCompletedSuccessfully, names[i]);
+                var created = await t;
+                Assert.Equal(names[i], (await engine.Store.Customers.GetAsync(created.Id))!.Name);
+            }
+            else if (names[i].Length == 0)
+            {
+                Assert.IsType<ValidationException>(t.Exception!.InnerException);
+            }
+            else
+            {
+                Assert.IsType<HandlerFailedException>(t.Exception!.InnerException);
+            }
+        }
+
+        var okCount = names.Count(n => n.StartsWith("ok", StringComparison.Ordinal));
+        Assert.Equal(okCount, await engine.Store.Customers.CountAsync());
+        Assert.Equal(okCount, await engine.Store.Activities.CountAsync());
+        var feed = await engine.Store.Changes.ReadAsync(0, 10_000);
+        Assert.Equal(Enumerable.Range(1, 2 * okCount).Select(i => (long)i), feed.Select(c => c.Sequence));
+        Assert.DoesNotContain(await engine.Store.Customers.ListAsync(1000), c => !c.Name.StartsWith("ok", StringComparison.Ordinal));
+    }
+}
