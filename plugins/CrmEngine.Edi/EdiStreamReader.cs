@@ -73,7 +73,7 @@ public sealed class EdiStreamReader : IDisposable
                 {
                     if (_state != State.Outside)
                     {
-                        string what = _tok.Standard == EdiStandard.X12 ? "IEA" : "UNZ";
+                        string what = (_interchange?.Standard ?? _tok.Standard) == EdiStandard.X12 ? "IEA" : "UNZ";
                         long end = _tok.Position;
                         throw _tok.Error($"truncated input: end of input inside interchange {_interchange?.ControlNumber} (no {what} trailer{(_state == State.InSet ? $", transaction set {_set?.ControlNumber} not closed" : "")})", end, _set?.Line ?? _interchange?.Line ?? 0, 0);
                     }
@@ -149,7 +149,7 @@ public sealed class EdiStreamReader : IDisposable
         target.Add(new EdiIssue
         {
             Kind = kind,
-            Standard = _tok.Standard,
+            Standard = _interchange?.Standard ?? _tok.Standard,
             Message = message,
             InterchangeControlNumber = _interchange?.ControlNumber,
             GroupControlNumber = _group is { IsImplicit: false } ? _group.ControlNumber : null,
@@ -678,7 +678,7 @@ public sealed class EdiStreamReader : IDisposable
     private void CloseDown(State target, bool missing)
     {
         string tag = Encoding.ASCII.GetString(_tok.Tag);
-        bool x12 = _tok.Standard == EdiStandard.X12;
+        bool x12 = (_interchange?.Standard ?? _tok.Standard) == EdiStandard.X12;
         if (_state == State.InSet && target < State.InSet)
         {
             var s = _set!;

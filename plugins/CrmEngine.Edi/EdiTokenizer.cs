@@ -146,6 +146,13 @@ public sealed class EdiTokenizer : IDisposable
             break;
         }
 
+        if (!IsNewInterchange && (_buf[_pos] == (byte)'I' || _buf[_pos] == (byte)'U') && HeaderAhead(d))
+        {
+            // A new interchange header without the previous trailer: take its own delimiters.
+            _needDetect = true;
+            return ReadSegment();
+        }
+
         SegmentOffset = _bufBase + _pos;
         SegmentLine = _line;
         SegmentColumn = (int)(SegmentOffset - _lineStart) + 1;
@@ -240,6 +247,22 @@ public sealed class EdiTokenizer : IDisposable
         }
 
         return true;
+    }
+
+    private bool HeaderAhead(EdiDelimiters d)
+    {
+        if (!EnsureAvailable(4))
+        {
+            return false;
+        }
+
+        var h = _buf.AsSpan(_pos, 4);
+        if (h.StartsWith("ISA"u8) || h.StartsWith("UNA"u8))
+        {
+            return !char.IsAsciiLetterOrDigit((char)h[3]);
+        }
+
+        return h.StartsWith("UNB"u8) && (h[3] == (byte)'+' || h[3] == 0x1D) && h[3] != d.Element;
     }
 
     private void NewLine(long nextLineStart)

@@ -112,3 +112,18 @@ public class EnvelopeTests
         Assert.Equal("025", Assert.Single(issues).Code);
     }
 }
+
+public class MissingTrailerTests
+{
+    [Fact]
+    public void A_new_interchange_without_the_previous_trailer_uses_its_own_delimiters()
+    {
+        string first = TestUtil.Isa("000000001") + "GS*PO*S*R*20261124*1200*1*X*004010~ST*850*0001~BEG*00*SA*PO-1**20261124~PO1*1*1*EA*1**VP*A~SE*4*0001~GE*1*1~";
+        string second = TestUtil.Isa("000000002", elem: '|', comp: '>', term: '\n') + "GS|PO|S|R|20261124|1200|2|X|004010\nST|850|0001\nBEG|00|SA|PO-2||20261124\nPO1|1|1|EA|1||VP|A\nSE|4|0001\nGE|1|2\nIEA|1|000000002\n";
+        string third = "UNB+UNOA:3+S+R+261124:1200+3'UNH+1+ORDERS:D:96A:UN'BGM+220+PO-3+9'DTM+137:20261124:102'UNS+S'UNT+5+1'UNZ+1+3'";
+        var report = EdiValidation.Validate(TestUtil.Stream(first + second + third));
+        Assert.Equal(3, report.Interchanges.Count);
+        Assert.Equal(EdiErrorKind.InterchangeTrailerMissing, Assert.Single(report.AllIssues).Kind);
+        Assert.Equal(["PO-1", "PO-2", "PO-3"], EdiDocuments.ReadAll(TestUtil.Stream(first + second + third)).Select(d => d.Number));
+    }
+}
