@@ -137,4 +137,21 @@ public class HostingTests
         Assert.Equal(404, control.ShowCalendar("nope", null, null).Status);
         Assert.Equal(400, control.ShowCalendar("office", "24.12.2026", null).Status);
     }
+
+    [Fact]
+    public void Bad_scheduler_options_are_refused_at_start_naming_the_key()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Scheduler:PollInterval"] = "00:30:00",
+            ["Scheduler:MaxConcurrentRuns"] = "0",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddCrmScheduling(config);
+        using var provider = services.BuildServiceProvider();
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(
+            () => provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<SchedulerOptions>>().Value);
+        Assert.Contains("PollInterval", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("MaxConcurrentRuns", ex.Message, StringComparison.Ordinal);
+    }
 }
