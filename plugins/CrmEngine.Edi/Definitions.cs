@@ -111,6 +111,7 @@ public sealed class EdiMessageDefinition
 internal sealed class CodeSet
 {
     private readonly HashSet<ulong> _short = [];
+    private ulong[] _few = [];
     private readonly List<byte[]> _long = [];
 
     public CodeSet(IEnumerable<string> codes)
@@ -126,6 +127,11 @@ internal sealed class CodeSet
             {
                 _long.Add(b);
             }
+        }
+
+        if (_short.Count <= 16)
+        {
+            _few = [.. _short];
         }
     }
 
@@ -144,7 +150,21 @@ internal sealed class CodeSet
     {
         if (value.Length <= 8)
         {
-            return _short.Contains(Pack(value));
+            ulong key = Pack(value);
+            if (_few.Length > 0 || _short.Count == 0)
+            {
+                foreach (ulong k in _few)
+                {
+                    if (k == key)
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            }
+
+            return _short.Contains(key);
         }
 
         foreach (var b in _long)

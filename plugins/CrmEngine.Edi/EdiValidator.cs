@@ -483,6 +483,7 @@ public sealed class EdiValidator
 
     private const EdiErrorKind NoError = (EdiErrorKind)(-1);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void ValidateCore(ReadOnlySpan<byte> raw, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
     {
         var kind = Check(raw, ed);
