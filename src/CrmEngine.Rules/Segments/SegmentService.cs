@@ -1,0 +1,732 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Rules;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core;
+using CrmEngine.Core.Storage;
+using CrmEngine.Rules.Scripting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CrmEngine.Rules.Segments;
+
+/// <summary>One segment as listed: its script, state and member count.</summary>
+public sealed record SegmentInfo(string Name, string? ScriptHash, SegmentStatus Status, long Members, string? LastError,
+    DateTimeOffset? LastRebuildAt, string? RefusedError);
+
+/// <summary>Why a customer is (or is not) in a segment.</summary>
+public sealed record SegmentExplanation(
+    string Segment,
+    string CustomerId,
+    bool IsMember,
+    string DecidedByHash,
+    DateTimeOffset? DecidedAt,
+    bool DecidedByCurrentVersion,
+    RuleRunResult Run);
+
+public sealed record RebuildReport(string Segment, string ScriptHash, long Customers, long Members, long Added, long Removed, long Failed, TimeSpan Elapsed);
+
+/// <summary>
+/// Stored segment membership, kept current from the change feed: a change to a customer, one of
+/// its orders or one of its activities re-evaluates that customer against every active segment.
+/// A full rebuild evaluates every customer with the same code path, so both always agree.
+/// The change-feed position is stored (<c>rules_cursors</c>) and survives restarts.
+/// </summary>
+public sealed class SegmentService : BackgroundService
+{
+    public const string Owner = "rules";
+    private const string CursorId = "segments";
+    private const int Page = 1000;
+
+    private readonly JsRuleEngine _engine;
+    private readonly RuleCatalog _catalog;
+    private readonly ICrmStore _store;
+    private readonly RulesOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger? _logger;
+    private readonly SemaphoreSlim _work = new(1, 1);
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly ConcurrentQueue<string> _rebuilds = new();
+    private readonly ConcurrentDictionary<string, Health> _health = new(StringComparer.Ordinal);
+
+    public SegmentService(JsRuleEngine engine, RuleCatalog catalog, IStoreProvider stores, IOptions<RulesOptions> options,
+        TimeProvider? timeProvider = null, ILogger<SegmentService>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(stores);
+        _engine = engine ?? throw new ArgumentNullException(nameof(engine));
+        _catalog = catalog ?? throw new ArgumentNullException(nameof(catalog));
+        _options = options?.Value ?? throw new ArgumentNullException(nameof(options));
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger;
+        _store = stores.ForActor("system:rules", Owner);
+        _catalog.Changed += OnScriptChanged;
+    }
+
+    private IEntitySet<SegmentMember> Members => _store.Collection<SegmentMember>("segment_members");
+    private IEntitySet<SegmentState> States => _store.Collection<SegmentState>("segment_states");
+    private IEntitySet<RuleVersion> Versions => _store.Collection<RuleVersion>("versions");
+    private IEntitySet<RulesCursor> Cursors => _store.Collection<RulesCursor>("cursors");
+
+    private sealed class Health
+    {
+        public int Failures;
+        public RuleError? LastError;
+        public bool Dirty;
+    }
+
+    // ------------------------------------------------------------------ evaluation
+
+    /// <summary>Runs a segment for one customer as it is now; writes nothing.</summary>
+    public async Task<RuleRunResult?> EvaluateAsync(string segment, string customerId, bool trace = false, CancellationToken cancellationToken = default)
+    {
+        var rule = _catalog.Find(RuleKind.Segment, segment) ?? throw new ArgumentException($"There is no segment '{segment}'.", nameof(segment));
+        var asOf = _time.GetUtcNow();
+        var facts = await CustomerFacts.LoadAsync(_store, customerId, asOf, cancellationToken);
+        return facts is null ? null : await RunAsync(rule.Script, facts, asOf, trace, cancellationToken);
+    }
+
+    private async Task<RuleRunResult> RunAsync(IRuleScript script, Dictionary<string, object?> facts, DateTimeOffset asOf, bool trace, CancellationToken ct) =>
+        CheckResult(await _engine.RunAsync(script, [facts], new RuleRunOptions { Now = asOf, Trace = trace }, ct));
+
+    /// <summary>A segment must answer true or false; anything else is an error of the script.</summary>
+    internal static RuleRunResult CheckResult(RuleRunResult result) =>
+        result.Error is null && result.Value is not bool
+            ? result with
+            {
+                Value = null,
+                Error = new RuleError(result.ScriptName, 0, 0, RuleErrorKind.Result, RuleBudgetKind.None,
+                    $"a segment script must return true or false, not {Describe(result.Value)}"),
+            }
+            : result;
+
+    private static string Describe(object? value) => value switch
+    {
+        null => "null/undefined (is a return statement missing?)",
+        string s => $"the text \"{s}\"",
+        double d => $"the number {d}",
+        _ => value.GetType().Name,
+    };
+
+    // ------------------------------------------------------------------ full rebuild
+
+    public async Task<IReadOnlyList<RebuildReport>> RebuildAllAsync(CancellationToken cancellationToken = default)
+    {
+        var reports = new List<RebuildReport>();
+        foreach (var rule in _catalog.Segments)
+        {
+            reports.Add(await RebuildAsync(rule.Name, cancellationToken));
+        }
+
+        return reports;
+    }
+
+    /// <summary>Evaluates every customer against the segment and stores the differences.</summary>
+    public async Task<RebuildReport> RebuildAsync(string segment, CancellationToken cancellationToken = default)
+    {
+        var rule = _catalog.Find(RuleKind.Segment, segment) ?? throw new ArgumentException($"There is no segment '{segment}'.", nameof(segment));
+        await _work.WaitAsync(cancellationToken);
+        try
+        {
+            return await RebuildLockedAsync(rule, cancellationToken);
+        }
+        finally
+        {
+            _work.Release();
+        }
+    }
+
+    private async Task<RebuildReport> RebuildLockedAsync(LoadedRule rule, CancellationToken ct)
+    {
+        var started = _time.GetTimestamp();
+        await RememberVersionAsync(rule, ct);
+        var health = _health.GetOrAdd(rule.Name, _ => new Health());
+        health.Failures = 0;
+        health.LastError = null;
+        health.Dirty = true;
+        var existing = await MemberIdsAsync(rule.Name, ct);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        long customers = 0, added = 0, removed = 0, failed = 0;
+        var asOf = _time.GetUtcNow();
+        string? after = null;
+        var lastError = default(RuleError);
+        while (true)
+        {
+            var page = await _store.Customers.ListAsync(Page, after, ct);
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            after = page[^1].Id;
+            var facts = new List<IReadOnlyList<object?>>(page.Count);
+            foreach (var c in page)
+            {
+                var orders = await AllAsync(_store.Orders, c.Id, ct);
+                var activities = await AllAsync(_store.Activities, c.Id, ct);
+                facts.Add([CustomerFacts.Build(c, orders, activities, asOf)]);
+            }
+
+            var results = await _engine.RunManyAsync(rule.Script, facts, new RuleRunOptions { Now = asOf }, ct);
+            var creates = new List<SegmentMember>();
+            for (var i = 0; i < page.Count; i++)
+            {
+                customers++;
+                var id = page[i].Id;
+                seen.Add(id);
+                var result = CheckResult(results[i]);
+                if (result.Error is not null)
+                {
+                    failed++;
+                    lastError = result.Error;
+                    continue; // keep whatever membership the customer had
+                }
+
+                var isIn = (bool)result.Value!;
+                if (isIn && !existing.Contains(id))
+                {
+                    creates.Add(NewMember(rule, id, asOf));
+                }
+                else if (isIn)
+                {
+                    var stored = await Members.GetAsync(SegmentMember.IdOf(rule.Name, id), ct);
+                    if (stored is not null && stored.ScriptHash != rule.Hash)
+                    {
+                        stored.ScriptHash = rule.Hash;
+                        stored.DecidedAt = asOf;
+                        await Members.UpdateAsync(stored, ct);
+                    }
+                }
+                else if (existing.Contains(id))
+                {
+                    await Members.DeleteAsync(SegmentMember.IdOf(rule.Name, id), null, ct);
+                    existing.Remove(id);
+                    removed++;
+                }
+            }
+
+            if (creates.Count > 0)
+            {
+                await Members.CreateManyAsync(creates, ct);
+                foreach (var m in creates)
+                {
+                    existing.Add(m.CustomerId);
+                }
+
+                added += creates.Count;
+            }
+        }
+
+        foreach (var gone in existing.Where(id => !seen.Contains(id)).ToList())
+        {
+            await Members.DeleteAsync(SegmentMember.IdOf(rule.Name, gone), null, ct);
+            existing.Remove(gone);
+            removed++;
+        }
+
+        var allFailed = customers > 0 && failed == customers;
+        health.Failures = allFailed ? Math.Max(_options.SegmentFailureThreshold, (int)Math.Min(int.MaxValue, failed)) : 0;
+        health.LastError = lastError;
+        await SaveStateAsync(rule, health, existing.Count, rebuilt: true, ct);
+        var report = new RebuildReport(rule.Name, rule.Hash, customers, existing.Count, added, removed, failed, _time.GetElapsedTime(started));
+        _logger?.LogInformation("Segment '{Segment}' rebuilt with version {Hash}: {Customers} customers, {Members} members (+{Added} -{Removed}), {Failed} failed",
+            rule.Name, rule.Hash, customers, existing.Count, added, removed, failed);
+        return report;
+    }
+
+    private static async Task<List<T>> AllAsync<T>(IEntitySet<T> set, string customerId, CancellationToken ct) where T : class, IEntity
+    {
+        var page = await set.FindAsync(IndexedField.CustomerId, customerId, 500, null, ct);
+        if (page.Count < 500)
+        {
+            return page as List<T> ?? page.ToList();
+        }
+
+        var all = page.ToList();
+        while (page.Count == 500)
+        {
+            page = await set.FindAsync(IndexedField.CustomerId, customerId, 500, all[^1].Id, ct);
+            all.AddRange(page);
+        }
+
+        return all;
+    }
+
+    private static SegmentMember NewMember(LoadedRule rule, string customerId, DateTimeOffset at) => new()
+    {
+        Id = SegmentMember.IdOf(rule.Name, customerId),
+        Segment = rule.Name,
+        CustomerId = customerId,
+        ScriptHash = rule.Hash,
+        DecidedAt = at,
+    };
+
+    private async Task<HashSet<string>> MemberIdsAsync(string segment, CancellationToken ct)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var m in MembersOfAsync(segment, ct))
+        {
+            ids.Add(m.CustomerId);
+        }
+
+        return ids;
+    }
+
+    private async IAsyncEnumerable<SegmentMember> MembersOfAsync(string segment, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var prefix = segment + "|";
+        var after = prefix;
+        while (true)
+        {
+            var page = await Members.ListAsync(Page, after, ct);
+            foreach (var m in page)
+            {
+                if (!m.Id.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    yield break;
+                }
+
+                yield return m;
+            }
+
+            if (page.Count < Page)
+            {
+                yield break;
+            }
+
+            after = page[^1].Id;
+        }
+    }
+
+    // ------------------------------------------------------------------ incremental
+
+    /// <summary>Re-evaluates one customer against every active segment and stores the differences.</summary>
+    public async Task ReevaluateAsync(IEnumerable<string> customerIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(customerIds);
+        await _work.WaitAsync(cancellationToken);
+        try
+        {
+            await ReevaluateLockedAsync(customerIds.Distinct(StringComparer.Ordinal).ToList(), cancellationToken);
+        }
+        finally
+        {
+            _work.Release();
+        }
+    }
+
+    private async Task ReevaluateLockedAsync(IReadOnlyList<string> customerIds, CancellationToken ct)
+    {
+        var segments = _catalog.Segments.Where(s => !IsFailed(s.Name)).ToList();
+        if (segments.Count == 0 || customerIds.Count == 0)
+        {
+            return;
+        }
+
+        var asOf = _time.GetUtcNow();
+        foreach (var id in customerIds)
+        {
+            var facts = await CustomerFacts.LoadAsync(_store, id, asOf, ct);
+            foreach (var rule in segments)
+            {
+                await RememberVersionAsync(rule, ct);
+                var memberId = SegmentMember.IdOf(rule.Name, id);
+                var stored = await Members.GetAsync(memberId, ct);
+                if (facts is null)
+                {
+                    if (stored is not null)
+                    {
+                        await Members.DeleteAsync(memberId, null, ct);
+                    }
+
+                    continue;
+                }
+
+                var result = await RunAsync(rule.Script, facts, asOf, false, ct);
+                var health = _health.GetOrAdd(rule.Name, _ => new Health());
+                if (result.Error is not null)
+                {
+                    health.Failures++;
+                    health.LastError = result.Error;
+                    health.Dirty = true;
+                    continue;
+                }
+
+                if (health.Failures > 0)
+                {
+                    health.Failures = 0;
+                    health.Dirty = true;
+                }
+
+                var isIn = (bool)result.Value!;
+                if (isIn && stored is null)
+                {
+                    await Members.CreateAsync(NewMember(rule, id, asOf), ct);
+                }
+                else if (isIn && stored!.ScriptHash != rule.Hash)
+                {
+                    stored.ScriptHash = rule.Hash;
+                    stored.DecidedAt = asOf;
+                    await Members.UpdateAsync(stored, ct);
+                }
+                else if (!isIn && stored is not null)
+                {
+                    await Members.DeleteAsync(memberId, null, ct);
+                }
+            }
+        }
+
+        foreach (var rule in segments)
+        {
+            if (_health.TryGetValue(rule.Name, out var h) && h.Dirty)
+            {
+                await SaveStateAsync(rule, h, null, rebuilt: false, ct);
+            }
+        }
+    }
+
+    private bool IsFailed(string segment) => _health.TryGetValue(segment, out var h) && h.Failures >= _options.SegmentFailureThreshold;
+
+    /// <summary>
+    /// Reads the change feed from the stored position, re-evaluates every customer touched (directly
+    /// or through an order or activity) and stores the new position. Returns the changes read.
+    /// </summary>
+    public async Task<int> ProcessChangesAsync(CancellationToken cancellationToken = default)
+    {
+        var cursor = await Cursors.GetAsync(CursorId, cancellationToken);
+        if (cursor is null)
+        {
+            // First start: everything up to now is covered by a full rebuild.
+            var last = await _store.Changes.LastSequenceAsync(cancellationToken);
+            await RebuildAllAsync(cancellationToken);
+            await Cursors.CreateAsync(new RulesCursor { Id = CursorId, Position = last }, cancellationToken);
+            return 0;
+        }
+
+        var from = Math.Max(cursor.Position, Interlocked.Read(ref _skipTo));
+        var changes = await _store.Changes.ReadAsync(from, 1000, cancellationToken);
+        if (changes.Count == 0)
+        {
+            return 0;
+        }
+
+        var customers = new List<string>();
+        var relevant = false;
+        foreach (var change in changes)
+        {
+            switch (change.Entity)
+            {
+                case EntityNames.Customer:
+                    customers.Add(change.EntityId);
+                    relevant = true;
+                    break;
+                case EntityNames.Order:
+                case EntityNames.Activity:
+                    customers.AddRange(await CustomersOfAsync(change, cancellationToken));
+                    relevant = true;
+                    break;
+            }
+        }
+
+        if (customers.Count > 0)
+        {
+            await ReevaluateAsync(customers, cancellationToken);
+        }
+
+        if (relevant)
+        {
+            cursor.Position = changes[^1].Sequence;
+            await Cursors.UpdateAsync(cursor, cancellationToken);
+        }
+        else
+        {
+            // Only our own writes (or unrelated collections): move on in memory without writing,
+            // so the cursor write itself does not keep the loop busy. A restart re-reads this tail.
+            Interlocked.Exchange(ref _skipTo, changes[^1].Sequence);
+            return changes.Count == 1000 ? changes.Count : 0;
+        }
+
+        Interlocked.Exchange(ref _skipTo, changes[^1].Sequence);
+        return changes.Count;
+    }
+
+    private long _skipTo;
+
+    /// <summary>The customer(s) an order or activity change concerns (before and after, in case it moved).</summary>
+    private async Task<IEnumerable<string>> CustomersOfAsync(ChangeRecord change, CancellationToken ct)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        if (change.Operation != ChangeOperation.Delete)
+        {
+            var current = change.Entity == EntityNames.Order
+                ? (await _store.Orders.GetAsync(change.EntityId, ct))?.CustomerId
+                : (await _store.Activities.GetAsync(change.EntityId, ct))?.CustomerId;
+            if (!string.IsNullOrEmpty(current))
+            {
+                ids.Add(current);
+            }
+        }
+
+        if (change.Operation != ChangeOperation.Create)
+        {
+            var history = await _store.Audit.ForEntityAsync(change.Entity, change.EntityId, ct);
+            foreach (var entry in history.Where(e => e.Sequence == change.Sequence))
+            {
+                foreach (var field in entry.Changes.Where(f => f.Field.Equals("CustomerId", StringComparison.OrdinalIgnoreCase)))
+                {
+                    foreach (var json in new[] { field.Before, field.After })
+                    {
+                        if (json is not null && TryText(json) is { Length: > 0 } id)
+                        {
+                            ids.Add(id);
+                        }
+                    }
+                }
+            }
+        }
+
+        return ids;
+    }
+
+    private static string? TryText(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<string>(json);
+        }
+        catch (JsonException)
+        {
+            return json;
+        }
+    }
+
+    // ------------------------------------------------------------------ state
+
+    private async Task RememberVersionAsync(LoadedRule rule, CancellationToken ct)
+    {
+        if (_known.ContainsKey(rule.Hash))
+        {
+            return;
+        }
+
+        if (await Versions.GetAsync(rule.Hash, ct) is null)
+        {
+            await Versions.CreateAsync(new RuleVersion { Id = rule.Hash, Name = rule.Name, Kind = rule.Kind.ToString(), Path = rule.Script.Path, Code = rule.Script.Code }, ct);
+        }
+
+        _known[rule.Hash] = true;
+    }
+
+    private readonly ConcurrentDictionary<string, bool> _known = new(StringComparer.Ordinal);
+
+    private async Task SaveStateAsync(LoadedRule rule, Health health, long? members, bool rebuilt, CancellationToken ct)
+    {
+        var state = await States.GetAsync(rule.Name, ct);
+        var isNew = state is null;
+        state ??= new SegmentState { Id = rule.Name };
+        state.ScriptHash = rule.Hash;
+        state.ConsecutiveFailures = health.Failures;
+        state.Status = health.Failures >= _options.SegmentFailureThreshold ? SegmentStatus.Failed : SegmentStatus.Active;
+        if (health.LastError is not null)
+        {
+            state.LastError = health.LastError.ToString();
+            state.LastErrorAt = _time.GetUtcNow();
+        }
+
+        if (members is { } m)
+        {
+            state.Members = m;
+        }
+
+        if (rebuilt)
+        {
+            state.LastRebuildAt = _time.GetUtcNow();
+            state.RebuiltWithHash = rule.Hash;
+        }
+
+        health.Dirty = false;
+        if (state.Status == SegmentStatus.Failed)
+        {
+            _logger?.LogError("Segment '{Segment}' marked failed after {Failures} failing runs: {Error}", rule.Name, health.Failures, state.LastError);
+        }
+
+        if (isNew)
+        {
+            await States.CreateAsync(state, ct);
+        }
+        else
+        {
+            await States.UpdateAsync(state, ct);
+        }
+    }
+
+    /// <summary>Every segment: loaded scripts with their state, and files refused at their last load.</summary>
+    public async Task<IReadOnlyList<SegmentInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        var list = new List<SegmentInfo>();
+        foreach (var rule in _catalog.Segments)
+        {
+            var state = await States.GetAsync(rule.Name, cancellationToken);
+            var count = 0L;
+            await foreach (var _ in MembersOfAsync(rule.Name, cancellationToken))
+            {
+                count++;
+            }
+
+            var refused = _catalog.RefusedFiles.FirstOrDefault(p => Path.GetFileNameWithoutExtension(p.Key) == rule.Name && p.Key.Contains("segments", StringComparison.Ordinal)).Value;
+            list.Add(new SegmentInfo(rule.Name, rule.Hash, state?.Status ?? SegmentStatus.Active, count, state?.LastError, state?.LastRebuildAt, refused?.ToString()));
+        }
+
+        foreach (var (path, error) in _catalog.RefusedFiles.Where(p => p.Key.Contains("segments", StringComparison.Ordinal)))
+        {
+            var name = Path.GetFileNameWithoutExtension(path);
+            if (list.All(s => s.Name != name))
+            {
+                list.Add(new SegmentInfo(name, null, SegmentStatus.Failed, 0, null, null, error.ToString()));
+            }
+        }
+
+        return list;
+    }
+
+    public async Task<SegmentState?> StateAsync(string segment, CancellationToken cancellationToken = default) =>
+        await States.GetAsync(segment, cancellationToken);
+
+    /// <summary>Customer ids in the segment, in id order, a page at a time.</summary>
+    public async Task<IReadOnlyList<SegmentMember>> MembersAsync(string segment, int limit = 100, string? afterCustomerId = null,
+        CancellationToken cancellationToken = default)
+    {
+        var prefix = segment + "|";
+        var page = await Members.ListAsync(limit, afterCustomerId is null ? prefix : prefix + afterCustomerId, cancellationToken);
+        return page.TakeWhile(m => m.Id.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+    }
+
+    public async Task<bool> IsMemberAsync(string segment, string customerId, CancellationToken cancellationToken = default) =>
+        await Members.GetAsync(SegmentMember.IdOf(segment, customerId), cancellationToken) is not null;
+
+    /// <summary>
+    /// Why the customer is in or out: the stored decision, and a traced re-run of the script version
+    /// that made it (from <c>rules_versions</c>) on the customer's data as it is now.
+    /// </summary>
+    public async Task<SegmentExplanation> ExplainAsync(string segment, string customerId, CancellationToken cancellationToken = default)
+    {
+        var rule = _catalog.Find(RuleKind.Segment, segment) ?? throw new ArgumentException($"There is no segment '{segment}'.", nameof(segment));
+        var asOf = _time.GetUtcNow();
+        var facts = await CustomerFacts.LoadAsync(_store, customerId, asOf, cancellationToken)
+            ?? throw new ArgumentException($"There is no customer '{customerId}'.", nameof(customerId));
+        var member = await Members.GetAsync(SegmentMember.IdOf(segment, customerId), cancellationToken);
+        var state = await States.GetAsync(segment, cancellationToken);
+        var hash = member?.ScriptHash ?? state?.RebuiltWithHash ?? rule.Hash;
+        var script = rule.Script;
+        if (hash != rule.Hash && await Versions.GetAsync(hash, cancellationToken) is { } version)
+        {
+            script = _catalog.Load(RuleKind.Segment, segment, version.Code, version.Path).Script;
+        }
+        else
+        {
+            hash = rule.Hash;
+        }
+
+        var run = await RunAsync(script, facts, asOf, trace: true, cancellationToken);
+        return new SegmentExplanation(segment, customerId, member is not null, hash, member?.DecidedAt, hash == rule.Hash, run);
+    }
+
+    // ------------------------------------------------------------------ background
+
+    private void OnScriptChanged(RuleKind kind, string name, LoadedRule? rule)
+    {
+        if (kind != RuleKind.Segment)
+        {
+            return;
+        }
+
+        _health.TryRemove(name, out _);
+        _rebuilds.Enqueue(name);
+        _wake.Release();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        var lastPeriodic = _time.GetUtcNow();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                while (_rebuilds.TryDequeue(out var name))
+                {
+                    if (_catalog.Find(RuleKind.Segment, name) is not null)
+                    {
+                        await RebuildAsync(name, stoppingToken);
+                    }
+                    else
+                    {
+                        await DropAsync(name, stoppingToken);
+                    }
+                }
+
+                if (_options.PeriodicRebuild > TimeSpan.Zero && _time.GetUtcNow() - lastPeriodic >= _options.PeriodicRebuild)
+                {
+                    lastPeriodic = _time.GetUtcNow();
+                    await RebuildAllAsync(stoppingToken);
+                }
+
+                var read = await ProcessChangesAsync(stoppingToken);
+                if (read >= 1000)
+                {
+                    continue;
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // the service keeps going; the error is logged
+            catch (Exception ex)
+            {
+                _logger?.LogError(ex, "Segment maintenance failed; retrying");
+            }
+#pragma warning restore CA1031
+
+            try
+            {
+                await _wake.WaitAsync(_options.ChangePollInterval, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>A segment whose script was deleted: its members and state go too.</summary>
+    private async Task DropAsync(string segment, CancellationToken ct)
+    {
+        await _work.WaitAsync(ct);
+        try
+        {
+            foreach (var id in await MemberIdsAsync(segment, ct))
+            {
+                await Members.DeleteAsync(SegmentMember.IdOf(segment, id), null, ct);
+            }
+
+            if (await States.GetAsync(segment, ct) is not null)
+            {
+                await States.DeleteAsync(segment, null, ct);
+            }
+        }
+        finally
+        {
+            _work.Release();
+        }
+    }
+
+    public override void Dispose()
+    {
+        _catalog.Changed -= OnScriptChanged;
+        _work.Dispose();
+        _wake.Dispose();
+        base.Dispose();
+    }
+}
