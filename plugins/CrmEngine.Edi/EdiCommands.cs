@@ -17,6 +17,8 @@ public static class EdiCommands
 
     private static readonly JsonWriterOptions JsonOptions = new() { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    private static readonly JsonSerializerOptions DocumentJson = new() { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+
     /// <summary>Prints the file as JSON: interchanges, groups, transaction sets with their segments, typed document and issues.</summary>
     public static int Parse(string file, TextWriter output, TextWriter? error = null, bool includeSegments = true)
     {
@@ -70,9 +72,9 @@ public static class EdiCommands
                         break;
                     case EdiItemKind.TransactionSet:
                         var set = reader.TransactionSet!;
-                        validator.Validate(set);
+                        var tree = validator.Validate(set, buildTree: includeSegments);
                         anyIssue |= set.Issues.Count > 0;
-                        WriteSet(json, set, includeSegments);
+                        WriteSet(json, set, includeSegments, tree);
                         json.Flush();
                         break;
                     case EdiItemKind.GroupEnd:
@@ -189,7 +191,7 @@ public static class EdiCommands
 
     private static string Qualified(string id, string qualifier) => qualifier.Length > 0 ? $"{qualifier}:{id}" : id;
 
-    private static void WriteSet(Utf8JsonWriter json, EdiTransactionSet set, bool includeSegments)
+    private static void WriteSet(Utf8JsonWriter json, EdiTransactionSet set, bool includeSegments, EdiNode? tree)
     {
         json.WriteStartObject();
         json.WriteString("id", set.Id);
@@ -200,39 +202,23 @@ public static class EdiCommands
         if (EdiDocuments.FromSet(set) is { } doc)
         {
             json.WritePropertyName("document");
-            JsonSerializer.Serialize(json, doc);
+            JsonSerializer.Serialize(json, doc, DocumentJson);
         }
 
         if (includeSegments)
         {
+            // Segments nested by loop / segment group as the definition places them; flat when there is no definition.
             json.WriteStartArray("segments");
-            var d = set.Segments.Delimiters;
-            for (int s = 0; s < set.Segments.Count; s++)
+            if (tree != null)
             {
-                var seg = set.Segments[s];
-                json.WriteStartArray();
-                json.WriteStringValue(seg.Tag);
-                for (int e = 1; e <= seg.ElementCount; e++)
+                WriteNodes(json, set, tree);
+            }
+            else
+            {
+                for (int s = 0; s < set.Segments.Count; s++)
                 {
-                    var raw = seg.Raw(e);
-                    int comps = EdiText.CountComponents(raw, d);
-                    if (comps > 1)
-                    {
-                        json.WriteStartArray();
-                        for (int c = 1; c <= comps; c++)
-                        {
-                            json.WriteStringValue(seg.Get(e, c));
-                        }
-
-                        json.WriteEndArray();
-                    }
-                    else
-                    {
-                        json.WriteStringValue(seg.Get(e));
-                    }
+                    WriteSegment(json, set.Segments[s]);
                 }
-
-                json.WriteEndArray();
             }
 
             json.WriteEndArray();
@@ -240,6 +226,54 @@ public static class EdiCommands
 
         WriteIssues(json, set.Issues);
         json.WriteEndObject();
+    }
+
+    private static void WriteNodes(Utf8JsonWriter json, EdiTransactionSet set, EdiNode node)
+    {
+        foreach (var child in node.Children)
+        {
+            if (child.IsLoop)
+            {
+                json.WriteStartObject();
+                json.WriteString("loop", child.LoopId);
+                json.WriteStartArray("segments");
+                WriteNodes(json, set, child);
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+            else
+            {
+                WriteSegment(json, set.Segments[child.SegmentIndex]);
+            }
+        }
+    }
+
+    private static void WriteSegment(Utf8JsonWriter json, EdiSegment seg)
+    {
+        var d = seg.List.Delimiters;
+        json.WriteStartArray();
+        json.WriteStringValue(seg.Tag);
+        for (int e = 1; e <= seg.ElementCount; e++)
+        {
+            var raw = seg.Raw(e);
+            int comps = EdiText.CountComponents(raw, d);
+            if (comps > 1)
+            {
+                json.WriteStartArray();
+                for (int c = 1; c <= comps; c++)
+                {
+                    json.WriteStringValue(seg.Get(e, c));
+                }
+
+                json.WriteEndArray();
+            }
+            else
+            {
+                json.WriteStringValue(seg.Get(e));
+            }
+        }
+
+        json.WriteEndArray();
     }
 
     private static void WriteIssues(Utf8JsonWriter json, IReadOnlyList<EdiIssue> issues)

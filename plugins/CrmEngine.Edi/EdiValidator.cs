@@ -26,6 +26,7 @@ public sealed class EdiValidator
         public int[] Counts;
         public int Index;
         public string? LoopId;
+        public EdiNode? Node;
     }
 
     public EdiValidator(EdiDefinitions? definitions = null)
@@ -42,9 +43,13 @@ public sealed class EdiValidator
     private List<EdiIssue> _issues = null!;
     private EdiSegmentList _segs = null!;
     private int _cur;
+    private EdiNode? _root;
 
     /// <summary>Validates the content of <paramref name="set"/>, adding issues to <see cref="EdiTransactionSet.Issues"/>.</summary>
-    public void Validate(EdiTransactionSet set)
+    public void Validate(EdiTransactionSet set) => Validate(set, buildTree: false);
+
+    /// <summary>Validates and, when <paramref name="buildTree"/> is set, returns the set as a tree of loops / segment groups (null when the set has no definition).</summary>
+    public EdiNode? Validate(EdiTransactionSet set, bool buildTree)
     {
         ArgumentNullException.ThrowIfNull(set);
         var def = _definitions.FindMessage(set.Standard, set.Version, set.Id);
@@ -67,13 +72,15 @@ public sealed class EdiValidator
                 ByteOffset = set.ByteOffset,
                 Line = set.Line,
             });
-            return;
+            return null;
         }
 
-        Validate(set, def);
+        return Run(set, def, buildTree);
     }
 
-    public void Validate(EdiTransactionSet set, EdiMessageDefinition definition)
+    public void Validate(EdiTransactionSet set, EdiMessageDefinition definition) => Run(set, definition, false);
+
+    private EdiNode? Run(EdiTransactionSet set, EdiMessageDefinition definition, bool buildTree)
     {
         ArgumentNullException.ThrowIfNull(set);
         ArgumentNullException.ThrowIfNull(definition);
@@ -89,11 +96,13 @@ public sealed class EdiValidator
 
         _hlIds?.Clear();
         _depth = 0;
+        _root = buildTree ? new EdiNode(definition.Id, -1) : null;
         Push(definition.EntryArray, null);
         bool trailerMissing = set.Issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
         for (_cur = 0; _cur < _segs.Count; _cur++)
         {
             Place(_segs.TagOf(_cur));
+            _frames[_depth - 1].Node?.Children.Add(new EdiNode(null, _cur));
         }
 
         // End of set: whatever is still open must have had its mandatory entries.
@@ -108,6 +117,9 @@ public sealed class EdiValidator
         _set = null!;
         _issues = null!;
         _segs = null!;
+        var root = _root;
+        _root = null;
+        return root;
     }
 
     private void Push(EdiStructureEntry[] entries, string? loopId)
@@ -130,6 +142,19 @@ public sealed class EdiValidator
         f.Entries = entries;
         f.Index = 0;
         f.LoopId = loopId;
+        if (_root == null)
+        {
+            f.Node = null;
+        }
+        else if (_depth == 1)
+        {
+            f.Node = _root;
+        }
+        else
+        {
+            f.Node = new EdiNode(loopId, -1);
+            _frames[_depth - 2].Node!.Children.Add(f.Node);
+        }
     }
 
     private void Place(int tag)
@@ -696,4 +721,18 @@ public sealed class EdiValidator
         int s = v.Length >= 6 ? Num(v.Slice(4, 2)) : 0;
         return h is >= 0 and < 24 && m is >= 0 and < 60 && s is >= 0 and < 60;
     }
+}
+
+/// <summary>A loop / segment group (with <see cref="LoopId"/>) or a segment (with <see cref="SegmentIndex"/>) of a transaction set tree.</summary>
+public sealed class EdiNode(string? loopId, int segmentIndex)
+{
+    /// <summary>Loop or segment group id (e.g. N1, PO1, SG25); the message id for the root; null for a segment.</summary>
+    public string? LoopId { get; } = loopId;
+
+    /// <summary>Index into <see cref="EdiTransactionSet.Segments"/>, or -1 for a loop.</summary>
+    public int SegmentIndex { get; } = segmentIndex;
+
+    public bool IsLoop => SegmentIndex < 0;
+
+    public List<EdiNode> Children { get; } = [];
 }

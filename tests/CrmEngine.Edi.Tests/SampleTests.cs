@@ -65,7 +65,10 @@ public class SampleTests
         var set = doc.RootElement.GetProperty("interchanges")[0].GetProperty("groups")[0].GetProperty("transactionSets")[0];
         Assert.Equal("ORDERS", set.GetProperty("id").GetString());
         Assert.Equal("Müller Großhandel GmbH", set.GetProperty("document").GetProperty("Parties")[1].GetProperty("Name").GetString());
-        var nad = set.GetProperty("segments").EnumerateArray().First(s => s[0].GetString() == "NAD");
+        var sg2 = set.GetProperty("segments").EnumerateArray().First(s => s.ValueKind == JsonValueKind.Object && s.GetProperty("loop").GetString() == "SG2");
+        var nad = sg2.GetProperty("segments")[0];
+        Assert.Equal("NAD", nad[0].GetString());
+        Assert.Equal("PurchaseOrder", set.GetProperty("document").GetProperty("Type").GetString());
         Assert.Equal("Société Générale d'Épicerie", nad[4].GetString());
         Assert.Equal("UNOC", doc.RootElement.GetProperty("interchanges")[0].GetProperty("characterSet").GetString());
     }

@@ -111,3 +111,21 @@ public class ValidationTests
         Assert.Equal(2, g.AcceptedCount);
     }
 }
+
+public class TreeTests
+{
+    [Fact]
+    public void Validator_builds_the_loop_tree_from_the_definition()
+    {
+        using var r = new EdiStreamReader(File.OpenRead(TestUtil.SamplePath("x12-850-004010.edi")));
+        while (r.Read() != EdiItemKind.TransactionSet)
+        {
+        }
+
+        var set = r.TransactionSet!;
+        var tree = new EdiValidator().Validate(set, buildTree: true)!;
+        string Show(EdiNode n) => n.IsLoop ? $"{n.LoopId}({string.Join(",", n.Children.Select(Show))})" : set.Segments[n.SegmentIndex].Tag;
+        Assert.Equal("850(ST,BEG,CUR,REF,DTM,N1(N1,N3,N4),N1(N1,N3,N4),PO1(PO1,PID(PID)),PO1(PO1,PID(PID)),CTT(CTT,AMT),SE)", Show(tree));
+        Assert.Empty(set.Issues);
+    }
+}
