@@ -56,5 +56,9 @@ public class GroupCommitTests
         var feed = await engine.Store.Changes.ReadAsync(0, 10_000);
         Assert.Equal(Enumerable.Range(1, 2 * okCount).Select(i => (long)i), feed.Select(c => c.Sequence));
         Assert.DoesNotContain(await engine.Store.Customers.ListAsync(1000), c => !c.Name.StartsWith("ok", StringComparison.Ordinal));
+
+        // A write that failed is not replayed: its handler failure is reported once, not twice.
+        Assert.Equal(names.Count(n => n.StartsWith("late-fail", StringComparison.Ordinal)),
+            engine.Observer.FailedSnapshot().Count(f => f.Owner == "picky"));
     }
 }

@@ -197,19 +197,29 @@ public sealed class CrmDatabase : IDisposable
             return;
         }
 
-        if (!TryRunTogether(group))
+        if (TryRunTogether(group) is { } failed)
         {
+            // Replay alone. The write that failed is not run again: it would meet the same state
+            // (the writes before it are replayed first) and its handlers would fail, or hang, twice.
+            var cause = failed.Error;
             foreach (var item in group)
             {
-                TryRunTogether([item]);
+                if (ReferenceEquals(item, failed))
+                {
+                    item.Error = cause;
+                }
+                else
+                {
+                    TryRunTogether([item]);
+                }
             }
         }
 
         _flushLog?.Invoke();
     }
 
-    /// <summary>False when the group must be split (a write failed after changing data); true otherwise.</summary>
-    private bool TryRunTogether(List<WorkItem> items)
+    /// <summary>The write that failed after changing data when the group must be split; null otherwise.</summary>
+    private WorkItem? TryRunTogether(List<WorkItem> items)
     {
         var groupStart = _lastSequence;
         var afterCommit = new List<Action>();
@@ -239,15 +249,18 @@ public sealed class CrmDatabase : IDisposable
                         SafeRollback(groupStart);
                         if (items.Count == 1)
                         {
-                            return true;
+                            return null;
                         }
 
                         foreach (var other in items)
                         {
-                            other.Error = null;
+                            if (!ReferenceEquals(other, item))
+                            {
+                                other.Error = null;
+                            }
                         }
 
-                        return false;
+                        return item;
                     }
                 }
             }
@@ -263,7 +276,7 @@ public sealed class CrmDatabase : IDisposable
                 item.Error ??= ex;
             }
 
-            return true;
+            return null;
         }
         finally
         {
@@ -275,7 +288,7 @@ public sealed class CrmDatabase : IDisposable
             action();
         }
 
-        return true;
+        return null;
     }
 
     private void SafeRollback(long sequence)
