@@ -49,6 +49,10 @@ public sealed class JobScheduler : IDisposable
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _completionGate = new();
+    private List<PendingCompletion> _pendingCompletions = [];
+    private bool _completionFlushing;
+    private long _writes;
     private IHandlerFaultObserver[]? _observers;
     private int _disposed;
 
@@ -719,7 +723,7 @@ public sealed class JobScheduler : IDisposable
 
         try
         {
-            var ended = await WriteAsync(() => Complete(c, outcome, error)).ConfigureAwait(false);
+            var ended = await CompleteAsync(c, outcome, error).ConfigureAwait(false);
             Raise([ended]);
         }
         catch (Exception ex) when (ex is ObjectDisposedException or LiteException or StoreException)
@@ -728,6 +732,78 @@ public sealed class JobScheduler : IDisposable
             _logger.LogError(ex, "Scheduler: the end of run {RunId} of job {JobId} could not be recorded", c.Run.Id, c.Job.Id);
         }
     }
+
+    /// <summary>
+    /// Records the end of a run. Ends that arrive together are written in one transaction (group commit),
+    /// so a burst of short runs costs one durable write per batch, not one per run.
+    /// </summary>
+    private Task<JobRunInfo> CompleteAsync(Claimed c, JobRunOutcome outcome, string? error)
+    {
+        var done = new TaskCompletionSource<JobRunInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool flush;
+        lock (_completionGate)
+        {
+            _pendingCompletions.Add(new PendingCompletion(c, outcome, error, done));
+            flush = !_completionFlushing;
+            _completionFlushing = true;
+        }
+
+        if (flush)
+        {
+            _ = FlushCompletionsAsync();
+        }
+
+        return done.Task;
+    }
+
+    private async Task FlushCompletionsAsync()
+    {
+        while (true)
+        {
+            List<PendingCompletion> batch;
+            lock (_completionGate)
+            {
+                if (_pendingCompletions.Count == 0)
+                {
+                    _completionFlushing = false;
+                    return;
+                }
+
+                batch = _pendingCompletions;
+                _pendingCompletions = [];
+            }
+
+            try
+            {
+                var ended = await WriteAsync(() => batch.Select(p => Complete(p.Claimed, p.Outcome, p.Error)).ToList()).ConfigureAwait(false);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Done.TrySetResult(ended[i]);
+                }
+            }
+            catch (Exception) when (batch.Count > 1)
+            {
+                // One end could not be written: the batch rolled back; write them one by one so the others are kept.
+                foreach (var p in batch)
+                {
+                    try
+                    {
+                        p.Done.TrySetResult(await WriteAsync(() => Complete(p.Claimed, p.Outcome, p.Error)).ConfigureAwait(false));
+                    }
+                    catch (Exception ex)
+                    {
+                        p.Done.TrySetException(ex);
+                    }
+                }
+            }
+            catch (Exception ex)
+            {
+                batch[0].Done.TrySetException(ex);
+            }
+        }
+    }
+
+    private sealed record PendingCompletion(Claimed Claimed, JobRunOutcome Outcome, string? Error, TaskCompletionSource<JobRunInfo> Done);
 
     private void Report(Claimed c, Exception? failure)
     {
@@ -953,7 +1029,14 @@ public sealed class JobScheduler : IDisposable
         }
     }
 
-    private Task<T> WriteAsync<T>(Func<T> work) => CoreDatabaseSeam.WriteAsync(_db, work);
+    /// <summary>Transactions written so far (tests and benchmarks).</summary>
+    internal long WriteCount => Interlocked.Read(ref _writes);
+
+    private Task<T> WriteAsync<T>(Func<T> work)
+    {
+        Interlocked.Increment(ref _writes);
+        return CoreDatabaseSeam.WriteAsync(_db, work);
+    }
 
     public void Dispose()
     {
