@@ -12,14 +12,14 @@ internal sealed class TestEngine : IDisposable
 {
     private readonly bool _ownsFolder;
 
-    public TestEngine(PipelineOptions? pipeline = null, string? folder = null, RecordingObserver? observer = null)
+    public TestEngine(PipelineOptions? pipeline = null, string? folder = null, RecordingObserver? observer = null, TimeProvider? time = null)
     {
         _ownsFolder = folder is null;
         Folder = folder ?? Path.Combine(Path.GetTempPath(), "crm-core-tests", Guid.NewGuid().ToString("N"));
         Options = new StoreOptions { DataDirectory = Folder, FileName = "crm.db" };
         PipelineOptions = pipeline ?? new PipelineOptions { HandlerTimeout = TimeSpan.FromSeconds(10) };
         Observer = observer ?? new RecordingObserver();
-        Database = new CrmDatabase(Options);
+        Database = new CrmDatabase(Options, time);
         Registry = new WriteHandlerRegistry();
         Pipeline = new WritePipeline(Database, Registry, PipelineOptions, () => [Observer]);
         Provider = new StoreProvider(Pipeline);
