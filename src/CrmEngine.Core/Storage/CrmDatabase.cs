@@ -33,12 +33,16 @@ public sealed class CrmDatabase : IDisposable
     private long _lastSequence;
     private int _disposed;
 
-    public CrmDatabase(StoreOptions options, TimeProvider? timeProvider = null, ILogger<CrmDatabase>? logger = null)
+    /// <param name="options">Where the file is.</param>
+    /// <param name="timeProvider">Time for records, change feed and audit (default: system time).</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <param name="contentRoot">Folder a relative <see cref="StoreOptions.DataDirectory"/> is taken from (default: the current folder).</param>
+    public CrmDatabase(StoreOptions options, TimeProvider? timeProvider = null, ILogger<CrmDatabase>? logger = null, string? contentRoot = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         TimeProvider = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        FilePath = ResolveFilePath(options, null);
+        FilePath = ResolveFilePath(options, contentRoot);
         Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
         Mapper = CrmBsonMapper.Create();
         try
