@@ -62,8 +62,14 @@ public sealed class EdiSegmentDefinition
 
     private EdiElementDefinition[]? _elementArray;
 
+    /// <summary>Syntax notes between elements (X12 P/R/E/C/L): kind and 1-based positions.</summary>
+    public IReadOnlyList<EdiSyntaxRule> Rules { get; init; } = [];
+
     internal int PackedTag { get; init; }
 }
+
+/// <summary>X12 syntax note: P paired, R at least one, E at most one, C if first then all, L if first then at least one other.</summary>
+public sealed record EdiSyntaxRule(char Kind, int[] Positions);
 
 /// <summary>A segment or a loop (segment group) in a transaction set structure.</summary>
 public sealed class EdiStructureEntry
@@ -262,6 +268,7 @@ public sealed class EdiDefinitions
         string? segTag = null;
         string segName = "";
         List<EdiElementDefinition>? elements = null;
+        List<EdiSyntaxRule>? rules = null;
         List<EdiElementDefinition>? components = null;
         EdiElementDefinition? compositeHead = null;
         Stack<List<PendingEntry>>? stack = null;
@@ -290,7 +297,7 @@ public sealed class EdiDefinitions
             FlushComposite();
             if (segTag != null)
             {
-                var def = new EdiSegmentDefinition { Tag = segTag, Name = segName, Elements = elements!.ToArray(), PackedTag = EdiTag.Pack(segTag) };
+                var def = new EdiSegmentDefinition { Tag = segTag, Name = segName, Elements = elements!.ToArray(), Rules = rules?.ToArray() ?? [], PackedTag = EdiTag.Pack(segTag) };
                 foreach (var v in versions)
                 {
                     _segments[(standard, v, segTag)] = def;
@@ -330,6 +337,7 @@ public sealed class EdiDefinitions
                     segTag = parts[1];
                     segName = string.Join(' ', parts.Skip(2));
                     elements = [];
+                    rules = null;
                     continue;
                 case "message":
                     FlushSegment();
@@ -368,6 +376,18 @@ public sealed class EdiDefinitions
                 // element or component line
                 try
                 {
+                    if (kw == "rule")
+                    {
+                        FlushComposite();
+                        if (parts.Length < 4 || parts[1].Length != 1 || !"PRECL".Contains(parts[1][0], StringComparison.Ordinal))
+                        {
+                            throw Fail("expected 'rule P|R|E|C|L <position> <position>...'");
+                        }
+
+                        (rules ??= []).Add(new EdiSyntaxRule(parts[1][0], parts.Skip(2).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray()));
+                        continue;
+                    }
+
                     if (kw.StartsWith('.'))
                     {
                         if (compositeHead == null)

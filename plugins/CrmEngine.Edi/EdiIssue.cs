@@ -50,6 +50,7 @@ public enum EdiErrorKind
     InvalidTime,
     TooManyRepetitions,
     TooManyComponents,
+    ExclusionConditionViolated,
 }
 
 public enum EdiIssueLevel
@@ -212,6 +213,7 @@ public static class EdiErrorCodes
         EdiErrorKind.InvalidTime => "9",
         EdiErrorKind.TooManyRepetitions => "12",
         EdiErrorKind.TooManyComponents => "13",
+        EdiErrorKind.ExclusionConditionViolated => "10",
         _ => "5",
     };
 
@@ -219,7 +221,7 @@ public static class EdiErrorCodes
     public static string Edifact(EdiErrorKind kind) => kind switch
     {
         EdiErrorKind.UnsupportedInterchangeVersion => "2",
-        EdiErrorKind.InvalidCodeValue or EdiErrorKind.InvalidDate or EdiErrorKind.InvalidTime => "12",
+        EdiErrorKind.InvalidCodeValue or EdiErrorKind.InvalidDate or EdiErrorKind.InvalidTime or EdiErrorKind.ExclusionConditionViolated => "12",
         EdiErrorKind.MandatoryElementMissing or EdiErrorKind.ConditionalElementMissing or EdiErrorKind.MandatorySegmentMissing
             or EdiErrorKind.SetTrailerMissing or EdiErrorKind.GroupTrailerMissing or EdiErrorKind.InterchangeTrailerMissing => "13",
         EdiErrorKind.SetNotSupported or EdiErrorKind.GroupNotSupported or EdiErrorKind.SetIdentifierInvalid => "14",

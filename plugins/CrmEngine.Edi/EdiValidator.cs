@@ -396,10 +396,72 @@ public sealed class EdiValidator
             }
         }
 
+        if (def.Rules.Count > 0)
+        {
+            CheckRules(def, bounds, count);
+        }
+
         if (_set.Standard == EdiStandard.X12 && def.Tag == "HL")
         {
             CheckHierarchy();
         }
+    }
+
+    private void CheckRules(EdiSegmentDefinition def, ReadOnlySpan<int> bounds, int count)
+    {
+        foreach (var r in def.Rules)
+        {
+            int n = r.Positions.Length, present = 0, firstMissing = 0, second = 0;
+            foreach (int p in r.Positions)
+            {
+                bool has = p <= count && bounds[p + 1] - 1 - bounds[p] > 0;
+                if (has)
+                {
+                    present++;
+                    if (present == 2)
+                    {
+                        second = p;
+                    }
+                }
+                else if (firstMissing == 0)
+                {
+                    firstMissing = p;
+                }
+            }
+
+            bool first = r.Positions[0] <= count && bounds[r.Positions[0] + 1] - 1 - bounds[r.Positions[0]] > 0;
+            int at = r.Kind switch
+            {
+                'P' when present > 0 && present < n => firstMissing,
+                'R' when present == 0 => r.Positions[0],
+                'E' when present > 1 => -second,
+                'C' when first && present < n => firstMissing,
+                'L' when first && present == 1 && n > 1 => r.Positions[1],
+                _ => 0,
+            };
+            if (at != 0)
+            {
+                ReportRule(def, r, at);
+            }
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ReportRule(EdiSegmentDefinition def, EdiSyntaxRule r, int at)
+    {
+        string note = r.Kind + string.Concat(r.Positions.Select(p => p.ToString("00", System.Globalization.CultureInfo.InvariantCulture)));
+        string list = string.Join(", ", r.Positions.Select(p => Where(def.Tag, p, 0)));
+        string text = r.Kind switch
+        {
+            'P' => $"if any of {list} is present, all are required",
+            'R' => $"at least one of {list} is required",
+            'E' => $"only one of {list} may be present",
+            'C' => $"when {Where(def.Tag, r.Positions[0], 0)} is present, all of {list} are required",
+            _ => $"when {Where(def.Tag, r.Positions[0], 0)} is present, at least one other of {list} is required",
+        };
+        int pos = Math.Abs(at);
+        var ed = pos <= def.ElementArray.Length ? def.ElementArray[pos - 1] : null;
+        ElementIssue(at < 0 ? EdiErrorKind.ExclusionConditionViolated : EdiErrorKind.ConditionalElementMissing, $"syntax note {note} of {def.Tag}: {text}", ed, pos, 0, default);
     }
 
     private void ValidateComposite(EdiSegmentDefinition def, EdiElementDefinition ed, int pos, ReadOnlySpan<byte> raw, bool special, bool hasRelease, EdiDelimiters d)

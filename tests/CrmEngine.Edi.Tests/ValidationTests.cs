@@ -129,3 +129,30 @@ public class TreeTests
         Assert.Empty(set.Issues);
     }
 }
+
+public class SyntaxNoteTests
+{
+    [Fact]
+    public void X12_syntax_notes_report_conditional_and_exclusion_codes()
+    {
+        string text = TestUtil.Isa() + "GS*PO*S*R*20261124*1200*5*X*004010~ST*850*0001~BEG*00*SA*PO-1**20261124~REF*DP~PER*BD*Jane*TE~"
+            + "PO1*1**EA*1**VP~SE*6*0001~GE*1*5~IEA*1*000000001~";
+        var issues = EdiValidation.Validate(TestUtil.Stream(text)).AllIssues.ToList();
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.ConditionalElementMissing && i.SegmentTag == "REF" && i.ElementPosition == 2 && i.Code == "2" && i.Message.Contains("R0203", StringComparison.Ordinal));
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.ConditionalElementMissing && i.SegmentTag == "PER" && i.ElementPosition == 4);
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.ConditionalElementMissing && i.SegmentTag == "PO1" && i.ElementPosition == 2 && i.Message.Contains("C0302", StringComparison.Ordinal));
+        Assert.Contains(issues, i => i.Kind == EdiErrorKind.ConditionalElementMissing && i.SegmentTag == "PO1" && i.ElementPosition == 7);
+    }
+
+    [Fact]
+    public void Exclusion_rules_from_added_definitions_use_code_10()
+    {
+        var defs = EdiDefinitions.LoadEmbedded();
+        defs.Load(new StringReader("standard x12\nversions 004010\nsegment ZZA Test\n  01 1 O AN 1/5\n  02 2 O AN 1/5\n  rule E 01 02\nmessage 860 Test\n  ST M 1\n  ZZA M 1\n  SE M 1\nendmessage\n"), "test.def");
+        string text = TestUtil.Isa() + "GS*PC*S*R*20261124*1200*5*X*004010~ST*860*0001~ZZA*A*B~SE*3*0001~GE*1*5~IEA*1*000000001~";
+        var issue = Assert.Single(EdiValidation.Validate(TestUtil.Stream(text), new EdiValidationOptions { Definitions = defs }).AllIssues);
+        Assert.Equal(EdiErrorKind.ExclusionConditionViolated, issue.Kind);
+        Assert.Equal("10", issue.Code);
+        Assert.Equal(2, issue.ElementPosition);
+    }
+}
