@@ -391,18 +391,26 @@ public sealed class JobScheduler : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(query.Limit);
         cancellationToken.ThrowIfCancellationRequested();
         var now = NowMs;
-        IEnumerable<BsonDocument> source = query.DueOnly
-            ? Jobs.Find(Query.Between("due", 0L, now))
-            : query.State is { } state
-                ? Jobs.Find(Query.EQ("state", state.ToString()))
-                : Jobs.Find(Query.GT("_id", query.AfterId ?? ""));
-        var list = source.Select(JobDocument.FromBson)
-            .Where(d => query.AfterId is null || string.CompareOrdinal(d.Id, query.AfterId) > 0)
+        IEnumerable<JobDocument> source;
+        if (query.DueOnly || query.State is not null)
+        {
+            // A bounded set (found through the due or state index), sorted into id order.
+            source = (query.DueOnly ? Jobs.Find(Query.Between("due", 0L, now)) : Jobs.Find(Query.EQ("state", query.State!.Value.ToString())))
+                .Select(JobDocument.FromBson)
+                .Where(d => query.AfterId is null || string.CompareOrdinal(d.Id, query.AfterId) > 0)
+                .OrderBy(d => d.Id, StringComparer.Ordinal);
+        }
+        else
+        {
+            // Streamed in id order from the primary key: a page never reads more than it needs.
+            source = Jobs.Find(Query.GT("_id", query.AfterId ?? "")).Select(JobDocument.FromBson);
+        }
+
+        var list = source
             .Where(d => query.State is null || d.State == query.State)
             .Where(d => !query.DueOnly || d.State == JobState.Scheduled)
             .Where(d => query.Owner is null || string.Equals(d.Owner, query.Owner, StringComparison.OrdinalIgnoreCase))
             .Where(d => query.Kind is null || d.Kind == query.Kind)
-            .OrderBy(d => d.Id, StringComparer.Ordinal)
             .Take(query.Limit)
             .Select(d => d.ToInfo())
             .ToList();
@@ -423,11 +431,14 @@ public sealed class JobScheduler : IDisposable
     {
         cancellationToken.ThrowIfCancellationRequested();
         var now = NowMs;
-        var due = Jobs.Find(Query.Between("due", 0L, now)).Select(JobDocument.FromBson).Where(d => d.State == JobState.Scheduled).ToList();
+        var dueRange = Query.Between("due", 0L, now);
+        var oldestDue = Jobs.Find(dueRange, 0, 1).FirstOrDefault();
         var next = Jobs.Find(Query.GT("due", now), 0, 1).Select(JobDocument.FromBson).FirstOrDefault();
-        var oldest = due.Count == 0 ? (TimeSpan?)null : TimeSpan.FromMilliseconds(now - due.Min(d => d.Due!.Value));
-        return Task.FromResult(new SchedulerHealth(NodeId, due.Count,
-            Jobs.Count(Query.EQ("state", nameof(JobState.Running))),
+        TimeSpan? oldest = oldestDue is null ? null : TimeSpan.FromMilliseconds(now - oldestDue["due"].AsInt64);
+        var running = Jobs.Count(Query.EQ("state", nameof(JobState.Running)));
+        var expiredLeases = Jobs.Count(Query.And(dueRange, Query.EQ("state", nameof(JobState.Running))));
+        return Task.FromResult(new SchedulerHealth(NodeId, Jobs.Count(dueRange) - expiredLeases,
+            running,
             Jobs.Count(Query.EQ("state", nameof(JobState.Parked))),
             Jobs.Count(Query.EQ("state", nameof(JobState.Paused))),
             oldest, JobDocument.Ms(next?.Due), _inFlight.Count));
