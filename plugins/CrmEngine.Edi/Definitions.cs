@@ -285,7 +285,7 @@ public sealed class EdiDefinitions
                     Reference = compositeHead.Reference,
                     Usage = compositeHead.Usage,
                     Type = EdiDataType.Composite,
-                    Components = components!.ToArray(),
+                    Components = Normalize(components!),
                 });
                 compositeHead = null;
                 components = null;
@@ -297,7 +297,7 @@ public sealed class EdiDefinitions
             FlushComposite();
             if (segTag != null)
             {
-                var def = new EdiSegmentDefinition { Tag = segTag, Name = segName, Elements = elements!.ToArray(), Rules = rules?.ToArray() ?? [], PackedTag = EdiTag.Pack(segTag) };
+                var def = new EdiSegmentDefinition { Tag = segTag, Name = segName, Elements = Normalize(elements!), Rules = rules?.ToArray() ?? [], PackedTag = EdiTag.Pack(segTag) };
                 foreach (var v in versions)
                 {
                     _segments[(standard, v, segTag)] = def;
@@ -433,6 +433,24 @@ public sealed class EdiDefinitions
         }
 
         FlushSegment();
+    }
+
+    /// <summary>Orders by position and fills skipped positions with "any value" placeholders, so position n is index n-1.</summary>
+    private static EdiElementDefinition[] Normalize(List<EdiElementDefinition> list)
+    {
+        int max = list.Count == 0 ? 0 : list.Max(e => e.Position);
+        var result = new EdiElementDefinition[max];
+        foreach (var e in list)
+        {
+            result[e.Position - 1] = e;
+        }
+
+        for (int i = 0; i < max; i++)
+        {
+            result[i] ??= new EdiElementDefinition { Position = i + 1, Reference = "", Usage = EdiUsage.Optional, Type = EdiDataType.AN, MinLength = 0, MaxLength = int.MaxValue };
+        }
+
+        return result;
     }
 
     private static EdiUsage ParseUsage(string s) => s switch

@@ -156,3 +156,20 @@ public class SyntaxNoteTests
         Assert.Equal(2, issue.ElementPosition);
     }
 }
+
+public class DefinitionFormatTests
+{
+    [Fact]
+    public void Skipped_positions_keep_later_elements_in_place_and_bad_lines_name_file_and_line()
+    {
+        var defs = EdiDefinitions.LoadEmbedded();
+        defs.Load(new StringReader("standard x12\nversions 004010\nsegment ZZB Test\n  01 1 M AN 1/5\n  04 4 M ID 2/2 AA\nmessage 861 Test\n  ST M 1\n  ZZB M 1\n  SE M 1\nendmessage\n"), "test.def");
+        string text = TestUtil.Isa() + "GS*RC*S*R*20261124*1200*5*X*004010~ST*861*0001~ZZB*A*anything*x*BB~SE*3*0001~GE*1*5~IEA*1*000000001~";
+        var issue = Assert.Single(EdiValidation.Validate(TestUtil.Stream(text), new EdiValidationOptions { Definitions = defs }).AllIssues);
+        Assert.Equal(EdiErrorKind.InvalidCodeValue, issue.Kind);
+        Assert.Equal(4, issue.ElementPosition);
+
+        var ex = Assert.Throws<EdiException>(() => new EdiDefinitions().Load(new StringReader("standard x12\nversions 004010\nsegment ZZC Test\n  01 1 M QQ 1/5\n"), "bad.def"));
+        Assert.Contains("bad.def: line 4", ex.Message, StringComparison.Ordinal);
+    }
+}
