@@ -53,6 +53,7 @@ public sealed class JobScheduler : IDisposable
     private List<PendingCompletion> _pendingCompletions = [];
     private bool _completionFlushing;
     private long _writes;
+    private readonly Action<string> _onRegistered;
     private IHandlerFaultObserver[]? _observers;
     private int _disposed;
 
@@ -70,7 +71,8 @@ public sealed class JobScheduler : IDisposable
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _observerSource = observers ?? (() => []);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId.Trim();
-        _registry.Registered += kind => _ = ReleaseWaitingAsync(kind);
+        _onRegistered = kind => _ = ReleaseWaitingAsync(kind);
+        _registry.Registered += _onRegistered;
         CoreDatabaseSeam.WriteAsync(_db, () =>
         {
             Jobs.EnsureIndex("ix_due", "$.due");
@@ -1053,6 +1055,7 @@ public sealed class JobScheduler : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            _registry.Registered -= _onRegistered;
             _stopping.Cancel();
             _stopping.Dispose();
         }
