@@ -199,8 +199,15 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
         return completion.Task;
     }
 
+    private int _disposed;
+
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         _queue.CompleteAdding();
         foreach (var w in _workers)
         {
