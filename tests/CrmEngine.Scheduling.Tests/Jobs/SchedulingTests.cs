@@ -379,4 +379,57 @@ public class SchedulingTests
         Assert.Equal("ix_due", plan["index"]["name"].AsString);
         Assert.Contains("INDEX", plan["index"]["mode"].AsString.ToUpperInvariant(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_cron_time_inside_the_skipped_hour_fires_once_after_it_and_a_repeated_hour_fires_once()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 3, 28, 12, 0, 0, TimeSpan.Zero));
+        using var t = new TestScheduler(time: time);
+        var seen = t.Record("night");
+        var job = await t.Core.ScheduleAsync(new JobRequest { Kind = "night", Schedule = JobSchedule.CronExpression("30 2 * * *", "Europe/Berlin") });
+        // 29 March 2026: 02:30 does not exist in Berlin; the run comes at the end of the gap (03:00 CEST = 01:00Z).
+        Assert.Equal(new DateTimeOffset(2026, 3, 29, 1, 0, 0, TimeSpan.Zero), (await t.Job(job.Id)).DueAt);
+
+        await t.Core.RescheduleAsync(job.Id, JobSchedule.CronExpression("30 2 * * *", "Europe/Berlin"));
+        time.SetUtcNow(new DateTimeOffset(2026, 10, 24, 12, 0, 0, TimeSpan.Zero));
+        await t.Core.RescheduleAsync(job.Id, JobSchedule.CronExpression("30 2 * * *", "Europe/Berlin"));
+        // 25 October 2026: 02:30 happens twice; the job runs at the first one (00:30Z) only.
+        var fired = new List<DateTimeOffset>();
+        for (var i = 0; i < 2; i++)
+        {
+            time.SetUtcNow((await t.Job(job.Id)).DueAt!.Value);
+            await t.RunDue();
+            fired.Add(seen.Last().Occurrence.ToUniversalTime());
+        }
+
+        Assert.Equal([new DateTimeOffset(2026, 10, 25, 0, 30, 0, TimeSpan.Zero), new DateTimeOffset(2026, 10, 26, 1, 30, 0, TimeSpan.Zero)], fired);
+    }
+
+    [Fact]
+    public async Task An_sla_timer_follows_a_pausable_business_clock_through_its_unique_key()
+    {
+        using var t = new TestScheduler();   // Monday 23 Nov 2026 08:00 UTC
+        var calendar = Calendars.BusinessCalendarTests.Load().Default;   // Mon-Fri 09:00-17:00 UTC
+        var breaches = t.Record("service.sla-breach", owner: "service");
+        var service = t.Scheduler.ForOwner("service");
+        var sla = TimeSpan.FromHours(8);
+
+        var clock = BusinessClock.StartAt(t.Time.GetUtcNow());
+        await service.ScheduleAsync(new JobRequest { Kind = "service.sla-breach", Schedule = JobSchedule.Once(clock.DueAt(calendar, sla)!.Value), UniqueKey = "sla:case-1" });
+        Assert.Equal(new DateTimeOffset(2026, 11, 23, 17, 0, 0, TimeSpan.Zero), (await service.FindByKeyAsync("sla:case-1"))!.DueAt);
+
+        t.Time.Advance(TimeSpan.FromHours(3));                       // 11:00: waiting on the customer
+        clock = clock.Pause(calendar, t.Time.GetUtcNow());
+        await service.CancelAsync((await service.FindByKeyAsync("sla:case-1"))!.Id);
+
+        t.Time.Advance(TimeSpan.FromHours(24));                      // Tuesday 11:00: the customer answered
+        clock = clock.Resume(t.Time.GetUtcNow());
+        await service.ScheduleAsync(new JobRequest { Kind = "service.sla-breach", Schedule = JobSchedule.Once(clock.DueAt(calendar, sla)!.Value), UniqueKey = "sla:case-1" });
+        // 2 h used on Monday; 6 h left from Tuesday 11:00 -> Tuesday 17:00.
+        Assert.Equal(new DateTimeOffset(2026, 11, 24, 17, 0, 0, TimeSpan.Zero), (await service.FindByKeyAsync("sla:case-1"))!.DueAt);
+
+        t.Time.SetUtcNow(new DateTimeOffset(2026, 11, 24, 17, 0, 0, TimeSpan.Zero));
+        await t.RunDue();
+        Assert.Single(breaches);
+    }
 }
