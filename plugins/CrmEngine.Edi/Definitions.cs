@@ -65,6 +65,10 @@ public sealed class EdiSegmentDefinition
     /// <summary>Syntax notes between elements (X12 P/R/E/C/L): kind and 1-based positions.</summary>
     public IReadOnlyList<EdiSyntaxRule> Rules { get; init; } = [];
 
+    internal EdiSyntaxRule[] RuleArray => _ruleArray ??= Rules.ToArray();
+
+    private EdiSyntaxRule[]? _ruleArray;
+
     internal int PackedTag { get; init; }
 }
 
@@ -88,6 +92,10 @@ public sealed class EdiStructureEntry
 
     internal EdiStructureEntry[]? ChildArray => _childArray ??= Children?.ToArray();
 
+    internal int[] ChildTags => _childTags ??= ChildArray?.Select(e => e.TriggerTag).ToArray() ?? [];
+
+    private int[]? _childTags;
+
     private EdiStructureEntry[]? _childArray;
 
     public bool IsLoop => Children != null;
@@ -109,6 +117,10 @@ public sealed class EdiMessageDefinition
     public required IReadOnlyList<EdiStructureEntry> Entries { get; init; }
 
     internal EdiStructureEntry[] EntryArray => _entryArray ??= Entries.ToArray();
+
+    internal int[] EntryTags => _entryTags ??= EntryArray.Select(e => e.TriggerTag).ToArray();
+
+    private int[]? _entryTags;
 
     private EdiStructureEntry[]? _entryArray;
 }

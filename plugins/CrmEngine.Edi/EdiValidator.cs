@@ -27,6 +27,7 @@ public sealed class EdiValidator
         public int Index;
         public string? LoopId;
         public EdiNode? Node;
+        public int[] Tags;
     }
 
     public EdiValidator(EdiDefinitions? definitions = null)
@@ -97,7 +98,7 @@ public sealed class EdiValidator
         _hlIds?.Clear();
         _depth = 0;
         _root = buildTree ? new EdiNode(definition.Id, -1) : null;
-        Push(definition.EntryArray, null);
+        Push(definition.EntryArray, definition.EntryTags, null);
         bool trailerMissing = set.Issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
         for (_cur = 0; _cur < _segs.Count; _cur++)
         {
@@ -122,7 +123,7 @@ public sealed class EdiValidator
         return root;
     }
 
-    private void Push(EdiStructureEntry[] entries, string? loopId)
+    private void Push(EdiStructureEntry[] entries, int[] tags, string? loopId)
     {
         if (_depth == _frames.Length)
         {
@@ -140,6 +141,7 @@ public sealed class EdiValidator
         }
 
         f.Entries = entries;
+        f.Tags = tags;
         f.Index = 0;
         f.LoopId = loopId;
         if (_root == null)
@@ -163,15 +165,8 @@ public sealed class EdiValidator
         {
             ref var f = ref _frames[d];
             var entries = f.Entries;
-            int j = -1;
-            for (int k = d > 0 ? Math.Max(f.Index, 1) : f.Index; k < entries.Length; k++)
-            {
-                if (entries[k].TriggerTag == tag)
-                {
-                    j = k;
-                    break;
-                }
-            }
+            int from = d > 0 ? Math.Max(f.Index, 1) : f.Index;
+            int j = from < f.Tags.Length ? Array.IndexOf(f.Tags, tag, from) : -1;
 
             if (j < 0)
             {
@@ -197,12 +192,12 @@ public sealed class EdiValidator
                     SegmentIssue(EdiErrorKind.LoopOverMaximum, $"loop {e.Id} repeats more than {e.MaxUse} times", e.Id);
                 }
 
-                Push(e.ChildArray!, e.Id);
+                Push(e.ChildArray!, e.ChildTags, e.Id);
                 _frames[_depth - 1].Counts[0] = 1;
                 var trigger = e.Children![0];
                 while (trigger.IsLoop)
                 {
-                    Push(trigger.ChildArray!, trigger.Id);
+                    Push(trigger.ChildArray!, trigger.ChildTags, trigger.Id);
                     _frames[_depth - 1].Counts[0] = 1;
                     trigger = trigger.Children![0];
                 }
@@ -396,7 +391,7 @@ public sealed class EdiValidator
             }
         }
 
-        if (def.Rules.Count > 0)
+        if (def.RuleArray.Length > 0)
         {
             CheckRules(def, bounds, count);
         }
@@ -409,7 +404,7 @@ public sealed class EdiValidator
 
     private void CheckRules(EdiSegmentDefinition def, ReadOnlySpan<int> bounds, int count)
     {
-        foreach (var r in def.Rules)
+        foreach (var r in def.RuleArray)
         {
             int n = r.Positions.Length, present = 0, firstMissing = 0, second = 0;
             foreach (int p in r.Positions)
