@@ -181,6 +181,70 @@ public static class EdiCommands
         return allAccepted ? ExitOk : ExitInvalid;
     }
 
+    /// <summary>
+    /// Dispatcher for <c>crm edi &lt;verb&gt; &lt;file&gt; [--out PATH] [--type 997|999|contrl] [--no-segments]</c>:
+    /// verbs parse, validate, ack. Usage errors print a line to <paramref name="error"/> and return <see cref="ExitUnreadable"/>.
+    /// </summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(error);
+        const string usage = "usage: crm edi parse|validate|ack <file> [--out PATH] [--type 997|999|contrl] [--no-segments]";
+        if (args.Count < 2)
+        {
+            error.WriteLine(usage);
+            return ExitUnreadable;
+        }
+
+        string? outPath = null;
+        EdiAckType? type = null;
+        bool segments = true;
+        for (int i = 2; i < args.Count; i++)
+        {
+            switch (args[i])
+            {
+                case "--out" when i + 1 < args.Count:
+                    outPath = args[++i];
+                    break;
+                case "--type" when i + 1 < args.Count:
+                    type = args[++i].ToUpperInvariant() switch
+                    {
+                        "997" => EdiAckType.X12_997,
+                        "999" => EdiAckType.X12_999,
+                        "CONTRL" => EdiAckType.Contrl,
+                        _ => null,
+                    };
+                    if (type == null)
+                    {
+                        error.WriteLine($"unknown acknowledgement type '{args[i]}' (997, 999 or contrl)");
+                        return ExitUnreadable;
+                    }
+
+                    break;
+                case "--no-segments":
+                    segments = false;
+                    break;
+                default:
+                    error.WriteLine($"unknown option '{args[i]}'; {usage}");
+                    return ExitUnreadable;
+            }
+        }
+
+        return args[0] switch
+        {
+            "parse" => Parse(args[1], output, error, segments),
+            "validate" => Validate(args[1], output),
+            "ack" => Ack(args[1], output, outPath, type),
+            _ => Usage(error, usage),
+        };
+    }
+
+    private static int Usage(TextWriter error, string usage)
+    {
+        error.WriteLine(usage);
+        return ExitUnreadable;
+    }
+
     private static string Describe(string file, Exception ex) => ex switch
     {
         EdiException { SourceName: not null } e => $"error: {e.Message}",

@@ -109,3 +109,21 @@ public class SampleTests
         Assert.Null(m[2].Status);
     }
 }
+
+public class CommandDispatchTests
+{
+    [Fact]
+    public void Run_dispatches_verbs_and_rejects_bad_usage()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(EdiCommands.ExitOk, EdiCommands.Run(["validate", TestUtil.SamplePath("x12-856-004010.edi")], o, e));
+        Assert.Equal(EdiCommands.ExitOk, EdiCommands.Run(["ack", TestUtil.SamplePath("x12-856-004010.edi"), "--type", "999"], o, e));
+        Assert.Contains("ST*999*0001*005010X231A1~", o.ToString(), StringComparison.Ordinal);
+        Assert.Equal(EdiCommands.ExitOk, EdiCommands.Run(["parse", TestUtil.SamplePath("x12-856-004010.edi"), "--no-segments"], o, e));
+        Assert.Equal(EdiCommands.ExitUnreadable, EdiCommands.Run(["frobnicate", "x"], o, e));
+        Assert.Equal(EdiCommands.ExitUnreadable, EdiCommands.Run(["ack", "x", "--type", "998"], o, e));
+        Assert.Equal(EdiCommands.ExitUnreadable, EdiCommands.Run(["parse"], o, e));
+        Assert.Contains("usage: crm edi", e.ToString(), StringComparison.Ordinal);
+    }
+}
