@@ -142,7 +142,17 @@ public sealed class EventRules : IDisposable
         public List<string> AddTags { get; } = [];
         public List<string> RemoveTags { get; } = [];
         public List<IReadOnlyDictionary<string, object?>> Activities { get; } = [];
+        public List<IReadOnlyDictionary<string, object?>> CustomerFields { get; } = [];
     }
+
+    /// <summary>The customer a record belongs to (the record itself for a customer).</summary>
+    internal static string? CustomerIdOf(object? after, object? before) => (after ?? before) switch
+    {
+        Customer c => c.Id,
+        Order o => o.CustomerId,
+        Activity a => a.CustomerId,
+        _ => null,
+    };
 
     private async Task HandleAsync<T>(string name, WriteEvent<T> e, CancellationToken ct) where T : class, IEntity
     {
@@ -165,7 +175,14 @@ public sealed class EventRules : IDisposable
             ["actor"] = e.Actor,
             ["depth"] = e.Chain.Count,
             ["before"] = RecordMapping.ToPlain(e.Before),
+            ["customer"] = null,
         };
+        if (rule.Script.Header.ContainsKey("facts") && CustomerIdOf(e.After, e.Before) is { Length: > 0 } customerId)
+        {
+            // The customer's derived figures, as a segment sees them (null while a customer is being created).
+            eventInfo["customer"] = await Segments.CustomerFacts.LoadAsync(_stores.ForActor("rule:" + name), customerId, _time.GetUtcNow(), ct);
+        }
+
         var result = await _engine.RunAsync(rule.Script, [record, eventInfo, null], new RuleRunOptions
         {
             Now = _time.GetUtcNow(),
@@ -222,6 +239,16 @@ public sealed class EventRules : IDisposable
         {
             functions["addTag"] = args => { intents.AddTags.Add(Tag(args)); return null; };
             functions["removeTag"] = args => { intents.RemoveTags.Add(Tag(args)); return null; };
+            functions["setCustomerFields"] = args =>
+            {
+                if (args.Count == 0 || args[0] is not IReadOnlyDictionary<string, object?> fields)
+                {
+                    throw new ArgumentException("give an object such as { stage: 'LoyalCustomer' }");
+                }
+
+                intents.CustomerFields.Add(fields);
+                return null;
+            };
             functions["createActivity"] = args =>
             {
                 if (args.Count == 0 || args[0] is not IReadOnlyDictionary<string, object?> spec)
@@ -282,31 +309,44 @@ public sealed class EventRules : IDisposable
 
     private async Task CarryOutAsync<T>(LoadedRule rule, WriteEvent<T> e, Intents intents, CancellationToken ct) where T : class, IEntity
     {
-        if (intents.AddTags.Count == 0 && intents.RemoveTags.Count == 0 && intents.Activities.Count == 0)
+        if (intents.AddTags.Count == 0 && intents.RemoveTags.Count == 0 && intents.Activities.Count == 0 && intents.CustomerFields.Count == 0)
         {
             return;
         }
 
         var store = _stores.ForActor("rule:" + rule.Name);
-        var customerId = e.After switch
-        {
-            Customer c => c.Id,
-            Order o => o.CustomerId,
-            Activity a => a.CustomerId,
-            _ => e.Before switch { Order o => o.CustomerId, Activity a => a.CustomerId, _ => null },
-        };
+        var customerId = CustomerIdOf(e.After, e.Before);
         if (string.IsNullOrEmpty(customerId))
         {
             throw new ArgumentException("this record has no customer to tag or to add an activity to");
         }
 
-        if (intents.AddTags.Count > 0 || intents.RemoveTags.Count > 0)
+        if (intents.AddTags.Count > 0 || intents.RemoveTags.Count > 0 || intents.CustomerFields.Count > 0)
         {
             var customer = await store.Customers.GetAsync(customerId, ct) ?? throw new ArgumentException($"customer '{customerId}' does not exist");
+            var changed = false;
+            foreach (var fields in intents.CustomerFields)
+            {
+                var card = RecordMapping.ToPlain(customer)!;
+                var wanted = new Dictionary<string, object?>(card, StringComparer.Ordinal);
+                foreach (var (k, v) in fields)
+                {
+                    wanted[k] = v;
+                }
+
+                changed |= RecordMapping.CopyBack(customer, card, wanted).Count > 0;
+            }
+
             var tags = customer.Tags.Concat(intents.AddTags).Except(intents.RemoveTags, StringComparer.Ordinal).Distinct(StringComparer.Ordinal).ToList();
             if (!tags.SequenceEqual(customer.Tags, StringComparer.Ordinal))
             {
                 customer.Tags = tags;
+                changed = true;
+            }
+
+            // Only a real change is written: an idempotent rule does not loop through the pipeline.
+            if (changed)
+            {
                 await store.Customers.UpdateAsync(customer, ct);
             }
         }

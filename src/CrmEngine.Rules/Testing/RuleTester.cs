@@ -174,6 +174,7 @@ public sealed class RuleTester
             ["reject"] = a => { effects.Add($"reject: {string.Join(": ", a.Select(x => x?.ToString()))}"); return null; },
             ["addTag"] = a => { effects.Add($"add tag '{a.FirstOrDefault()}' to customer {customerId}"); return null; },
             ["removeTag"] = a => { effects.Add($"remove tag '{a.FirstOrDefault()}' from customer {customerId}"); return null; },
+            ["setCustomerFields"] = a => { effects.Add($"set customer fields {RulesText.Value(a.FirstOrDefault())} on customer {customerId}"); return null; },
             ["createActivity"] = a => { effects.Add($"create activity {RulesText.Value(a.FirstOrDefault())} for customer {customerId}"); return null; },
         };
         var eventInfo = new Dictionary<string, object?>
@@ -185,6 +186,7 @@ public sealed class RuleTester
             ["actor"] = "system:rules-test",
             ["depth"] = 0,
             ["before"] = RecordMapping.ToPlain(entity),
+            ["customer"] = rule.Script.Header.ContainsKey("facts") ? await CustomerFacts.LoadAsync(_store, customerId, now, ct) : null,
         };
         var run = await _engine.RunAsync(rule.Script, [record, eventInfo, null], new RuleRunOptions
         {
