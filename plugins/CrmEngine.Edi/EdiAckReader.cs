@@ -16,6 +16,9 @@ public sealed class EdiReceivedAck
 
     public EdiAckStatus? InterchangeStatus { get; init; }
 
+    /// <summary>TA105 interchange note code (TA1 only).</summary>
+    public string InterchangeCode { get; init; } = "";
+
     public List<EdiReceivedAckGroup> Groups { get; } = [];
 }
 
@@ -63,6 +66,22 @@ public static class EdiAckReader
         EdiItemKind k;
         while ((k = r.Read()) != EdiItemKind.None)
         {
+            if (k == EdiItemKind.InterchangeEnd)
+            {
+                foreach (var (control, status, code) in r.Interchange!.InterchangeAcknowledgements)
+                {
+                    result.Add(new EdiReceivedAck
+                    {
+                        Standard = EdiStandard.X12,
+                        Type = "TA1",
+                        CarrierInterchangeControlNumber = r.Interchange.ControlNumber,
+                        AcknowledgedInterchange = control,
+                        InterchangeStatus = FromX12(status),
+                        InterchangeCode = code,
+                    });
+                }
+            }
+
             if (k != EdiItemKind.TransactionSet)
             {
                 continue;
@@ -216,7 +235,8 @@ public static class EdiAckReader
     {
         ArgumentNullException.ThrowIfNull(acks);
         ArgumentNullException.ThrowIfNull(sent);
-        var list = acks.ToList();
+        // Interchange-only acknowledgements (TA1, CONTRL without UCM) apply only where nothing more specific matched.
+        var list = acks.OrderBy(a => a.Groups.Count == 0 ? 1 : 0).ToList();
         var result = new List<EdiAckMatch>();
         foreach (var doc in sent)
         {
@@ -250,7 +270,7 @@ public static class EdiAckReader
 
                 if (match == null && ack.AcknowledgedInterchange != null && ack.InterchangeStatus != null)
                 {
-                    match = new EdiAckMatch(doc, ack.InterchangeStatus, [], ack);
+                    match = new EdiAckMatch(doc, ack.InterchangeStatus, ack.InterchangeCode.Length > 0 ? [ack.InterchangeCode] : [], ack);
                 }
             }
 

@@ -284,7 +284,9 @@ public sealed class EdiStreamReader : IDisposable
 
         if (Is(tag, 'T', 'A', '1') && _state == State.InInterchange)
         {
-            return; // interchange acknowledgement; carried between ISA and GS
+            // Interchange acknowledgement carried between ISA and GS: TA101 control, TA104 A/E/R, TA105 note.
+            _interchange!.InterchangeAcknowledgements.Add((Str(1), Str(4), Str(5)));
+            return;
         }
 
         NotInSet(tag);

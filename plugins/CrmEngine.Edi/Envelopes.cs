@@ -49,6 +49,9 @@ public sealed class EdiInterchange
 
     public bool Closed { get; internal set; }
 
+    /// <summary>TA1 segments found in this interchange: acknowledged control number, status (A/E/R), note code.</summary>
+    public List<(string ControlNumber, string Status, string Code)> InterchangeAcknowledgements { get; } = [];
+
     public List<EdiIssue> Issues { get; } = [];
 }
 

@@ -90,3 +90,19 @@ public class AckTests
         Assert.Null(cm[1].Status);
     }
 }
+
+public class Ta1Tests
+{
+    [Fact]
+    public void Ta1_interchange_acknowledgements_are_read_and_matched()
+    {
+        string text = TestUtil.Isa("000000901") + "TA1*000000077*261124*1200*R*022~IEA*0*000000901~";
+        var acks = EdiAckReader.Read(TestUtil.Stream(text));
+        var ta1 = Assert.Single(acks);
+        Assert.Equal("TA1", ta1.Type);
+        var m = EdiAckReader.Match(acks, [new EdiSentSet("000000077", "1", "810", "0001"), new EdiSentSet("000000078", "1", "810", "0001")]);
+        Assert.Equal(EdiAckStatus.Rejected, m[0].Status);
+        Assert.Equal(["022"], m[0].Codes);
+        Assert.Null(m[1].Status);
+    }
+}
