@@ -45,6 +45,7 @@ public static class RulesServiceCollectionExtensions
             sp.GetService<ILogger<SegmentService>>()));
         services.TryAddSingleton(sp => new RuleTester(sp.GetRequiredService<JsRuleEngine>(), sp.GetRequiredService<RuleCatalog>(),
             sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new Admin.RulesAdministration(sp.GetRequiredService<RuleTester>(), sp.GetRequiredService<SegmentService>()));
         // Order matters: the catalogue is loaded (and event rules registered) before segments start.
         services.AddHostedService(sp => new RulesStartup(sp.GetRequiredService<RuleCatalog>(), sp.GetRequiredService<EventRules>(),
             sp.GetRequiredService<IOptions<RulesOptions>>().Value));

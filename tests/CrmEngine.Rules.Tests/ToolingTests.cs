@@ -151,3 +151,32 @@ public class ToolingTests
         }
     }
 }
+
+public class AdministrationTests
+{
+    [Fact]
+    public async Task The_command_line_operations_work_offline_on_a_stopped_database()
+    {
+        using var world = new TestWorld();
+        world.WriteRule("segments", "big", "return customer.totalSpent > 100;");
+        var c = await world.AddCustomerAsync("Rich");
+        await world.AddOrderAsync(c.Id, 500, 1);
+        var poor = await world.AddCustomerAsync("Poor");
+        world.Database.Dispose();
+
+        using (var admin = CrmEngine.Rules.Admin.RulesAdministration.OpenOffline(
+                   new CrmEngine.Core.StoreOptions { DataDirectory = world.Folder, FileName = "crm.db" },
+                   new RulesOptions { Directory = "rules", Workers = 1 }, world.Folder))
+        {
+            Assert.Contains("+1 -0", await admin.RebuildAsync(null), StringComparison.Ordinal);
+            Assert.Contains("1 members", await admin.ListAsync(), StringComparison.Ordinal);
+            Assert.Contains(c.Id, await admin.MembersAsync("big"), StringComparison.Ordinal);
+            var why = await admin.ExplainAsync("big", poor.Id);
+            Assert.Contains("NOT in segment big", why, StringComparison.Ordinal);
+            Assert.Contains("read customer.totalSpent = 0", why, StringComparison.Ordinal);
+            var (text, ok) = await admin.TestAsync(Path.Combine(world.RulesFolder, "segments", "big.js"), [c.Id], 0);
+            Assert.True(ok);
+            Assert.Contains("returned true", text, StringComparison.Ordinal);
+        }
+    }
+}
