@@ -1,8 +1,10 @@
 using CrmEngine.Abstractions;
 using CrmEngine.Abstractions.Plugins;
+using CrmEngine.Abstractions.Scheduling;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
+using CrmEngine.Scheduling.Jobs;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -25,6 +27,8 @@ public sealed class PluginManager : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly JobScheduler? _scheduler;
+    private readonly IBusinessCalendars? _calendars;
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private readonly List<Task> _breakerStops = [];
     private volatile IReadOnlyList<PluginRuntime> _runtimes = [];
@@ -33,7 +37,7 @@ public sealed class PluginManager : IAsyncDisposable
 
     public PluginManager(IOptions<PluginHostOptions> options, IConfiguration configuration, IStoreProvider stores,
         IInstalledPlugins installed, IWriteHandlerRegistry registry, PluginFaultBreaker breaker,
-        ILoggerFactory loggerFactory, TimeProvider time)
+        ILoggerFactory loggerFactory, TimeProvider time, JobScheduler? scheduler = null, IBusinessCalendars? calendars = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(breaker);
@@ -46,6 +50,8 @@ public sealed class PluginManager : IAsyncDisposable
         _breaker = breaker;
         _loggerFactory = loggerFactory;
         _time = time;
+        _scheduler = scheduler;
+        _calendars = calendars;
         _logger = loggerFactory.CreateLogger<PluginManager>();
         _breaker.Tripped += OnBreakerTripped;
     }
@@ -213,6 +219,12 @@ public sealed class PluginManager : IAsyncDisposable
         services.AddSingleton(_time);
         services.AddSingleton<IConfiguration>(section);
         services.AddSingleton(store);
+        if (_scheduler is not null && _calendars is not null)
+        {
+            // IScheduler acting as the plugin (it sees and changes only its own jobs), and the business calendars.
+            services.AddPluginScheduling(_scheduler, _calendars, id);
+        }
+
         services.AddOptions();
         var builder = new PluginBuilder(id, version, section, services);
         runtime.Builder = builder;
@@ -315,11 +327,19 @@ public sealed class PluginManager : IAsyncDisposable
             {
                 runtime.Registrations.Add(_registry.Register(spec.Create(runtime)));
             }
+
+            if (_scheduler is not null)
+            {
+                // Its job kinds run only while it accepts calls; the registration is disposed on stop and on
+                // Malfunctioned (the kinds go away, their jobs wait in the store until it is active again).
+                runtime.Registrations.Add(_scheduler.RegisterPluginJobKinds(id, provider, () => runtime.AcceptsCalls));
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // The engine refused a handler (for example an unknown entity): the plugin cannot run as declared.
-            if (runtime.TryBeginStop(PluginState.Malfunctioned, $"its write handlers cannot be registered: {GuardedCall.Describe(ex)}"))
+            // The engine refused a handler (for example an unknown entity, or a job kind another owner has):
+            // the plugin cannot run as declared.
+            if (runtime.TryBeginStop(PluginState.Malfunctioned, $"its handlers cannot be registered: {GuardedCall.Describe(ex)}"))
             {
                 await ShutDownAsync(runtime, cancellationToken);
             }

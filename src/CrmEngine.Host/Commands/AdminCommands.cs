@@ -7,6 +7,7 @@ using CrmEngine.Host.Configuration;
 using CrmEngine.Host.Control;
 using CrmEngine.Host.Hosting;
 using CrmEngine.PluginHost;
+using CrmEngine.Scheduling.Admin;
 using Microsoft.Extensions.Configuration;
 
 namespace CrmEngine.Host.Commands;
@@ -182,7 +183,7 @@ internal static class AdminCommands
         check.SetAction(parse =>
         {
             var crm = CrmCommandLine.LoadConfiguration(parse);
-            var problems = ConfigChecker.Check(crm.Root);
+            var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot);
             var files = new[] { CrmConfiguration.SettingsFile, $"appsettings.{crm.EnvironmentName}.json" }
                 .Where(f => File.Exists(Path.Combine(crm.ContentRoot, f)));
             Console.WriteLine($"content root {crm.ContentRoot}, environment {crm.EnvironmentName}, files: {string.Join(", ", files.DefaultIfEmpty("(none)"))}");
@@ -198,6 +199,36 @@ internal static class AdminCommands
         });
         config.Subcommands.Add(check);
         return config;
+    }
+
+    /// <summary><c>crm status</c>: the running service's health, with the scheduler's figures.</summary>
+    public static Command Status()
+    {
+        var status = new Command("status", "Health of the running service: status, database, plugins, and the scheduler (jobs due, running, parked, oldest overdue).")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        status.SetAction(async (parse, ct) =>
+        {
+            var crm = CrmCommandLine.LoadConfiguration(parse);
+            var endpoint = ControlEndpoint.From(crm.Root, crm.ContentRoot);
+            if (!endpoint.Enabled || !await endpoint.IsListeningAsync(ct))
+            {
+                throw new CommandRefusedException(InstanceLock.IsHeld(StoreOptionsOf(crm).DataDirectory, out var holder)
+                    ? $"the service runs{holder} but its control channel is off (Host:ControlEnabled=false); no health to show."
+                    : $"the service is not running (no answer on {endpoint}).");
+            }
+
+            using var client = new ControlClient(endpoint, TimeSpan.FromSeconds(30));
+            var health = await client.GetAsync<HealthDto>("health", ct);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{health.Status}: pid {health.ProcessId}, version {health.Version}, started {health.StartedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, environment {health.Environment}"));
+            Console.WriteLine($"database {health.Database}, last change {health.LastChangeSequence.ToString(CultureInfo.InvariantCulture)}");
+            Console.WriteLine(health.Scheduler is { } scheduler ? SchedulingText.Health(scheduler) : "scheduler: not running");
+            Print(health.Plugins);
+            return ExitCodes.Ok;
+        });
+        return status;
     }
 
     /// <summary>Store options with the data folder made absolute against the content root.</summary>

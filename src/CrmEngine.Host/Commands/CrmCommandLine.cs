@@ -40,6 +40,9 @@ internal static class CrmCommandLine
         root.Subcommands.Add(AdminCommands.Backup());
         root.Subcommands.Add(AdminCommands.Restore());
         root.Subcommands.Add(AdminCommands.Config());
+        root.Subcommands.Add(AdminCommands.Status());
+        root.Subcommands.Add(JobsCommands.Jobs());
+        root.Subcommands.Add(JobsCommands.Calendars());
         return root;
     }
 

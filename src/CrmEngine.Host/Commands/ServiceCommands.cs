@@ -39,7 +39,7 @@ internal static class ServiceCommands
             var serviceName = parse.GetValue(name) ?? ServiceInstaller.DefaultName;
             ServiceInstaller.CheckName(serviceName);
             var crm = CrmCommandLine.LoadConfiguration(parse);
-            var problems = ConfigChecker.Check(crm.Root);
+            var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot);
             if (problems.Count > 0)
             {
                 throw new CommandRefusedException(ConfigChecker.Format(problems) + Environment.NewLine +

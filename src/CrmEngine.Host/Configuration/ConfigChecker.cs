@@ -4,6 +4,8 @@ using System.Globalization;
 using System.Reflection;
 using CrmEngine.Core;
 using CrmEngine.PluginHost;
+using CrmEngine.Scheduling.Calendars;
+using CrmEngine.Scheduling.Jobs;
 using Microsoft.Extensions.Configuration;
 using NLog;
 using NLog.Extensions.Logging;
@@ -30,14 +32,23 @@ internal static class ConfigChecker
         (PipelineOptions.Section, typeof(PipelineOptions)),
         (PluginHostOptions.Section, typeof(PluginHostOptions)),
         (CrmHostOptions.Section, typeof(CrmHostOptions)),
+        (SchedulerOptions.Section, typeof(SchedulerOptions)),
     ];
 
-    public static IReadOnlyList<ConfigProblem> Check(IConfiguration configuration)
+    /// <param name="configuration">The whole configuration.</param>
+    /// <param name="contentRoot">Base of relative paths (calendar holiday files); null for the current folder.</param>
+    public static IReadOnlyList<ConfigProblem> Check(IConfiguration configuration, string? contentRoot = null)
     {
         var problems = new List<ConfigProblem>();
         foreach (var (section, type) in Sections)
         {
             CheckSection(configuration.GetSection(section), type, problems);
+        }
+
+        // Calendars is a dictionary of names (not one options type): each calendar is built to find its problems.
+        foreach (var (key, problem) in CalendarFactory.Check(configuration, contentRoot))
+        {
+            problems.Add(new ConfigProblem(key, problem));
         }
 
         CheckPlugins(configuration.GetSection("Plugins"), problems);

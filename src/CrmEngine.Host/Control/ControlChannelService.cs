@@ -3,6 +3,8 @@ using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
 using CrmEngine.Host.Hosting;
 using CrmEngine.PluginHost;
+using CrmEngine.Scheduling.Admin;
+using CrmEngine.Scheduling.Jobs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -173,7 +175,23 @@ internal sealed class ControlChannelService(
             var activities = await store.Activities.FindAsync(IndexedField.CustomerId, id, 1000, cancellationToken: ct);
             return Results.Json(new { customer, activities }, ControlJson.Options);
         });
+
+        // Scheduled jobs and business calendars (crm jobs ..., crm calendars show).
+        if (services.GetService<SchedulingControl>() is { } scheduling)
+        {
+            app.MapGet("/jobs", async (string? state, string? plugin, string? kind, int? limit, CancellationToken ct) =>
+                Answer(await scheduling.ListJobsAsync(Blank(state), Blank(plugin), Blank(kind), limit, ct)));
+            app.MapGet("/jobs/{id}", async (string id, CancellationToken ct) => Answer(await scheduling.ShowJobAsync(id, 20, ct)));
+            app.MapPost("/jobs/{id}/{action}", async (string id, string action, CancellationToken ct) =>
+                Answer(await scheduling.ActAsync(id, action, ct)));
+            app.MapGet("/calendars/{name}", (string name, string? from, int? days) => Answer(scheduling.ShowCalendar(name, Blank(from), days)));
+        }
     }
+
+    private static IResult Answer(ControlAnswer answer) =>
+        answer.Error is null ? Results.Json(answer.Body, ControlJson.Options, statusCode: answer.Status) : Error(answer.Status, answer.Error);
+
+    private static string? Blank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     private ICrmStore Store() => services.GetRequiredService<IStoreProvider>().ForActor("admin");
 
@@ -186,8 +204,9 @@ internal sealed class ControlChannelService(
     {
         var database = services.GetRequiredService<CrmDatabase>();
         var sequence = await Store().Changes.LastSequenceAsync(ct);
+        var scheduler = services.GetService<JobAdministration>() is { } jobs ? await jobs.HealthAsync(ct) : null;
         return new HealthDto(state.Status, Environment.ProcessId, EngineState.Version, state.StartedAt, state.ReadyAt,
-            state.ContentRoot, state.EnvironmentName, database.FilePath, sequence, Plugins());
+            state.ContentRoot, state.EnvironmentName, database.FilePath, sequence, Plugins(), scheduler);
     }
 
     private static IResult Error(int status, string message) =>

@@ -84,7 +84,8 @@ internal sealed record HealthDto(
     string Environment,
     string Database,
     long LastChangeSequence,
-    IReadOnlyList<PluginDto> Plugins);
+    IReadOnlyList<PluginDto> Plugins,
+    CrmEngine.Scheduling.Jobs.SchedulerHealth? Scheduler = null);
 
 internal sealed record BackupRequest(string Path);
 

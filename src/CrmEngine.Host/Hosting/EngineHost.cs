@@ -2,6 +2,7 @@ using CrmEngine.Core;
 using CrmEngine.Host.Configuration;
 using CrmEngine.Host.Control;
 using CrmEngine.PluginHost;
+using CrmEngine.Scheduling;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -49,6 +50,9 @@ internal static class EngineHost
         // Order matters: hosted services start in this order and stop in reverse.
         builder.Services.AddCrmCore(builder.Configuration);
         builder.Services.AddCrmPluginHost(builder.Configuration);
+        // After the plugin host: plugins register their job kinds before the first look for due jobs,
+        // and the scheduler stops (its runs cancelled) before the plugins stop.
+        builder.Services.AddCrmScheduling(builder.Configuration);
         builder.Services.AddHostedService<ControlChannelService>();
         builder.Services.AddHostedService<ReadyAnnouncer>();
         return builder;
@@ -56,7 +60,7 @@ internal static class EngineHost
 
     public static async Task<int> RunAsync(CrmConfiguration crm)
     {
-        var problems = ConfigChecker.Check(crm.Root);
+        var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot);
         if (problems.Count > 0)
         {
             await Console.Error.WriteLineAsync(ConfigChecker.Format(problems));
