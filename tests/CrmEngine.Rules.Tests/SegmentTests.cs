@@ -252,3 +252,19 @@ public class SegmentTests
         }
     }
 }
+
+public class FieldAnalysisTests
+{
+    [Theory]
+    [InlineData("return customer.totalSpent > 1 && customer . orderCount >= 2;", "orderCount,totalSpent")]
+    [InlineData("// the customer's figures\nreturn customer.totalSpent > 1;", null)]
+    [InlineData("const c = customer; return c.totalSpent > 1;", null)]
+    [InlineData("return customer['totalSpent'] > 1;", null)]
+    [InlineData("return Object.keys(customer).length > 1;", null)]
+    [InlineData("const customerName = 'x'; return customer.tags.includes(customerName);", "tags")]
+    public void Only_plainly_named_fields_narrow_what_is_copied(string code, string? expected)
+    {
+        var fields = CustomerFacts.ReferencedFields(code, "customer");
+        Assert.Equal(expected, fields is null ? null : string.Join(",", fields.Order(StringComparer.Ordinal)));
+    }
+}

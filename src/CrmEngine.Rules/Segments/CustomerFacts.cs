@@ -16,9 +16,44 @@ public static class CustomerFacts
     /// <summary>Orders that count as purchases: not drafts, not cancelled.</summary>
     public static bool Counts(Order order) => order is not null && order.Status is not (OrderStatus.Draft or OrderStatus.Cancelled);
 
+    private static readonly HashSet<string> OrderFields = new(StringComparer.Ordinal)
+    {
+        "orderCount", "totalSpent", "averageSpent", "firstOrderDate", "lastOrderDate", "daysSinceLastOrder",
+        "spentLast30Days", "spentLast90Days", "spentLast180Days", "spentLast365Days", "ordersLast180Days", "orders",
+    };
+
+    private static readonly HashSet<string> ActivityFields = new(StringComparer.Ordinal)
+    {
+        "activityCount", "lastActivityDate", "daysSinceLastActivity", "openActivities",
+    };
+
+    /// <summary>
+    /// The fields of <paramref name="parameter"/> a script can read, when that can be told from its text:
+    /// every use of the name is <c>name.field</c>. Null when it cannot (the name is passed on, indexed,
+    /// or appears in a comment): then every field is copied. Only the fields named are built, and the
+    /// orders/activities look-ups are skipped when no field needs them.
+    /// </summary>
+    public static IReadOnlySet<string>? ReferencedFields(string code, string parameter)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        var uses = System.Text.RegularExpressions.Regex.Matches(code, $@"(?<![\w$.]){System.Text.RegularExpressions.Regex.Escape(parameter)}(?![\w$])(\s*\.\s*([A-Za-z_$][\w$]*))?");
+        foreach (System.Text.RegularExpressions.Match use in uses)
+        {
+            if (!use.Groups[2].Success)
+            {
+                return null;
+            }
+
+            fields.Add(use.Groups[2].Value);
+        }
+
+        return fields;
+    }
+
     /// <summary>Loads the customer, its orders and activities from the store; null when the customer does not exist.</summary>
     public static async Task<Dictionary<string, object?>?> LoadAsync(ICrmStore store, string customerId, DateTimeOffset asOf,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, IReadOnlySet<string>? fields = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         var customer = await store.Customers.GetAsync(customerId, cancellationToken);
@@ -27,9 +62,27 @@ public static class CustomerFacts
             return null;
         }
 
-        var orders = await AllAsync(store.Orders, customerId, cancellationToken);
-        var activities = await AllAsync(store.Activities, customerId, cancellationToken);
-        return Build(customer, orders, activities, asOf);
+        return await LoadAsync(store, customer, asOf, cancellationToken, fields);
+    }
+
+    /// <summary>The facts of a customer already read (the orders/activities are looked up only when <paramref name="fields"/> needs them).</summary>
+    public static async Task<Dictionary<string, object?>> LoadAsync(ICrmStore store, Customer customer, DateTimeOffset asOf,
+        CancellationToken cancellationToken, IReadOnlySet<string>? fields)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(customer);
+        var orders = fields is null || fields.Overlaps(OrderFields) ? await AllAsync(store.Orders, customer.Id, cancellationToken) : [];
+        var activities = fields is null || fields.Overlaps(ActivityFields) ? await AllAsync(store.Activities, customer.Id, cancellationToken) : [];
+        var facts = Build(customer, orders, activities, asOf);
+        if (fields is not null)
+        {
+            foreach (var key in facts.Keys.Where(k => !fields.Contains(k)).ToList())
+            {
+                facts.Remove(key);
+            }
+        }
+
+        return facts;
     }
 
     private static async Task<List<T>> AllAsync<T>(IEntitySet<T> set, string customerId, CancellationToken ct) where T : class, IEntity

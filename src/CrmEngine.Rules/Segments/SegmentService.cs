@@ -161,11 +161,10 @@ public sealed class SegmentService : BackgroundService
 
             after = page[^1].Id;
             var facts = new List<IReadOnlyList<object?>>(page.Count);
+            var fields = FieldsOf(rule);
             foreach (var c in page)
             {
-                var orders = await AllAsync(_store.Orders, c.Id, ct);
-                var activities = await AllAsync(_store.Activities, c.Id, ct);
-                facts.Add([CustomerFacts.Build(c, orders, activities, asOf)]);
+                facts.Add([await CustomerFacts.LoadAsync(_store, c, asOf, ct, fields)]);
             }
 
             var results = await _engine.RunManyAsync(rule.Script, facts, new RuleRunOptions { Now = asOf }, ct);
@@ -233,24 +232,6 @@ public sealed class SegmentService : BackgroundService
         _logger?.LogInformation("Segment '{Segment}' rebuilt with version {Hash}: {Customers} customers, {Members} members (+{Added} -{Removed}), {Failed} failed",
             rule.Name, rule.Hash, customers, existing.Count, added, removed, failed);
         return report;
-    }
-
-    private static async Task<List<T>> AllAsync<T>(IEntitySet<T> set, string customerId, CancellationToken ct) where T : class, IEntity
-    {
-        var page = await set.FindAsync(IndexedField.CustomerId, customerId, 500, null, ct);
-        if (page.Count < 500)
-        {
-            return page as List<T> ?? page.ToList();
-        }
-
-        var all = page.ToList();
-        while (page.Count == 500)
-        {
-            page = await set.FindAsync(IndexedField.CustomerId, customerId, 500, all[^1].Id, ct);
-            all.AddRange(page);
-        }
-
-        return all;
     }
 
     private static SegmentMember NewMember(LoadedRule rule, string customerId, DateTimeOffset at) => new()
@@ -327,9 +308,11 @@ public sealed class SegmentService : BackgroundService
         var asOf = _time.GetUtcNow();
         foreach (var id in customerIds)
         {
-            var facts = await CustomerFacts.LoadAsync(_store, id, asOf, ct);
+            var customer = await _store.Customers.GetAsync(id, ct);
+            var all = customer is null ? null : await CustomerFacts.LoadAsync(_store, customer, asOf, ct, null);
             foreach (var rule in segments)
             {
+                var facts = all is null ? null : Only(all, FieldsOf(rule));
                 await RememberVersionAsync(rule, ct);
                 var memberId = SegmentMember.IdOf(rule.Name, id);
                 var stored = await Members.GetAsync(memberId, ct);
@@ -385,6 +368,15 @@ public sealed class SegmentService : BackgroundService
             }
         }
     }
+
+    /// <summary>The same fields a full rebuild gives the script, taken from the complete facts.</summary>
+    private static Dictionary<string, object?> Only(Dictionary<string, object?> all, IReadOnlySet<string>? fields) =>
+        fields is null ? all : all.Where(p => fields.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+
+    private readonly ConcurrentDictionary<string, IReadOnlySet<string>?> _fields = new(StringComparer.Ordinal);
+
+    private IReadOnlySet<string>? FieldsOf(LoadedRule rule) =>
+        _fields.GetOrAdd(rule.Hash, _ => CustomerFacts.ReferencedFields(rule.Script.Code, RuleCatalog.SegmentParameters[0]));
 
     private bool IsFailed(string segment) => _health.TryGetValue(segment, out var h) && h.Failures >= _options.SegmentFailureThreshold;
 
