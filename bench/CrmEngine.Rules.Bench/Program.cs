@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using CrmEngine.Abstractions.Model;
-using CrmEngine.Abstractions.Store;
 using CrmEngine.Core;
 using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
@@ -110,7 +109,8 @@ try
         catalog.Reload();
         using var segments = new SegmentService(engine, catalog, provider, Microsoft.Extensions.Options.Options.Create(rulesOptions));
 
-        // Same data path as the rebuild (customer page + per-customer order/activity look-ups), C# predicate instead of the script.
+        // Same data path as the rebuild (customer page + the look-ups the script's fields need), C# predicate instead of the script.
+        var needed = CustomerFacts.ReferencedFields(Script, "customer");
         sw.Restart();
         var csharpMembers = 0;
         var allFacts = new List<IReadOnlyList<object?>>();
@@ -127,9 +127,7 @@ try
             after = page[^1].Id;
             foreach (var c in page)
             {
-                var orders = await store.Orders.FindAsync(IndexedField.CustomerId, c.Id, 500);
-                var activities = await store.Activities.FindAsync(IndexedField.CustomerId, c.Id, 500);
-                var facts = CustomerFacts.Build(c, orders, activities, now);
+                var facts = await CustomerFacts.LoadAsync(store, c, now, default, needed);
                 csharpMembers += Predicate((double)facts["totalSpent"]!, (int)facts["orderCount"]!) ? 1 : 0;
                 if (allFacts.Count < 200_000)
                 {
