@@ -38,6 +38,9 @@ public sealed class EdiElementDefinition
 
     public int ImpliedDecimals { get; init; }
 
+    /// <summary>Most repetitions allowed (X12 from 00402, EDIFACT syntax 4); 1 for a non-repeating element. Written <c>*N</c> (<c>*&gt;1</c> unbounded) in a definition file.</summary>
+    public int MaxRepeat { get; init; } = 1;
+
     /// <summary>Allowed code values, when the mapping relies on them; null means any value.</summary>
     public IReadOnlySet<string>? Codes { get; init; }
 
@@ -207,6 +210,8 @@ public sealed class EdiDefinitions
     private readonly Dictionary<(EdiStandard, string Version, string Id), EdiMessageDefinition> _messages = [];
     private readonly List<(EdiStandard Standard, List<string> Versions, List<PendingEntry> Roots, string Id, string Name, string Source)> _pending = [];
 
+    private bool _dirty;
+
     private static readonly Lazy<EdiDefinitions> DefaultLazy = new(LoadEmbedded);
 
     public static EdiDefinitions Default => DefaultLazy.Value;
@@ -297,6 +302,7 @@ public sealed class EdiDefinitions
                     Reference = compositeHead.Reference,
                     Usage = compositeHead.Usage,
                     Type = EdiDataType.Composite,
+                    MaxRepeat = compositeHead.MaxRepeat,
                     Components = Normalize(components!),
                 });
                 compositeHead = null;
@@ -314,6 +320,8 @@ public sealed class EdiDefinitions
                 {
                     _segments[(standard, v, segTag)] = def;
                 }
+
+                _dirty = true;
 
                 segTag = null;
             }
@@ -356,6 +364,7 @@ public sealed class EdiDefinitions
                     stack = new Stack<List<PendingEntry>>();
                     stack.Push([]);
                     _pending.Add((standard, versions.ToList(), stack.Peek(), parts[1], string.Join(' ', parts.Skip(2)), sourceName));
+                    _dirty = true;
                     continue;
                 case "loop" or "group":
                 {
@@ -415,7 +424,7 @@ public sealed class EdiDefinitions
                     int pos = int.Parse(kw, CultureInfo.InvariantCulture);
                     if (parts.Length >= 4 && parts[3] == "C")
                     {
-                        compositeHead = new EdiElementDefinition { Position = pos, Reference = parts[1], Usage = ParseUsage(parts[2]), Type = EdiDataType.Composite };
+                        compositeHead = new EdiElementDefinition { Position = pos, Reference = parts[1], Usage = ParseUsage(parts[2]), Type = EdiDataType.Composite, MaxRepeat = parts.Length >= 5 && parts[4].StartsWith('*') ? ParseRepeat(parts[4]) : 1 };
                         components = [];
                         continue;
                     }
@@ -471,6 +480,12 @@ public sealed class EdiDefinitions
         "O" or "C" or "X" or "S" or "N" => EdiUsage.Optional,
         _ => throw new FormatException($"usage must be M, O, C or X, not '{s}'"),
     };
+
+    private static int ParseRepeat(string s)
+    {
+        int r = ParseMax(s[1..]);
+        return r >= 1 ? r : throw new FormatException($"repeat count must be at least 1, not '{s}'");
+    }
 
     private static int ParseMax(string s) => s.StartsWith('>') ? int.MaxValue : int.Parse(s, CultureInfo.InvariantCulture);
 
@@ -530,7 +545,16 @@ public sealed class EdiDefinitions
             max = int.Parse(mm[1], CultureInfo.InvariantCulture);
         }
 
-        string[] codes = parts.Skip(next).ToArray();
+        int repeat = 1;
+        var rest2 = parts.Skip(next).ToList();
+        int star = rest2.FindIndex(t => t.Length > 1 && t[0] == '*');
+        if (star >= 0)
+        {
+            repeat = ParseRepeat(rest2[star]);
+            rest2.RemoveAt(star);
+        }
+
+        string[] codes = rest2.ToArray();
         return new EdiElementDefinition
         {
             Position = position,
@@ -540,6 +564,7 @@ public sealed class EdiDefinitions
             MinLength = min,
             MaxLength = max,
             ImpliedDecimals = implied,
+            MaxRepeat = repeat,
             Codes = codes.Length > 0 ? codes.ToHashSet(StringComparer.Ordinal) : null,
             CodeBytes = codes.Length > 0 ? new CodeSet(codes) : null,
         };
@@ -547,7 +572,9 @@ public sealed class EdiDefinitions
 
     private void Resolve()
     {
-        if (_pending.Count == 0)
+        // Messages are (re)built from every structure loaded so far, so a later file that redefines a
+        // segment (e.g. a partner guide allowing repetitions) applies to messages loaded before it.
+        if (!_dirty)
         {
             return;
         }
@@ -561,7 +588,7 @@ public sealed class EdiDefinitions
             }
         }
 
-        _pending.Clear();
+        _dirty = false;
     }
 
     private EdiStructureEntry Build(PendingEntry e, EdiStandard standard, string version, string source)

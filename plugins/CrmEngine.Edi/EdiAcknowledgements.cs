@@ -162,7 +162,7 @@ public static class EdiAcknowledgements
                     {
                         string reference = e.ElementReference != null && e.ElementReference.All(char.IsAsciiDigit) ? e.ElementReference : "";
                         w.Segment(is999 ? "IK4" : "AK4")
-                            .Composite(e.ElementPosition.ToString(CultureInfo.InvariantCulture), e.ComponentPosition > 0 ? e.ComponentPosition.ToString(CultureInfo.InvariantCulture) : null)
+                            .Composite(Position(e, withRepeat: true))
                             .Element(reference).Element(e.Code).Element(Clean(e.BadValue, d, 99)).EndSegment();
                     }
                 }
@@ -197,6 +197,17 @@ public static class EdiAcknowledgements
 
         w.EndGroup();
         w.EndInterchange();
+    }
+
+    /// <summary>
+    /// Element position composite: X12 C030 (722 position, 1528 component, 1686 repetition in 999 IK401)
+    /// or EDIFACT S011 (0098 position, 0104 component, 0136 occurrence from syntax version 4).
+    /// </summary>
+    private static string?[] Position(EdiIssue e, bool withRepeat)
+    {
+        string? component = e.ComponentPosition > 0 ? e.ComponentPosition.ToString(CultureInfo.InvariantCulture) : null;
+        string? repeat = withRepeat && e.Repetition > 0 ? e.Repetition.ToString(CultureInfo.InvariantCulture) : null;
+        return [e.ElementPosition.ToString(CultureInfo.InvariantCulture), component, repeat];
     }
 
     private static string ContrlAction(EdiAckStatus s) => s == EdiAckStatus.Rejected ? "4" : "7";
@@ -249,7 +260,7 @@ public static class EdiAcknowledgements
                     foreach (var e in bySegment.Where(i => i.Level == EdiIssueLevel.Element).Take(99))
                     {
                         w.Segment("UCD").Element(e.Code)
-                            .Composite(e.ElementPosition.ToString(CultureInfo.InvariantCulture), e.ComponentPosition > 0 ? e.ComponentPosition.ToString(CultureInfo.InvariantCulture) : null)
+                            .Composite(Position(e, withRepeat: true))
                             .EndSegment();
                     }
                 }

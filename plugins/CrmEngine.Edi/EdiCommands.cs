@@ -319,25 +319,46 @@ public static class EdiCommands
         json.WriteStringValue(seg.Tag);
         for (int e = 1; e <= seg.ElementCount; e++)
         {
-            var raw = seg.Raw(e);
-            int comps = EdiText.CountComponents(raw, d);
-            if (comps > 1)
+            int repeats = seg.RepeatCount(e);
+            if (repeats > 1)
             {
-                json.WriteStartArray();
-                for (int c = 1; c <= comps; c++)
+                // A repeating data element: {"repeats": ["value", ["comp1", "comp2"], ...]}.
+                json.WriteStartObject();
+                json.WriteStartArray("repeats");
+                for (int r = 1; r <= repeats; r++)
                 {
-                    json.WriteStringValue(seg.Get(e, c));
+                    WriteValue(json, seg, e, r, d);
                 }
 
                 json.WriteEndArray();
+                json.WriteEndObject();
             }
             else
             {
-                json.WriteStringValue(seg.Get(e));
+                WriteValue(json, seg, e, 1, d);
             }
         }
 
         json.WriteEndArray();
+    }
+
+    private static void WriteValue(Utf8JsonWriter json, EdiSegment seg, int element, int repeat, EdiDelimiters d)
+    {
+        int comps = EdiText.CountComponents(seg.RawRepeat(element, repeat), d);
+        if (comps > 1)
+        {
+            json.WriteStartArray();
+            for (int c = 1; c <= comps; c++)
+            {
+                json.WriteStringValue(seg.Get(element, c, repeat));
+            }
+
+            json.WriteEndArray();
+        }
+        else
+        {
+            json.WriteStringValue(seg.Get(element, 0, repeat));
+        }
     }
 
     private static void WriteIssues(Utf8JsonWriter json, IReadOnlyList<EdiIssue> issues)
@@ -370,6 +391,11 @@ public static class EdiCommands
             if (i.ComponentPosition > 0)
             {
                 json.WriteNumber("component", i.ComponentPosition);
+            }
+
+            if (i.Repetition > 0)
+            {
+                json.WriteNumber("repetition", i.Repetition);
             }
 
             json.WriteEndObject();

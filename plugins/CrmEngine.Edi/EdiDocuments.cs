@@ -100,7 +100,12 @@ public static class EdiDocuments
                     doc.Currency = s.Get(2);
                     break;
                 case "REF" when line == null:
-                    doc.References.Add(new EdiReference(s.Get(1), s.Get(2)));
+                    // REF02 repeated (00402 on, where a partner's guide allows it): one reference per repetition.
+                    for (int r = 1; r <= Math.Max(1, s.RepeatCount(2)); r++)
+                    {
+                        doc.References.Add(new EdiReference(s.Get(1), s.Get(2, 0, r)));
+                    }
+
                     break;
                 case "DTM" when line == null:
                     doc.Dates.Add(new EdiDate(s.Get(1), s.Get(2)));

@@ -147,6 +147,11 @@ public sealed class EdiIssue
                 sb.Append('-').Append(ComponentPosition);
             }
 
+            if (Repetition > 0)
+            {
+                sb.Append(" repetition ").Append(Repetition);
+            }
+
             if (ElementReference != null)
             {
                 sb.Append(" (").Append(ElementReference).Append(')');

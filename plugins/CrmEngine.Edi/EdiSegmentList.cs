@@ -242,19 +242,44 @@ public readonly struct EdiSegment
 
     public ReadOnlySpan<byte> RawSegment => _list.RawOf(_index);
 
-    /// <summary>Raw bytes of component <paramref name="component"/> (1-based) of element <paramref name="position"/>.</summary>
+    /// <summary>Raw bytes of component <paramref name="component"/> (1-based) of element <paramref name="position"/> (its first repetition).</summary>
     public ReadOnlySpan<byte> RawComponent(int position, int component)
-        => EdiText.Component(Raw(position), component, _list.Delimiters);
+        => EdiText.Component(RawRepeat(position, 1), component, _list.Delimiters);
 
-    /// <summary>Decoded text of an element (component 0) or component, release characters removed; empty when absent.</summary>
-    public string Get(int position, int component = 0)
+    /// <summary>Number of repetitions of element <paramref name="position"/> (X12 from 00402, EDIFACT syntax 4): 0 when absent, 1 when it does not repeat.</summary>
+    public int RepeatCount(int position) => EdiText.CountRepeats(Raw(position), _list.Delimiters);
+
+    /// <summary>Raw bytes of repetition <paramref name="repeat"/> (1-based) of element <paramref name="position"/>; the whole element when it does not repeat.</summary>
+    public ReadOnlySpan<byte> RawRepeat(int position, int repeat) => EdiText.Repeat(Raw(position), repeat, _list.Delimiters);
+
+    /// <summary>
+    /// Decoded text of an element (component 0) or component, release characters removed; empty when absent.
+    /// For a repeating element this is its first repetition (see <see cref="Get(int, int, int)"/>).
+    /// </summary>
+    public string Get(int position, int component = 0) => Get(position, component, 1);
+
+    /// <summary>Decoded text of repetition <paramref name="repeat"/> (1-based) of an element or of one of its components.</summary>
+    public string Get(int position, int component, int repeat)
     {
-        var raw = component == 0 ? Raw(position) : RawComponent(position, component);
+        var raw = EdiText.Component(RawRepeat(position, repeat), component, _list.Delimiters);
         return EdiText.Decode(raw, _list.Delimiters.Release, _list.Encoding);
     }
 
+    /// <summary>All repetitions of an element (or of one component of each), decoded.</summary>
+    public IReadOnlyList<string> GetRepeats(int position, int component = 0)
+    {
+        int n = RepeatCount(position);
+        var list = new string[n];
+        for (int r = 1; r <= n; r++)
+        {
+            list[r - 1] = Get(position, component, r);
+        }
+
+        return list;
+    }
+
     public bool Has(int position, int component = 0)
-        => !(component == 0 ? Raw(position) : RawComponent(position, component)).IsEmpty;
+        => !EdiText.Component(RawRepeat(position, 1), component, _list.Delimiters).IsEmpty;
 
     public override string ToString() => EdiText.Decode(RawSegment, 0, _list.Encoding);
 }
@@ -296,6 +321,85 @@ public static class EdiText
         }
 
         return index == component ? element[start..] : default;
+    }
+
+    /// <summary>Repetition <paramref name="repeat"/> (1-based) of an element; the element itself when the interchange has no repetition separator or it does not occur.</summary>
+    public static ReadOnlySpan<byte> Repeat(ReadOnlySpan<byte> element, int repeat, EdiDelimiters d)
+    {
+        byte sep = d.Repetition;
+        if (sep == 0 || element.IndexOf(sep) < 0)
+        {
+            return repeat <= 1 ? element : default;
+        }
+
+        return Part(element, sep, d.Release, repeat);
+    }
+
+    /// <summary>Number of repetitions of an element: 0 when empty, 1 when it does not repeat.</summary>
+    public static int CountRepeats(ReadOnlySpan<byte> element, EdiDelimiters d)
+    {
+        if (element.IsEmpty)
+        {
+            return 0;
+        }
+
+        if (d.Repetition == 0 || element.IndexOf(d.Repetition) < 0)
+        {
+            return 1;
+        }
+
+        return CountParts(element, d.Repetition, d.Release);
+    }
+
+    private static ReadOnlySpan<byte> Part(ReadOnlySpan<byte> element, byte sep, byte release, int index)
+    {
+        int n = 1;
+        int start = 0;
+        for (int p = 0; p < element.Length; p++)
+        {
+            byte b = element[p];
+            if (release != 0 && b == release)
+            {
+                p++;
+                continue;
+            }
+
+            if (b == sep)
+            {
+                if (n == index)
+                {
+                    return element[start..p];
+                }
+
+                n++;
+                start = p + 1;
+            }
+        }
+
+        return n == index ? element[start..] : default;
+    }
+
+    private static int CountParts(ReadOnlySpan<byte> element, byte sep, byte release)
+    {
+        if (release == 0 || element.IndexOf(release) < 0)
+        {
+            return element.Count(sep) + 1;
+        }
+
+        int n = 1;
+        for (int p = 0; p < element.Length; p++)
+        {
+            if (element[p] == release)
+            {
+                p++;
+            }
+            else if (element[p] == sep)
+            {
+                n++;
+            }
+        }
+
+        return n;
     }
 
     public static int CountComponents(ReadOnlySpan<byte> element, EdiDelimiters d)

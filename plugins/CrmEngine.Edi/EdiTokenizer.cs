@@ -241,12 +241,24 @@ public sealed class EdiTokenizer : IDisposable
         SegmentCount++;
         Split(d);
         var tag = Tag;
+        if (IsNewInterchange && HasServiceStringAdvice && d.Repetition != 0 && tag.SequenceEqual("UNB"u8) && !SyntaxVersion4(Element(1)))
+        {
+            // UNA position 5 is the repetition separator only from syntax version 4 (reserved before).
+            Delimiters = d with { Repetition = 0 };
+        }
+
         if (tag.Length == 3 && ((tag[0] == (byte)'I' && tag[1] == (byte)'E' && tag[2] == (byte)'A') || (tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] == (byte)'Z')))
         {
             _needDetect = true;
         }
 
         return true;
+    }
+
+    private bool SyntaxVersion4(ReadOnlySpan<byte> s001)
+    {
+        int c = s001.IndexOf(Delimiters.Component);
+        return c >= 0 && s001[(c + 1)..].StartsWith("4"u8) && (s001.Length == c + 2 || s001[c + 2] == Delimiters.Component);
     }
 
     private bool HeaderAhead(EdiDelimiters d)

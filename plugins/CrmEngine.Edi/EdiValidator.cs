@@ -16,6 +16,7 @@ public sealed class EdiValidator
     private Frame[] _frames = new Frame[16];
     private int _depth;
     private HashSet<string>? _hlIds;
+    private int _rep;
     private bool _plain;
     private SearchValues<byte> _special = SearchValues.Create(":"u8);
     private EdiDelimiters _specialFor;
@@ -322,6 +323,7 @@ public sealed class EdiValidator
             LoopId = _frames[_depth - 1].LoopId,
             ElementPosition = element,
             ComponentPosition = component,
+            Repetition = _rep,
             ElementReference = def?.Reference,
             BadValue = bad.IsEmpty ? null : EdiText.Decode(bad[..Math.Min(bad.Length, 99)], _segs.Delimiters.Release, _segs.Encoding),
             ByteOffset = _segs.OffsetOf(_cur),
@@ -363,31 +365,21 @@ public sealed class EdiValidator
                 continue;
             }
 
-            if (special && d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && (!hasRelease || raw.IndexOf(d.Release) < 0))
+            if (special && d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && NextUnescaped(raw, 0, d.Repetition, hasRelease ? d.Release : (byte)0) < raw.Length)
             {
-                ReportStructure(EdiErrorKind.TooManyRepetitions, def, ed, pos, 0, raw);
+                ValidateRepeats(def, ed, pos, raw, special, hasRelease, d);
                 continue;
             }
 
-            if (ed.Type == EdiDataType.Composite)
+            if (ed.MaxRepeat > 1)
             {
-                ValidateComposite(def, ed, pos, raw, special, hasRelease, d);
-                continue;
-            }
-
-            if (special && raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
-            {
-                ReportStructure(EdiErrorKind.TooManyComponents, def, ed, pos, 2, raw);
-                continue;
-            }
-
-            if (hasRelease && raw.IndexOf(d.Release) >= 0)
-            {
-                ValidateEscaped(raw, d.Release, ed, def, pos, 0);
+                _rep = 1;
+                ValidateOne(def, ed, pos, raw, special, hasRelease, d);
+                _rep = 0;
             }
             else
             {
-                ValidateCore(raw, ed, def, pos, 0);
+                ValidateOne(def, ed, pos, raw, special, hasRelease, d);
             }
         }
 
@@ -399,6 +391,88 @@ public sealed class EdiValidator
         if (_set.Standard == EdiStandard.X12 && def.Tag == "HL")
         {
             CheckHierarchy();
+        }
+    }
+
+    /// <summary>Index of the next <paramref name="sep"/> at or after <paramref name="from"/> that is not escaped by <paramref name="release"/>; the length when none.</summary>
+    private static int NextUnescaped(ReadOnlySpan<byte> raw, int from, byte sep, byte release)
+    {
+        if (release == 0)
+        {
+            int i = raw[from..].IndexOf(sep);
+            return i < 0 ? raw.Length : from + i;
+        }
+
+        int p = from;
+        while (p < raw.Length && raw[p] != sep)
+        {
+            p += raw[p] == release ? 2 : 1;
+        }
+
+        return Math.Min(p, raw.Length);
+    }
+
+    /// <summary>A repeating data element: each repetition is validated as the element; more than the definition's max repeat is an error naming the first excess repetition.</summary>
+    private void ValidateRepeats(EdiSegmentDefinition def, EdiElementDefinition ed, int pos, ReadOnlySpan<byte> raw, bool special, bool hasRelease, EdiDelimiters d)
+    {
+        byte release = hasRelease ? d.Release : (byte)0;
+        int r = 0;
+        int p = 0;
+        bool any = false;
+        while (true)
+        {
+            int end = NextUnescaped(raw, p, d.Repetition, release);
+            var part = raw[p..end];
+            r++;
+            _rep = r;
+            if (r > ed.MaxRepeat)
+            {
+                ReportStructure(EdiErrorKind.TooManyRepetitions, def, ed, pos, 0, part);
+                break;
+            }
+
+            if (!part.IsEmpty)
+            {
+                any = true;
+                ValidateOne(def, ed, pos, part, special, hasRelease, d);
+            }
+
+            if (end >= raw.Length)
+            {
+                break;
+            }
+
+            p = end + 1;
+        }
+
+        _rep = 0;
+        if (!any && ed.Usage == EdiUsage.Mandatory)
+        {
+            ReportStructure(EdiErrorKind.MandatoryElementMissing, def, ed, pos, 0, default);
+        }
+    }
+
+    private void ValidateOne(EdiSegmentDefinition def, EdiElementDefinition ed, int pos, ReadOnlySpan<byte> raw, bool special, bool hasRelease, EdiDelimiters d)
+    {
+        if (ed.Type == EdiDataType.Composite)
+        {
+            ValidateComposite(def, ed, pos, raw, special, hasRelease, d);
+            return;
+        }
+
+        if (special && raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
+        {
+            ReportStructure(EdiErrorKind.TooManyComponents, def, ed, pos, 2, raw);
+            return;
+        }
+
+        if (hasRelease && raw.IndexOf(d.Release) >= 0)
+        {
+            ValidateEscaped(raw, d.Release, ed, def, pos, 0);
+        }
+        else
+        {
+            ValidateCore(raw, ed, def, pos, 0);
         }
     }
 
@@ -699,7 +773,7 @@ public sealed class EdiValidator
         {
             EdiErrorKind.TooManyElements => $"{def.Tag} has no element {pos:00}",
             EdiErrorKind.MandatoryElementMissing => comp == 0 ? $"mandatory element {what} is missing" : $"mandatory component {what} is missing",
-            EdiErrorKind.TooManyRepetitions => $"element {what} does not repeat",
+            EdiErrorKind.TooManyRepetitions => ed?.MaxRepeat > 1 ? $"element {what} repeats more than {ed.MaxRepeat} times" : $"element {what} does not repeat",
             _ => ed?.Type == EdiDataType.Composite ? $"composite {Where(def.Tag, pos, 0)} ({ed.Reference}) has more than {ed.ComponentArray.Length} components" : $"simple element {Where(def.Tag, pos, 0)} ({ed?.Reference}) cannot have components",
         };
         ElementIssue(kind, message, ed, pos, comp, raw);

@@ -104,7 +104,8 @@ public sealed class EdiWriter : IDisposable
         _out = output;
         _leaveOpen = leaveOpen;
         _o = options ?? new EdiWriterOptions();
-        _d = _o.Delimiters ?? (_o.Standard == EdiStandard.X12 ? EdiDelimiters.X12Default : EdiDelimiters.EdifactDefault);
+        _d = _o.Delimiters ?? (_o.Standard == EdiStandard.X12 ? EdiDelimiters.X12Default
+            : _o.SyntaxVersion == "4" ? EdiDelimiters.EdifactDefault with { Repetition = (byte)'*' } : EdiDelimiters.EdifactDefault);
         _enc = _o.Standard == EdiStandard.X12
             ? new UTF8Encoding(false, true)
             : _o.CharacterSet.ToUpperInvariant() switch
@@ -325,6 +326,69 @@ public sealed class EdiWriter : IDisposable
             if (!string.IsNullOrEmpty(components[i]))
             {
                 WriteValue(components[i]!);
+            }
+        }
+
+        return this;
+    }
+
+    /// <summary>Adds a repeating simple element (X12 from 00402, EDIFACT syntax 4): the values joined by the repetition separator; trailing empty ones dropped.</summary>
+    public EdiWriter Repeated(params string?[] values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        return RepeatedComposite(values.Select(v => new[] { v }).ToArray());
+    }
+
+    /// <summary>Adds a repeating composite element: one array of components per repetition.</summary>
+    public EdiWriter RepeatedComposite(params string?[][] repeats)
+    {
+        ArgumentNullException.ThrowIfNull(repeats);
+        int last = repeats.Length - 1;
+        while (last >= 0 && (repeats[last] == null || repeats[last].All(string.IsNullOrEmpty)))
+        {
+            last--;
+        }
+
+        if (last < 0)
+        {
+            _pendingElements++;
+            return this;
+        }
+
+        bool canRepeat = _d.Repetition != 0 && (_o.Standard == EdiStandard.X12 ? string.CompareOrdinal(_o.InterchangeVersion, "00402") >= 0 : _o.SyntaxVersion == "4");
+        if (last > 0 && !canRepeat)
+        {
+            throw new EdiException($"this interchange has no repetition separator ({_d}): repeating elements need X12 00402 or later with ISA11, or EDIFACT syntax version 4");
+        }
+
+        FlushPendingElements();
+        for (int r = 0; r <= last; r++)
+        {
+            if (r > 0)
+            {
+                Ensure(1);
+                _buf[_len++] = _d.Repetition;
+            }
+
+            var comps = repeats[r] ?? [];
+            int lastComp = comps.Length - 1;
+            while (lastComp >= 0 && string.IsNullOrEmpty(comps[lastComp]))
+            {
+                lastComp--;
+            }
+
+            for (int i = 0; i <= lastComp; i++)
+            {
+                if (i > 0)
+                {
+                    Ensure(1);
+                    _buf[_len++] = _d.Component;
+                }
+
+                if (!string.IsNullOrEmpty(comps[i]))
+                {
+                    WriteValue(comps[i]!);
+                }
             }
         }
 

@@ -48,7 +48,7 @@ public class TokenizerTests
     [Fact]
     public void Una_defines_delimiters_and_release_character_escapes_them()
     {
-        var segs = Segments(Encoding.ASCII.GetBytes("UNA=*.?^~UNB*UNOA=3*S*R*261124=1200*1~FTX*AAI***a?*b?=c?~d??~UNZ*0*1~"), out var d);
+        var segs = Segments(Encoding.ASCII.GetBytes("UNA=*.?^~UNB*UNOA=4*S*R*261124=1200*1~FTX*AAI***a?*b?=c?~d??~UNZ*0*1~"), out var d);
         Assert.Equal((byte)'*', d.Element);
         Assert.Equal((byte)'=', d.Component);
         Assert.Equal((byte)'^', d.Repetition);
