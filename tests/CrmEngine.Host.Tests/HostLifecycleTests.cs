@@ -72,6 +72,43 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
         Assert.False(File.Exists(Path.Combine(root.DataDirectory, "crm.db")), "nothing is opened when the configuration is bad");
     }
 
+    [Theory]
+    [InlineData("run")]
+    [InlineData("config check")]
+    public async Task A_malformed_appsettings_file_is_one_line_naming_the_file_and_line(string command)
+    {
+        using var root = new TestRoot();
+        var file = root.File_("appsettings.json");
+        var lines = (await File.ReadAllLinesAsync(file)).ToList();
+        // Line 3 (1-based) loses its separator: "key": value "key2" ...
+        lines.Insert(2, "  \"Broken\": 1 \"Oops\": 2,");
+        await File.WriteAllLinesAsync(file, lines);
+
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, command.Split(' '));
+
+        Assert.Equal(2, code);
+        var line = Assert.Single(text.Split('\n'), l => l.Length > 0);
+        Assert.StartsWith($"[stderr] configuration error: {file} line 3: ", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled", text, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(root.DataDirectory, "crm.db")), "nothing is opened when the configuration is bad");
+    }
+
+    [Fact]
+    public async Task A_malformed_environment_settings_file_is_one_line_naming_the_file_and_line()
+    {
+        using var root = new TestRoot();
+        var file = root.File_("appsettings.Staging.json");
+        await File.WriteAllTextAsync(file, "{\n  \"Store\": {\n    \"FileName\": x.db\n  }\n}\n");
+
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "config", "check", "--environment", "Staging");
+
+        Assert.Equal(2, code);
+        var line = Assert.Single(text.Split('\n'), l => l.Contains("configuration error", StringComparison.Ordinal));
+        Assert.StartsWith($"[stderr] configuration error: {file} line 3: ", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_disabled_plugin_gets_its_line_with_the_reason_and_the_engine_still_gets_ready()
     {

@@ -37,7 +37,59 @@ internal sealed class CrmConfiguration
         var environment = ResolveEnvironment(environmentOption);
         var builder = new ConfigurationBuilder();
         AddSources(builder, contentRoot, environment, overrides);
-        return new CrmConfiguration(contentRoot, environment, builder.Build(), overrides);
+        IConfigurationRoot root;
+        try
+        {
+            root = builder.Build();
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new CommandRefusedException(DescribeLoadFailure(ex, contentRoot), ExitCodes.Usage);
+        }
+
+        return new CrmConfiguration(contentRoot, environment, root, overrides);
+    }
+
+    /// <summary>
+    /// One line for a settings file that cannot be read: <c>configuration error: &lt;file&gt; line N: &lt;what&gt;</c>.
+    /// The JSON provider wraps the parser's error (whose line number is zero-based) in an InvalidDataException.
+    /// </summary>
+    internal static string DescribeLoadFailure(InvalidDataException ex, string contentRoot)
+    {
+        var file = System.Text.RegularExpressions.Regex.Match(ex.Message, "'([^']+)'") is { Success: true } m
+            ? m.Groups[1].Value
+            : Path.Combine(contentRoot, SettingsFile);
+        var json = FindInner<System.Text.Json.JsonException>(ex);
+        if (json is not null)
+        {
+            // The JSON message ends with "Path: $ | LineNumber: 3 | BytePositionInLine: 5."; keep only the cause.
+            var what = json.Message;
+            var cut = what.IndexOf(" Path:", StringComparison.Ordinal);
+            if (cut < 0)
+            {
+                cut = what.IndexOf(" LineNumber:", StringComparison.Ordinal);
+            }
+
+            what = (cut > 0 ? what[..cut] : what).Trim().TrimEnd('.');
+            var line = json.LineNumber is { } n ? $" line {n + 1}" : "";
+            return $"configuration error: {file}{line}: {what}".ReplaceLineEndings(" ");
+        }
+
+        var inner = ex.InnerException ?? ex;
+        return $"configuration error: {file}: {inner.Message.Trim().TrimEnd('.')}".ReplaceLineEndings(" ");
+    }
+
+    private static T? FindInner<T>(Exception ex) where T : Exception
+    {
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is T found)
+            {
+                return found;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
