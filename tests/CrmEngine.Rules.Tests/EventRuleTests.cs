@@ -164,4 +164,17 @@ public class EventRuleTests
         Assert.Contains(refusals, e => e.Message.Contains("@stage 'sometimes'", StringComparison.Ordinal) && e.Line == 2);
         Assert.Empty(world.Catalog.Events);
     }
+
+    [Fact]
+    public async Task A_rule_flooding_the_api_is_stopped_and_the_write_fails_cleanly()
+    {
+        using var world = new TestWorld();
+        world.WriteRule("events", "flood", "// @entity customer\n// @stage post\nfor (let i = 0; i < 100000; i++) api.addTag('t' + i);");
+        using var rules = Start(world);
+
+        var ex = await Assert.ThrowsAnyAsync<StoreException>(() => world.AddCustomerAsync("Acme"));
+        Assert.Contains("at most 100 addTag calls per run", ex.ToString(), StringComparison.Ordinal);
+        Assert.Contains("flood.js", ex.ToString(), StringComparison.Ordinal);
+        Assert.Equal(0, await world.Store.Customers.CountAsync());
+    }
 }

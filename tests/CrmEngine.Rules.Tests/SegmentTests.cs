@@ -242,7 +242,7 @@ public class SegmentTests
         }
     }
 
-    internal static async Task WaitFor(Func<Task<bool>> condition, int seconds = 10)
+    internal static async Task WaitFor(Func<Task<bool>> condition, int seconds = 30)
     {
         var until = DateTime.UtcNow.AddSeconds(seconds);
         while (!await condition())
@@ -266,5 +266,41 @@ public class FieldAnalysisTests
     {
         var fields = CustomerFacts.ReferencedFields(code, "customer");
         Assert.Equal(expected, fields is null ? null : string.Join(",", fields.Order(StringComparer.Ordinal)));
+    }
+}
+
+public class RestartTests
+{
+    [Fact]
+    public async Task After_a_restart_an_unchanged_segment_is_not_rebuilt_and_the_change_feed_resumes_from_the_stored_position()
+    {
+        using var world = new TestWorld();
+        world.WriteRule("segments", "vip", "return customer.tags.includes('vip');");
+        world.Catalog.Reload();
+        var a = await world.AddCustomerAsync("A", c => c.Tags = ["vip"]);
+        await world.Segments.StartAsync(CancellationToken.None);
+        await SegmentTests.WaitFor(async () => await world.Segments.IsMemberAsync("vip", a.Id));
+        await world.Segments.StopAsync(CancellationToken.None);
+        await world.DrainAsync(); // the stop may come before the first cursor was stored
+        var rebuiltAt = (await world.Segments.StateAsync("vip"))!.LastRebuildAt;
+
+        // While the service is down a customer changes; a new service instance catches up from the stored position.
+        var fresh = (await world.Store.Customers.GetAsync(a.Id))!;
+        fresh.Tags = [];
+        await world.Store.Customers.UpdateAsync(fresh);
+        world.Time.Advance(TimeSpan.FromHours(1));
+        using var catalog = new RuleCatalog(world.Engine, world.RulesFolder);
+        using var second = new SegmentService(world.Engine, catalog, world.Provider, Microsoft.Extensions.Options.Options.Create(world.Options), world.Time);
+        catalog.Reload(); // a fresh start loads every script again
+        await second.StartAsync(CancellationToken.None);
+        try
+        {
+            await SegmentTests.WaitFor(async () => !await second.IsMemberAsync("vip", a.Id));
+            Assert.Equal(rebuiltAt, (await second.StateAsync("vip"))!.LastRebuildAt);
+        }
+        finally
+        {
+            await second.StopAsync(CancellationToken.None);
+        }
     }
 }

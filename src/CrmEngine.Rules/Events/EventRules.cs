@@ -237,8 +237,8 @@ public sealed class EventRules : IDisposable
 
         if (stage is PipelineStage.PostOperation or PipelineStage.Async)
         {
-            functions["addTag"] = args => { intents.AddTags.Add(Tag(args)); return null; };
-            functions["removeTag"] = args => { intents.RemoveTags.Add(Tag(args)); return null; };
+            functions["addTag"] = args => { Cap(intents.AddTags.Count, "addTag"); intents.AddTags.Add(Tag(args)); return null; };
+            functions["removeTag"] = args => { Cap(intents.RemoveTags.Count, "removeTag"); intents.RemoveTags.Add(Tag(args)); return null; };
             functions["setCustomerFields"] = args =>
             {
                 if (args.Count == 0 || args[0] is not IReadOnlyDictionary<string, object?> fields)
@@ -246,6 +246,7 @@ public sealed class EventRules : IDisposable
                     throw new ArgumentException("give an object such as { stage: 'LoyalCustomer' }");
                 }
 
+                Cap(intents.CustomerFields.Count, "setCustomerFields");
                 intents.CustomerFields.Add(fields);
                 return null;
             };
@@ -267,6 +268,14 @@ public sealed class EventRules : IDisposable
         }
 
         return functions;
+    }
+
+    private static void Cap(int count, string name)
+    {
+        if (count >= 100)
+        {
+            throw new InvalidOperationException($"at most 100 {name} calls per run");
+        }
     }
 
     private static string Tag(IReadOnlyList<object?> args) =>

@@ -51,6 +51,10 @@ public static class CustomerFacts
         return fields;
     }
 
+    public static bool NeedsOrders(IReadOnlySet<string>? fields) => fields is null || fields.Overlaps(OrderFields);
+
+    public static bool NeedsActivities(IReadOnlySet<string>? fields) => fields is null || fields.Overlaps(ActivityFields);
+
     /// <summary>Loads the customer, its orders and activities from the store; null when the customer does not exist.</summary>
     public static async Task<Dictionary<string, object?>?> LoadAsync(ICrmStore store, string customerId, DateTimeOffset asOf,
         CancellationToken cancellationToken = default, IReadOnlySet<string>? fields = null)
@@ -67,12 +71,12 @@ public static class CustomerFacts
 
     /// <summary>The facts of a customer already read (the orders/activities are looked up only when <paramref name="fields"/> needs them).</summary>
     public static async Task<Dictionary<string, object?>> LoadAsync(ICrmStore store, Customer customer, DateTimeOffset asOf,
-        CancellationToken cancellationToken, IReadOnlySet<string>? fields)
+        CancellationToken cancellationToken, IReadOnlySet<string>? fields, bool mayHaveOrders = true, bool mayHaveActivities = true)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(customer);
-        var orders = fields is null || fields.Overlaps(OrderFields) ? await AllAsync(store.Orders, customer.Id, cancellationToken) : [];
-        var activities = fields is null || fields.Overlaps(ActivityFields) ? await AllAsync(store.Activities, customer.Id, cancellationToken) : [];
+        var orders = mayHaveOrders && NeedsOrders(fields) ? await AllAsync(store.Orders, customer.Id, cancellationToken) : [];
+        var activities = mayHaveActivities && NeedsActivities(fields) ? await AllAsync(store.Activities, customer.Id, cancellationToken) : [];
         var facts = Build(customer, orders, activities, asOf);
         if (fields is not null)
         {

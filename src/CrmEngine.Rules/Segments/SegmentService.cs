@@ -151,6 +151,11 @@ public sealed class SegmentService : BackgroundService
         var asOf = _time.GetUtcNow();
         string? after = null;
         var lastError = default(RuleError);
+        // One scan of orders/activities tells which customers have any: the others need no look-up.
+        // Records written during the rebuild come through the change feed afterwards.
+        var fields = FieldsOf(rule);
+        var withOrders = CustomerFacts.NeedsOrders(fields) ? await OwnersOfAsync(_store.Orders, o => o.CustomerId, ct) : null;
+        var withActivities = CustomerFacts.NeedsActivities(fields) ? await OwnersOfAsync(_store.Activities, a => a.CustomerId, ct) : null;
         while (true)
         {
             var page = await _store.Customers.ListAsync(Page, after, ct);
@@ -161,10 +166,10 @@ public sealed class SegmentService : BackgroundService
 
             after = page[^1].Id;
             var facts = new List<IReadOnlyList<object?>>(page.Count);
-            var fields = FieldsOf(rule);
             foreach (var c in page)
             {
-                facts.Add([await CustomerFacts.LoadAsync(_store, c, asOf, ct, fields)]);
+                facts.Add([await CustomerFacts.LoadAsync(_store, c, asOf, ct, fields,
+                    withOrders?.Contains(c.Id) ?? false, withActivities?.Contains(c.Id) ?? false)]);
             }
 
             var results = await _engine.RunManyAsync(rule.Script, facts, new RuleRunOptions { Now = asOf }, ct);
@@ -232,6 +237,27 @@ public sealed class SegmentService : BackgroundService
         _logger?.LogInformation("Segment '{Segment}' rebuilt with version {Hash}: {Customers} customers, {Members} members (+{Added} -{Removed}), {Failed} failed",
             rule.Name, rule.Hash, customers, existing.Count, added, removed, failed);
         return report;
+    }
+
+    private static async Task<HashSet<string>> OwnersOfAsync<T>(IEntitySet<T> set, Func<T, string> customerOf, CancellationToken ct) where T : class, IEntity
+    {
+        var owners = new HashSet<string>(StringComparer.Ordinal);
+        string? after = null;
+        while (true)
+        {
+            var page = await set.ListAsync(5000, after, ct);
+            foreach (var item in page)
+            {
+                owners.Add(customerOf(item));
+            }
+
+            if (page.Count < 5000)
+            {
+                return owners;
+            }
+
+            after = page[^1].Id;
+        }
     }
 
     private static SegmentMember NewMember(LoadedRule rule, string customerId, DateTimeOffset at) => new()
@@ -648,8 +674,22 @@ public sealed class SegmentService : BackgroundService
             {
                 while (_rebuilds.TryDequeue(out var name))
                 {
-                    if (_catalog.Find(RuleKind.Segment, name) is not null)
+                    if (_catalog.Find(RuleKind.Segment, name) is { } rule)
                     {
+                        // After a restart the stored membership of an unchanged script is current: no rebuild.
+                        var state = await States.GetAsync(name, stoppingToken);
+                        if (state?.RebuiltWithHash == rule.Hash)
+                        {
+                            if (state.Status == SegmentStatus.Failed)
+                            {
+                                var health = _health.GetOrAdd(name, _ => new Health());
+                                health.Failures = Math.Max(health.Failures, state.ConsecutiveFailures);
+                                health.LastError ??= new RuleError(rule.Script.Path ?? name, 0, 0, RuleErrorKind.Runtime, RuleBudgetKind.None, state.LastError ?? "failed");
+                            }
+
+                            continue;
+                        }
+
                         await RebuildAsync(name, stoppingToken);
                     }
                     else
