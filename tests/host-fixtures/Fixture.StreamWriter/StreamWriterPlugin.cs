@@ -14,6 +14,12 @@ public sealed class StreamOptions
     /// <summary>Pause between writes; 0 writes as fast as the store takes them.</summary>
     public int DelayMilliseconds { get; set; }
 
+    /// <summary>
+    /// Writers running at once, each awaiting its own creates: with several, writes are in flight together and the
+    /// store commits them in groups (one transaction, split and replayed on a failure), so a kill lands mid-group.
+    /// </summary>
+    public int Writers { get; set; } = 8;
+
     /// <summary>Name prefix of the customers written.</summary>
     public string Prefix { get; set; } = "stream";
 }
@@ -28,9 +34,12 @@ public sealed class StreamWriterPlugin : CrmPlugin
     }
 }
 
-/// <summary>Writes customers one after another until stopped (or killed).</summary>
+/// <summary>Writes customers with <see cref="StreamOptions.Writers"/> concurrent writers until stopped (or killed).</summary>
 public sealed class StreamWorker(ICrmStore store, IOptions<StreamOptions> options) : IPluginWorker
 {
+    private readonly Lock _ackGate = new();
+    private int _next;
+
     public async Task RunAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;
@@ -40,15 +49,23 @@ public sealed class StreamWorker(ICrmStore store, IOptions<StreamOptions> option
         }
 
         using var ack = new FileStream(o.AckFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.WriteThrough);
-        var n = 0;
+        var writers = Enumerable.Range(0, Math.Max(1, o.Writers))
+            .Select(_ => Task.Run(() => WriteAsync(o, ack, stoppingToken), CancellationToken.None))
+            .ToArray();
+        await Task.WhenAll(writers);
+    }
+
+    private async Task WriteAsync(StreamOptions o, FileStream ack, CancellationToken stoppingToken)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
+            var n = Interlocked.Increment(ref _next);
             Customer created;
             try
             {
                 created = await store.Customers.CreateAsync(new Customer
                 {
-                    Name = $"{o.Prefix}-{Environment.ProcessId}-{n++}",
+                    Name = $"{o.Prefix}-{Environment.ProcessId}-{n}",
                     Emails = [$"c{n}.{Environment.ProcessId}@example.com"],
                     Tags = ["stream"],
                 }, CancellationToken.None);
@@ -62,10 +79,13 @@ public sealed class StreamWorker(ICrmStore store, IOptions<StreamOptions> option
                 return;
             }
 
-            // Acknowledged: the create returned, so the write is committed. Record it durably.
+            // Acknowledged: the create returned, so the write is committed. Record it durably, one whole line at a time.
             var line = System.Text.Encoding.ASCII.GetBytes(created.Id + "\n");
-            ack.Write(line);
-            ack.Flush(flushToDisk: true);
+            lock (_ackGate)
+            {
+                ack.Write(line);
+                ack.Flush(flushToDisk: true);
+            }
 
             if (o.DelayMilliseconds > 0)
             {
