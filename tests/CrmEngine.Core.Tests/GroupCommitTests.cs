@@ -2,6 +2,7 @@ using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Pipeline;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Pipeline;
+using LiteDB;
 
 namespace CrmEngine.Core.Tests;
 
@@ -60,5 +61,29 @@ public class GroupCommitTests
         // A write that failed is not replayed: its handler failure is reported once, not twice.
         Assert.Equal(names.Count(n => n.StartsWith("late-fail", StringComparison.Ordinal)),
             engine.Observer.FailedSnapshot().Count(f => f.Owner == "picky"));
+    }
+
+    [Fact]
+    public async Task A_direct_write_that_fails_after_changing_data_leaves_nothing_in_a_shared_commit()
+    {
+        using var engine = new TestEngine();
+        using var gate = new ManualResetEventSlim();
+        // Hold the writer so that the next writes queue up and are run together in one transaction.
+        var blocker = engine.Database.WriteAsync(_ => { gate.Wait(); return 0; });
+        await Task.Delay(100);
+        var failing = engine.Database.WriteAsync<int>(_ =>
+        {
+            engine.Database.Database.GetCollection("side").Insert(new BsonDocument { ["_id"] = "half" });
+            throw new StoreException("refused after writing");
+        });
+        var good = engine.Store.Customers.CreateAsync(TestEngine.NewCustomer("Kept GmbH"));
+        await Task.Delay(100);
+        gate.Set();
+
+        await blocker;
+        await Assert.ThrowsAsync<StoreException>(() => failing);
+        var kept = await good;
+        Assert.NotNull(await engine.Store.Customers.GetAsync(kept.Id));
+        Assert.Null(engine.Database.Database.GetCollection("side").FindById("half"));
     }
 }

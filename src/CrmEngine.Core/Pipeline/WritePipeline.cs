@@ -82,10 +82,16 @@ public sealed class WritePipeline
                 return scope.Call(() => RunNested(() => op(context)));
             }
 
-            return _db.WriteAsync(_ => op(context));
+            return _db.WriteAsync(tx => Tracked(tx, () => op(context)));
         }
 
-        return _db.WriteAsync(_ => op(new WriteContext(actor, [])));
+        return _db.WriteAsync(tx => Tracked(tx, () => op(new WriteContext(actor, []))));
+    }
+
+    private static TResult Tracked<TResult>(WriteTransaction tx, Func<TResult> op)
+    {
+        tx.TracksModifications = true;
+        return op();
     }
 
     /// <summary>Runs a read; inside a synchronous handler it runs in the open transaction (sees its writes).</summary>
@@ -239,6 +245,8 @@ public sealed class WritePipeline
         }
 
         // 3. write, with the change record, the audit entry and the async deliveries in the same transaction.
+        // Counted before the change: a failure from here on is never taken for a clean refusal.
+        tx.Modifications++;
         BsonDocument? afterDoc = null;
         if (after is not null)
         {
@@ -257,7 +265,6 @@ public sealed class WritePipeline
             col.Delete(id);
         }
 
-        tx.Modifications++;
         var version = after?.Version ?? (before!.Version + 1);
         var seq = _db.NextSequence();
         var at = now.ToString("O", CultureInfo.InvariantCulture);

@@ -247,7 +247,9 @@ public sealed class CrmDatabase : IDisposable
                 catch (Exception ex)
                 {
                     item.Error = ex;
-                    var clean = tx.Modifications == 0 && ex is StoreException;
+                    // Clean only when the pipeline counted every change of this write and there was
+                    // none; any other failing write (direct WriteAsync callers) may have changed data.
+                    var clean = ex is StoreException && tx.TracksModifications && tx.Modifications == 0;
                     if (!clean)
                     {
                         SafeRollback(groupStart);

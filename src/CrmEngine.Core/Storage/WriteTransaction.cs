@@ -14,6 +14,13 @@ internal sealed class WriteTransaction
     /// <summary>Inserts, updates and deletes made so far (used to tell a clean refusal from a half-done write).</summary>
     public long Modifications { get; set; }
 
+    /// <summary>
+    /// True when the write counts every change it makes in <see cref="Modifications"/> (the pipeline
+    /// does). Other writes (direct <c>CrmDatabase.WriteAsync</c> callers) count nothing, so a failure
+    /// of theirs is never taken for a clean refusal.
+    /// </summary>
+    public bool TracksModifications { get; set; }
+
     public Exception? DoomedBy { get; private set; }
 
     public void Doom(Exception cause) => DoomedBy ??= cause;
