@@ -14,6 +14,13 @@ public sealed class StoreOptions
     [Required(AllowEmptyStrings = false)]
     [RegularExpression(@"^[^/\\]+\.db$", ErrorMessage = "Store:FileName must be a plain file name ending in .db")]
     public string FileName { get; set; } = "crm.db";
+
+    /// <summary>
+    /// Longest wait for LiteDB's journal writer after a commit; past it (or at once when the writer
+    /// reports a disk error) the writes of that commit fail instead of being acknowledged.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan DiskSyncTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>Section <c>Pipeline</c>.</summary>

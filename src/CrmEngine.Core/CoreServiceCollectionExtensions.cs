@@ -37,6 +37,7 @@ public static class CoreServiceCollectionExtensions
             {
                 DataDirectory = Path.GetDirectoryName(CrmDatabase.ResolveFilePath(options, contentRoot))!,
                 FileName = options.FileName,
+                DiskSyncTimeout = options.DiskSyncTimeout,
             };
             return new CrmDatabase(resolved, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILogger<CrmDatabase>>());
         });

@@ -1,3 +1,4 @@
+using CrmEngine.Core.Storage;
 using CrmEngine.Abstractions.Model;
 
 namespace CrmEngine.Core.Tests;
@@ -102,12 +103,24 @@ public class MappingTests
     }
 
     [Fact]
-    public void Acknowledged_commits_wait_for_the_disk_writer()
+    public async Task Acknowledged_commits_are_fsynced_after_the_disk_writer_emptied_its_queue()
     {
-        // LiteDB 5 writes the journal from a background queue; the engine waits for it after each
-        // commit. This fails if a LiteDB upgrade changes the internals that wait relies on.
+        // LiteDB 5 writes the journal from a background queue and signals "empty" before it syncs the
+        // file; the engine waits for that queue (found by reflection on LiteDB 5.0.x internals: this
+        // fails if an upgrade changes them) and then fsyncs the journal itself before it acknowledges.
         using var engine = new TestEngine();
-        Assert.True(engine.Database.HasDurableFlush);
+        var log = CrmDatabase.LogFileOf(engine.Database.FilePath);
+        var synced = new List<(string File, long Length)>();
+        engine.Database.Flush.Synced = file => synced.Add((file, new FileInfo(file).Length));
+
+        var created = await engine.Store.Customers.CreateAsync(TestEngine.NewCustomer("Durable GmbH"));
+
+        var sync = Assert.Single(synced, s => s.File == log);
+        Assert.True(sync.Length > 0, "the journal holds the commit when it is synced");
+        var before = synced.Count;
+        created.Name = "Durable AG";
+        await engine.Store.Customers.UpdateAsync(created);
+        Assert.True(synced.Count > before, "every acknowledged commit is synced");
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Reflection;
 using CrmEngine.Abstractions.Store;
 using LiteDB;
 using Microsoft.Extensions.Logging;
@@ -28,7 +27,7 @@ public sealed class CrmDatabase : IDisposable
     private readonly LiteDatabase _db;
     private readonly WriteExecutor _executor;
     private readonly ILogger _logger;
-    private readonly Action? _flushLog;
+    private readonly DurableFlush _flush;
     private WriteTransaction? _current;
     private long _lastSequence;
     private int _disposed;
@@ -69,8 +68,17 @@ public sealed class CrmDatabase : IDisposable
             throw;
         }
 
-        _flushLog = CreateLogFlush(_db);
-        _executor = new WriteExecutor("CrmEngine store writer", ProcessGroup);
+        try
+        {
+            _flush = new DurableFlush(LiteDbDiskWriterProbe.Find(_db), FilePath, options.DiskSyncTimeout);
+        }
+        catch
+        {
+            _db.Dispose();
+            throw;
+        }
+
+        _executor = new WriteExecutor("CrmEngine store writer", ProcessGroup, _logger, options.DiskSyncTimeout + TimeSpan.FromSeconds(30));
         _logger.LogInformation("Store opened: {File} (schema {Version}, last change {Sequence})", FilePath, SchemaVersion, _lastSequence);
     }
 
@@ -183,7 +191,9 @@ public sealed class CrmDatabase : IDisposable
     /// cleanly (a store error before it changed anything: validation, version conflict) simply fails
     /// inside the group. A write that fails after changing data cannot be taken out of the shared
     /// transaction (LiteDB has no savepoints), so the group is rolled back and every write of it is run
-    /// again on its own. Handlers of those writes then run twice; their store effects are transactional.
+    /// again on its own, except the one that failed (it keeps its error). Handlers of the replayed
+    /// writes then run twice; their store effects are transactional. Nobody is told, and no
+    /// after-commit action (waking async handlers) runs, before the commit is durable (<see cref="DurableFlush"/>).
     /// </summary>
     private void ProcessGroup(List<WorkItem> group)
     {
@@ -201,7 +211,8 @@ public sealed class CrmDatabase : IDisposable
             return;
         }
 
-        if (TryRunTogether(group) is { } failed)
+        var afterCommit = new List<Action>();
+        if (TryRunTogether(group, afterCommit) is { } failed)
         {
             // Replay alone. The write that failed is not run again: it would meet the same state
             // (the writes before it are replayed first) and its handlers would fail, or hang, twice.
@@ -214,16 +225,49 @@ public sealed class CrmDatabase : IDisposable
                 }
                 else
                 {
-                    TryRunTogether([item]);
+                    TryRunTogether([item], afterCommit);
                 }
             }
         }
 
-        _flushLog?.Invoke();
+        if (group.TrueForAll(i => i.Error is not null))
+        {
+            return; // nothing was committed
+        }
+
+        try
+        {
+            _flush.Run();
+        }
+        catch (StoreException ex)
+        {
+            _logger.LogError(ex, "Commit of {Count} write(s) not confirmed on disk", group.Count);
+            foreach (var item in group)
+            {
+                item.Error ??= ex;
+            }
+
+            return;
+        }
+
+        foreach (var action in afterCommit)
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception ex)
+            {
+                _logger.LogError(ex, "An after-commit action failed");
+            }
+        }
     }
 
+    /// <summary>Waits for LiteDB's journal writer and fsyncs the files (see <see cref="DurableFlush"/>).</summary>
+    internal DurableFlush Flush => _flush;
+
     /// <summary>The write that failed after changing data when the group must be split; null otherwise.</summary>
-    private WorkItem? TryRunTogether(List<WorkItem> items)
+    private WorkItem? TryRunTogether(List<WorkItem> items, List<Action> committedActions)
     {
         var groupStart = _lastSequence;
         var afterCommit = new List<Action>();
@@ -289,11 +333,7 @@ public sealed class CrmDatabase : IDisposable
             _current = null;
         }
 
-        foreach (var action in afterCommit)
-        {
-            action();
-        }
-
+        committedActions.AddRange(afterCommit);
         return null;
     }
 
@@ -322,37 +362,6 @@ public sealed class CrmDatabase : IDisposable
         return Interlocked.Increment(ref _lastSequence);
     }
 
-    /// <summary>
-    /// LiteDB 5 hands committed log pages to a background disk writer and acknowledges the commit
-    /// before they reach the file. To acknowledge only what is on disk, wait for that queue after
-    /// each commit. The queue is internal to LiteDB 5.0.x; when its shape is not found the store
-    /// still works, with LiteDB's own (weaker) guarantee.
-    /// </summary>
-    private static Action? CreateLogFlush(LiteDatabase db)
-    {
-        const BindingFlags flags = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
-        try
-        {
-            var engine = typeof(LiteDatabase).GetField("_engine", flags)?.GetValue(db);
-            var disk = engine?.GetType().GetField("_disk", flags)?.GetValue(engine);
-            var queueProp = disk?.GetType().GetProperty("Queue", flags);
-            var lazy = queueProp?.GetValue(disk);
-            var value = lazy?.GetType().GetProperty("Value")?.GetValue(lazy);
-            var wait = value?.GetType().GetMethod("Wait", flags, Type.EmptyTypes);
-            if (value is null || wait is null)
-            {
-                return null;
-            }
-
-            return () => wait.Invoke(value, null);
-        }
-        catch (Exception ex) when (ex is TargetInvocationException or MemberAccessException or InvalidOperationException)
-        {
-            return null;
-        }
-    }
-
-    internal bool HasDurableFlush => _flushLog is not null;
 
     /// <summary>
     /// A consistent copy of the live database while the engine runs: on the writer thread (so no
@@ -522,7 +531,13 @@ public sealed class CrmDatabase : IDisposable
             return;
         }
 
-        _executor.Dispose();
+        if (!_executor.Stop())
+        {
+            // The writer thread is stuck inside LiteDB: checkpointing or closing would wait for it too.
+            _logger.LogError("Store not closed cleanly: {File} (the journal is replayed at next start)", FilePath);
+            return;
+        }
+
         try
         {
             _db.Checkpoint();

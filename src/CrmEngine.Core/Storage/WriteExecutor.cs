@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
 
 namespace CrmEngine.Core.Storage;
 
@@ -59,11 +60,20 @@ internal sealed class WriteExecutor : IDisposable
     private readonly BlockingCollection<WorkItem> _queue = new(new ConcurrentQueue<WorkItem>());
     private readonly Thread _thread;
     private readonly Action<List<WorkItem>> _processGroup;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _stopTimeout;
     private int _disposed;
+    private int _groupsDone;
 
-    public WriteExecutor(string name, Action<List<WorkItem>> processGroup)
+    /// <param name="name">Thread name.</param>
+    /// <param name="processGroup">Runs one group (sets each item's error).</param>
+    /// <param name="logger">Where a stop that did not finish in time is reported.</param>
+    /// <param name="stopTimeout">How long <see cref="Dispose"/> waits for queued work per item in progress.</param>
+    public WriteExecutor(string name, Action<List<WorkItem>> processGroup, ILogger logger, TimeSpan stopTimeout)
     {
         _processGroup = processGroup;
+        _logger = logger;
+        _stopTimeout = stopTimeout;
         _thread = new Thread(Run) { IsBackground = true, Name = name };
         _thread.Start();
     }
@@ -137,23 +147,46 @@ internal sealed class WriteExecutor : IDisposable
             {
                 item.Acknowledge();
             }
+
+            Interlocked.Increment(ref _groupsDone);
         }
     }
 
-    /// <summary>Stops taking work, runs everything already queued (no acknowledged write is lost), then ends the thread.</summary>
-    public void Dispose()
+    /// <summary>
+    /// Stops taking work and runs everything already queued (no acknowledged write is lost), then ends
+    /// the thread. The wait is bounded: while groups keep finishing it goes on; when none finished
+    /// within the stop timeout (a hung disk, a stuck writer) it gives up with a logged error and
+    /// returns false; writes still queued then are never acknowledged.
+    /// </summary>
+    public bool Stop()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            return;
+            return true;
         }
 
         _queue.CompleteAdding();
-        if (!IsWriterThread)
+        Interlocked.Exchange(ref _groupsDone, 0);
+        if (IsWriterThread)
         {
-            _thread.Join();
+            return true;
+        }
+
+        while (!_thread.Join(_stopTimeout))
+        {
+            var done = Interlocked.Exchange(ref _groupsDone, 0);
+            if (done == 0)
+            {
+                _logger.LogError(
+                    "The store writer did not finish within {Timeout} at shutdown ({Queued} write(s) still queued); giving up. Unacknowledged writes are not stored; the journal is replayed at next start.",
+                    _stopTimeout, _queue.Count);
+                return false;
+            }
         }
 
         _queue.Dispose();
+        return true;
     }
+
+    public void Dispose() => Stop();
 }
