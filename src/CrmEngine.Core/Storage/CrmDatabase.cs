@@ -393,17 +393,39 @@ public sealed class CrmDatabase : IDisposable
         {
             _db.Checkpoint();
             var temp = target + ".partial";
-            using (var source = new FileStream(FilePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
-            using (var copy = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            File.Delete(temp); // left by a backup that was killed; ours alone (the target did not exist)
+            try
             {
-                source.CopyTo(copy);
-                copy.Flush(flushToDisk: true);
+                using (var source = new FileStream(FilePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                using (var copy = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+                {
+                    source.CopyTo(copy);
+                    copy.Flush(flushToDisk: true);
+                }
+
+                File.Move(temp, target);
+            }
+            catch
+            {
+                TryDelete(temp);
+                throw;
             }
 
-            File.Move(temp, target);
             _logger.LogInformation("Backup written to {Target}", target);
             return true;
         }, groupable: false);
+    }
+
+    private void TryDelete(string file)
+    {
+        try
+        {
+            File.Delete(file);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning(ex, "Could not remove the unfinished backup {File}", file);
+        }
     }
 
     /// <summary>The LiteDB journal file that belongs to a data file (<c>name-log.ext</c>).</summary>
@@ -444,6 +466,9 @@ public sealed class CrmDatabase : IDisposable
     /// Replaces the live database with <paramref name="backupFile"/> while the engine is stopped.
     /// The backup is checked to be a CrmEngine database first; the previous file is kept as
     /// <c>&lt;name&gt;.before-restore-&lt;timestamp&gt;</c>. Returns that path (null when there was no live file).
+    /// The previous file is checkpointed first (its journal merged in), so it is kept as one complete
+    /// file and no journal of it is left beside the restored one. When it cannot be opened (damaged),
+    /// its journal is moved aside with it under the name LiteDB looks for (<see cref="LogFileOf"/>).
     /// </summary>
     public static string? Restore(string backupFile, StoreOptions options, string? contentRoot = null, TimeProvider? timeProvider = null)
     {
@@ -484,19 +509,46 @@ public sealed class CrmDatabase : IDisposable
 
         string? previous = null;
         var stamp = (timeProvider ?? TimeProvider.System).GetUtcNow().ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        var liveLog = LogFileOf(live);
         if (File.Exists(live))
         {
             previous = live + ".before-restore-" + stamp;
+            CheckpointForRestore(live);
             File.Move(live, previous);
-            var liveLog = LogFileOf(live);
             if (File.Exists(liveLog))
             {
-                File.Move(liveLog, previous + "-log");
+                File.Move(liveLog, LogFileOf(previous));
             }
+        }
+        else if (File.Exists(liveLog))
+        {
+            // A journal without its data file: it would be replayed onto the restored file.
+            previous = live + ".before-restore-" + stamp;
+            File.Move(liveLog, LogFileOf(previous));
         }
 
         File.Move(staged, live);
         return previous;
+    }
+
+    /// <summary>Merges the journal of the (stopped) database into its data file; leaves a damaged file as it is.</summary>
+    private static void CheckpointForRestore(string file)
+    {
+        try
+        {
+            using var db = new LiteDatabase($"Filename={file};Connection=direct;Collation=en-US/Ordinal");
+            db.Checkpoint();
+        }
+        catch (Exception ex) when (ex is LiteException or IOException or InvalidOperationException or FormatException)
+        {
+            // Damaged: kept as found, together with its journal.
+        }
+
+        var log = LogFileOf(file);
+        if (File.Exists(log) && new FileInfo(log).Length == 0)
+        {
+            File.Delete(log);
+        }
     }
 
     private static void VerifyIsCrmDatabase(string file, string shownName)
