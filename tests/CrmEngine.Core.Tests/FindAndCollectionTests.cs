@@ -108,7 +108,7 @@ public class FindAndCollectionTests
         Assert.Equal(1000.5m, (await leads.GetAsync(lead.Id))!.Value);
         var change = Assert.Single(await store.Changes.ReadAsync(0));
         Assert.Equal(("crm.sales_leads", "plugin:crm.sales"), (change.Entity, change.Actor));
-        Assert.Contains("crm_sales_leads", engine.Database.Database.GetCollectionNames());
+        Assert.Contains("crm_dsales__leads", engine.Database.Database.GetCollectionNames());
 
         // Another plugin's collection of the same name is a different collection.
         var other = engine.Provider.ForActor("plugin:marketing", "marketing").Collection<Lead>("leads");

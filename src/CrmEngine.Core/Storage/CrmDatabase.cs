@@ -28,6 +28,8 @@ public sealed class CrmDatabase : IDisposable
     private readonly WriteExecutor _executor;
     private readonly ILogger _logger;
     private readonly DurableFlush _flush;
+    private readonly Dictionary<string, CollectionClaim> _claims = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, CollectionClaim> _claimsByEntity = new(StringComparer.OrdinalIgnoreCase);
     private WriteTransaction? _current;
     private long _lastSequence;
     private int _disposed;
@@ -163,6 +165,53 @@ public sealed class CrmDatabase : IDisposable
 
         _db.GetCollection(DeliveriesCollection).EnsureIndex("ix_status", "$.status");
     }
+
+    /// <summary>
+    /// The stored collection of plugin <paramref name="pluginId"/>'s collection <paramref name="name"/>,
+    /// recorded as claimed by that pair. A second pair that would share the stored collection or the
+    /// entity name <c>{pluginId}_{name}</c> (both compared ignoring case) is refused. A collection that
+    /// already exists under the first releases' name (<see cref="CoreEntities.LegacyCollectionNameFor"/>)
+    /// is kept in use, so data stored before the naming change stays visible.
+    /// </summary>
+    internal string ClaimPluginCollection(string pluginId, string name)
+    {
+        var entity = CrmStore.PluginEntityName(pluginId, name);
+        lock (_claims)
+        {
+            if (_claimsByEntity.TryGetValue(entity, out var byEntity))
+            {
+                if (byEntity.PluginId == pluginId && byEntity.Name == name)
+                {
+                    return byEntity.Stored;
+                }
+
+                throw new StoreException(
+                    $"Plugin '{pluginId}' cannot use collection '{name}': its entity name '{entity}' is already used by plugin '{byEntity.PluginId}' " +
+                    $"for collection '{byEntity.Name}' (names are compared ignoring case). Choose another collection name.");
+            }
+
+            var stored = CoreEntities.CollectionNameFor(pluginId, name);
+            var legacy = CoreEntities.LegacyCollectionNameFor(entity);
+            if (!_claims.ContainsKey(legacy) && !_db.CollectionExists(stored) && _db.CollectionExists(legacy))
+            {
+                stored = legacy;
+            }
+
+            if (_claims.TryGetValue(stored, out var holder))
+            {
+                throw new StoreException(
+                    $"Plugin '{pluginId}' cannot use collection '{name}': it would be stored in '{stored}', which plugin '{holder.PluginId}' " +
+                    $"already uses for collection '{holder.Name}'. Choose another collection name.");
+            }
+
+            var claim = new CollectionClaim(pluginId, name, stored);
+            _claims.Add(stored, claim);
+            _claimsByEntity.Add(entity, claim);
+            return stored;
+        }
+    }
+
+    private sealed record CollectionClaim(string PluginId, string Name, string Stored);
 
     internal void EnsureIndexes(EntityDescriptor entity)
     {

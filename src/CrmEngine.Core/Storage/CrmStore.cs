@@ -53,7 +53,7 @@ public sealed class CrmStore : ICrmStore
 
         var entityName = PluginEntityName(_collectionOwner, name);
         var descriptor = _pluginCollections.GetOrAdd(entityName,
-            n => new EntityDescriptor(n, CoreEntities.CollectionNameFor(n), typeof(T), [], null));
+            n => new EntityDescriptor(n, _pipeline.Database.ClaimPluginCollection(_collectionOwner, name), typeof(T), [], null));
         return new EntitySet<T>(_pipeline, descriptor, Actor);
     }
 

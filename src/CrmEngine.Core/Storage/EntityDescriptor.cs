@@ -347,10 +347,52 @@ internal static class CoreEntities
         name.Length is > 0 and <= 60 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
 
     /// <summary>
-    /// The LiteDB collection of a plugin entity <c>{pluginId}_{name}</c>: the same text, with characters
-    /// LiteDB refuses in collection names ('-', '.') turned into '_' (and a leading digit prefixed by 'p').
+    /// The LiteDB collection of plugin <paramref name="pluginId"/>'s collection <paramref name="name"/>.
+    /// One-to-one up to letter case (LiteDB compares collection names ignoring case; a case-only clash
+    /// is refused when the name is claimed, see <c>CrmDatabase.ClaimPluginCollection</c>): each part is
+    /// lower-cased with '_' written "_u", '-' "_h" and '.' "_d"; the parts are joined by "__"; a
+    /// leading digit gets "_" in front. <c>acme.welcome</c> + <c>notes</c> → <c>acme_dwelcome__notes</c>.
     /// </summary>
-    public static string CollectionNameFor(string entityName)
+    public static string CollectionNameFor(string pluginId, string name)
+    {
+        var sb = new StringBuilder(pluginId.Length + name.Length + 8);
+        if (pluginId.Length > 0 && char.IsAsciiDigit(pluginId[0]))
+        {
+            sb.Append('_');
+        }
+
+        Encode(sb, pluginId);
+        sb.Append("__");
+        Encode(sb, name);
+        return sb.ToString();
+
+        static void Encode(StringBuilder sb, string part)
+        {
+            foreach (var c in part)
+            {
+                switch (c)
+                {
+                    case '_': sb.Append("_u"); break;
+                    case '-': sb.Append("_h"); break;
+                    case '.': sb.Append("_d"); break;
+                    default:
+                        if (!char.IsAsciiLetterOrDigit(c))
+                        {
+                            throw new ArgumentException($"'{part}' is not a valid collection or plugin name: use letters, digits, '_', '-' or '.'.");
+                        }
+
+                        sb.Append(char.ToLowerInvariant(c));
+                        break;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The name the first releases stored a plugin entity under (not one-to-one: '.', '-' and '_' all
+    /// became '_'). Only used to keep reading a collection that already exists under it.
+    /// </summary>
+    public static string LegacyCollectionNameFor(string entityName)
     {
         var sb = new StringBuilder(entityName.Length + 1);
         if (entityName.Length > 0 && char.IsAsciiDigit(entityName[0]))
