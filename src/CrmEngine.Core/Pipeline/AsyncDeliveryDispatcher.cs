@@ -38,7 +38,9 @@ public interface IAsyncDeliveries
 }
 
 /// <summary>
-/// Delivers committed writes to Async handlers, at least once, in sequence order. Deliveries are
+/// Delivers committed writes to Async handlers, at least once, one at a time: of the deliveries
+/// that are due, the oldest change first. A delivery waiting for its retry does not hold back later
+/// ones, so there is no strict order per record across retries (handlers use the sequence). Deliveries are
 /// rows in <c>_deliveries</c> written in the same transaction as the change, so they survive a
 /// restart. Each try runs under the handler timeout; failures retry with exponential backoff
 /// (base × 2^(try-1)) and, after the last try, the delivery is parked with its error. Deliveries
