@@ -7,6 +7,9 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan StopBound = TimeSpan.FromSeconds(60);
 
+    /// <summary>Issue 2: a signal stops the engine cleanly within 30 s (a behaviour bound, not a benchmark).</summary>
+    private static readonly TimeSpan SignalStopBound = TimeSpan.FromSeconds(30);
+
     [Theory]
     [InlineData(CrmProcess.SIGTERM)]
     [InlineData(CrmProcess.SIGINT)]
@@ -24,7 +27,7 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(root.DataDirectory, "crm.db")), "the database is created under ./data of the content root");
 
         crm.Signal(signal);
-        var code = await crm.WaitForExitAsync(StopBound);
+        var code = await crm.WaitForExitAsync(SignalStopBound);
 
         Assert.Equal(0, code);
         Assert.Contains("Store closed", crm.Output, StringComparison.Ordinal);
@@ -32,6 +35,48 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
         Assert.False(File.Exists(root.Socket), "the control socket is removed on stop");
         var log = await File.ReadAllTextAsync(Path.Combine(root.Path, "logs", "crm.log"));
         Assert.Contains("CrmEngine ready", log, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(CrmProcess.SIGTERM)]
+    [InlineData(CrmProcess.SIGINT)]
+    public async Task A_signal_with_writes_in_flight_stops_within_30_s_and_keeps_every_acknowledged_write(int signal)
+    {
+        using var root = new TestRoot(withStreamFixture: true);
+        var ackFile = root.File_("acked.txt");
+        StreamFixture.Configure(root, ackFile, writers: 8);
+
+        using (var crm = CrmProcess.Start(root.Path, output))
+        {
+            await crm.WaitForReadyAsync();
+            Assert.Contains(crm.Lines, l => l.Contains("Plugin fixture.stream 1.0.0 Active", StringComparison.Ordinal));
+            await StreamFixture.WaitForAcksAsync(crm, ackFile, 200);
+
+            var before = StreamFixture.ReadAcked(ackFile).Count;
+            crm.Signal(signal);
+            var code = await crm.WaitForExitAsync(SignalStopBound);
+
+            Assert.Equal(0, code);
+            Assert.Contains("Store closed", crm.Output, StringComparison.Ordinal);
+            Assert.Contains("CrmEngine stopped", crm.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", crm.Output, StringComparison.Ordinal);
+            output.WriteLine($"{before} acknowledged at the signal, {StreamFixture.ReadAcked(ackFile).Count} at the exit");
+        }
+
+        var acked = StreamFixture.ReadAcked(ackFile);
+        Assert.True(acked.Count >= 200);
+        await root.WithStoreAsync(async store =>
+        {
+            var missing = await StreamFixture.MissingAsync(store, acked);
+            Assert.True(missing.Count == 0, $"acknowledged but missing after a clean stop: {string.Join(", ", missing.Take(10))}");
+        });
+
+        // And the engine starts again on the same data.
+        StreamFixture.Patch(root, s => s["Plugins"]!["fixture.stream"]!["Enabled"] = false);
+        using var again = CrmProcess.Start(root.Path, output);
+        await again.WaitForReadyAsync();
+        again.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await again.WaitForExitAsync(SignalStopBound));
     }
 
     [Fact]
@@ -143,6 +188,52 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
         var (okCode, okText) = await CrmProcess.RunAsync(good.Path, output, "config", "check");
         Assert.Equal(0, okCode);
         Assert.Contains("configuration OK", okText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Config_check_reports_unknown_sections_plugin_options_missing_plugins_and_an_unwritable_log_folder()
+    {
+        using var root = new TestRoot(s =>
+        {
+            s["Mail"] = new System.Text.Json.Nodes.JsonObject { ["Host"] = "smtp.example.com" };
+            s["Plugins"]!["sample.welcom"] = new System.Text.Json.Nodes.JsonObject { ["DueInDays"] = 2 };
+            // A file where the log folder should be: not writable, even for root.
+            s["NLog"]!["variables"]!["logDirectory"] = "appsettings.json/logs";
+        });
+        using var crm = CrmProcess.StartWith(new Dictionary<string, string> { ["CRM_Smtp__Port"] = "25", ["Unrelated__Thing"] = "1" },
+            root.Path, output, "config", "check", "--Storage:DataDirectory=x", "--Plugins:sample.welcome:DueInDays=-5");
+        var code = await crm.WaitForExitAsync(StopBound);
+        var text = crm.Output;
+
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Mail: unknown section (from " + root.File_("appsettings.json"), text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: Storage: unknown section (from the command line", text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: Smtp: unknown section (from a CRM_ environment variable", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unrelated", text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: Plugins:sample.welcome:DueInDays: The field DueInDays must be between 0 and 365. (value '-5')", text, StringComparison.Ordinal);
+        Assert.Contains("configuration warning: Plugins:sample.welcom: no plugin folder has the id 'sample.welcom' (plugins found: sample.welcome)", text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: NLog:variables:logDirectory: the log folder '" + root.File_("appsettings.json/logs") + "' is not writable", text, StringComparison.Ordinal);
+        Assert.Contains("5 problem(s) found", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_sections_and_options_for_a_missing_plugin_are_warnings_at_start()
+    {
+        using var root = new TestRoot(s => s["Plugins"]!["not.installed"] = new System.Text.Json.Nodes.JsonObject { ["X"] = 1 });
+        using var crm = CrmProcess.Start(root.Path, output, "--Storage:DataDirectory=x");
+        await crm.WaitForReadyAsync();
+
+        Assert.Contains(crm.Lines, l => l.Contains("configuration warning: Storage: unknown section (from the command line", StringComparison.Ordinal));
+        Assert.Contains(crm.Lines, l => l.Contains("configuration warning: Plugins:not.installed: no plugin folder has the id 'not.installed'", StringComparison.Ordinal));
+        Assert.False(Directory.Exists(root.File_("x")), "an unknown section is ignored");
+        crm.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await crm.WaitForExitAsync(SignalStopBound));
+
+        // In crm config check the missing plugin stays a warning: the check passes.
+        var (okCode, okText) = await CrmProcess.RunAsync(root.Path, output, "config", "check", "--Plugins:sample.welcome:DueInDays=5");
+        Assert.Equal(0, okCode);
+        Assert.Contains("configuration OK (1 warning(s))", okText, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -183,18 +183,26 @@ internal static class AdminCommands
         check.SetAction(parse =>
         {
             var crm = CrmCommandLine.LoadConfiguration(parse);
-            var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot);
+            // Plugins are looked for where the engine looks (relative plugin folders: the binary's folder), and
+            // their options are validated through the plugin inspector as the engine does when it starts them.
+            var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot, AppContext.BaseDirectory, checkPluginOptions: true);
             var files = new[] { CrmConfiguration.SettingsFile, $"appsettings.{crm.EnvironmentName}.json" }
                 .Where(f => File.Exists(Path.Combine(crm.ContentRoot, f)));
             Console.WriteLine($"content root {crm.ContentRoot}, environment {crm.EnvironmentName}, files: {string.Join(", ", files.DefaultIfEmpty("(none)"))}");
-            if (problems.Count == 0)
+            var errors = problems.Count(p => ConfigChecker.IsError(p, atStart: false));
+            if (problems.Count > errors)
             {
-                Console.WriteLine("configuration OK");
+                Console.Error.WriteLine(ConfigChecker.Format(problems.Where(p => !ConfigChecker.IsError(p, atStart: false))));
+            }
+
+            if (errors == 0)
+            {
+                Console.WriteLine(problems.Count == 0 ? "configuration OK" : $"configuration OK ({problems.Count} warning(s))");
                 return ExitCodes.Ok;
             }
 
-            Console.Error.WriteLine(ConfigChecker.Format(problems));
-            Console.Error.WriteLine($"{problems.Count} problem(s) found");
+            Console.Error.WriteLine(ConfigChecker.Format(problems.Where(p => ConfigChecker.IsError(p, atStart: false))));
+            Console.Error.WriteLine($"{errors} problem(s) found");
             return ExitCodes.Usage;
         });
         config.Subcommands.Add(check);

@@ -39,10 +39,11 @@ internal static class ServiceCommands
             var serviceName = parse.GetValue(name) ?? ServiceInstaller.DefaultName;
             ServiceInstaller.CheckName(serviceName);
             var crm = CrmCommandLine.LoadConfiguration(parse);
-            var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot);
+            // The same rule as at start: only what would stop the engine refuses the install.
+            var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot).Where(p => ConfigChecker.IsError(p, atStart: true)).ToList();
             if (problems.Count > 0)
             {
-                throw new CommandRefusedException(ConfigChecker.Format(problems) + Environment.NewLine +
+                throw new CommandRefusedException(ConfigChecker.Format(problems, atStart: true) + Environment.NewLine +
                                                   "fix the configuration before installing the service (crm config check).", ExitCodes.Usage);
             }
 

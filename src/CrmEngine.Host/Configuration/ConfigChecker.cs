@@ -7,13 +7,29 @@ using CrmEngine.PluginHost;
 using CrmEngine.Scheduling.Calendars;
 using CrmEngine.Scheduling.Jobs;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.CommandLine;
+using Microsoft.Extensions.Configuration.EnvironmentVariables;
+using Microsoft.Extensions.Configuration.Json;
 using NLog;
 using NLog.Extensions.Logging;
 
 namespace CrmEngine.Host.Configuration;
 
+/// <summary>How much a configuration problem weighs (see docs/operations.md, "Configuration checks").</summary>
+internal enum ConfigSeverity
+{
+    /// <summary>Stops start-up and fails <c>crm config check</c>.</summary>
+    Error,
+
+    /// <summary>An unknown top-level section: a warning at start (the engine ignores it), an error in <c>crm config check</c>.</summary>
+    Unknown,
+
+    /// <summary>A warning in both (for example options for a plugin that is not installed).</summary>
+    Warning,
+}
+
 /// <summary>One problem with one configuration key, printed as one line.</summary>
-internal sealed record ConfigProblem(string Key, string Message)
+internal sealed record ConfigProblem(string Key, string Message, ConfigSeverity Severity = ConfigSeverity.Error)
 {
     public override string ToString() => $"{Key}: {Message}";
 }
@@ -35,9 +51,18 @@ internal static class ConfigChecker
         (SchedulerOptions.Section, typeof(SchedulerOptions)),
     ];
 
+    /// <summary>
+    /// Top-level sections the engine reads besides <see cref="Sections"/>. <c>ENVIRONMENT</c> is CRM_ENVIRONMENT;
+    /// <c>Logging</c> is the generic host's own section.
+    /// </summary>
+    public static readonly IReadOnlyList<string> OtherSections = ["Calendars", "Plugins", "NLog", "Logging", "ENVIRONMENT"];
+
     /// <param name="configuration">The whole configuration.</param>
-    /// <param name="contentRoot">Base of relative paths (calendar holiday files); null for the current folder.</param>
-    public static IReadOnlyList<ConfigProblem> Check(IConfiguration configuration, string? contentRoot = null)
+    /// <param name="contentRoot">Base of relative paths (calendar holiday files, logs); null for the current folder.</param>
+    /// <param name="pluginBaseDirectory">Base of relative plugin folders; null skips the checks that need the plugins.</param>
+    /// <param name="checkPluginOptions">Also validate each plugin's options through the plugin inspector (loads the plugins; crm config check).</param>
+    public static IReadOnlyList<ConfigProblem> Check(IConfiguration configuration, string? contentRoot = null,
+        string? pluginBaseDirectory = null, bool checkPluginOptions = false)
     {
         var problems = new List<ConfigProblem>();
         foreach (var (section, type) in Sections)
@@ -52,8 +77,85 @@ internal static class ConfigChecker
         }
 
         CheckPlugins(configuration.GetSection("Plugins"), problems);
-        CheckNLog(configuration.GetSection("NLog"), problems);
+        CheckNLog(configuration.GetSection("NLog"), contentRoot ?? Environment.CurrentDirectory, problems);
+        if (configuration is IConfigurationRoot root)
+        {
+            CheckUnknownSections(root, problems);
+        }
+
+        if (pluginBaseDirectory is not null)
+        {
+            CheckPluginFolders(configuration, pluginBaseDirectory, problems);
+            if (checkPluginOptions)
+            {
+                foreach (var (key, problem) in PluginInspector.CheckOptions(configuration, pluginBaseDirectory))
+                {
+                    problems.Add(new ConfigProblem(key, problem));
+                }
+            }
+        }
+
         return problems;
+    }
+
+    /// <summary>
+    /// Top-level sections nobody reads, from the settings files, the command line and CRM_ variables. Plain
+    /// environment variables are left out: they hold the machine's unrelated settings (PATH, HOME ...).
+    /// </summary>
+    private static void CheckUnknownSections(IConfigurationRoot root, List<ConfigProblem> problems)
+    {
+        var known = Sections.Select(s => s.Section).Concat(OtherSections).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var reported = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var provider in root.Providers)
+        {
+            var origin = provider switch
+            {
+                JsonConfigurationProvider json => json.Source.Path is { } path
+                    ? json.Source.FileProvider?.GetFileInfo(path).PhysicalPath ?? path
+                    : "a settings file",
+                CommandLineConfigurationProvider => "the command line",
+                EnvironmentVariablesConfigurationProvider env when env.ToString().Contains(CrmConfiguration.EnvironmentPrefix, StringComparison.Ordinal)
+                    => $"a {CrmConfiguration.EnvironmentPrefix} environment variable",
+                _ => null,
+            };
+            if (origin is null)
+            {
+                continue;
+            }
+
+            foreach (var section in provider.GetChildKeys([], null).Distinct(StringComparer.OrdinalIgnoreCase))
+            {
+                if (!known.Contains(section) && reported.Add(section))
+                {
+                    var names = string.Join(", ", Sections.Select(s => s.Section).Concat(OtherSections.Take(3)));
+                    problems.Add(new ConfigProblem(section, $"unknown section (from {origin}; known sections: {names})", ConfigSeverity.Unknown));
+                }
+            }
+        }
+    }
+
+    /// <summary><c>Plugins:&lt;id&gt;</c> with no plugin folder of that id: a typo or a plugin that is not installed.</summary>
+    private static void CheckPluginFolders(IConfiguration configuration, string pluginBaseDirectory, List<ConfigProblem> problems)
+    {
+        IReadOnlySet<string> ids;
+        try
+        {
+            ids = PluginInspector.DiscoverIds(configuration, pluginBaseDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            problems.Add(new ConfigProblem(PluginHostOptions.Section, $"cannot list the plugin folders: {ex.Message}", ConfigSeverity.Warning));
+            return;
+        }
+
+        foreach (var plugin in configuration.GetSection("Plugins").GetChildren())
+        {
+            if (!ids.Contains(plugin.Key))
+            {
+                var found = ids.Count == 0 ? "none" : string.Join(", ", ids.Order(StringComparer.Ordinal));
+                problems.Add(new ConfigProblem(plugin.Path, $"no plugin folder has the id '{plugin.Key}' (plugins found: {found})", ConfigSeverity.Warning));
+            }
+        }
     }
 
     private static void CheckSection(IConfigurationSection section, Type type, List<ConfigProblem> problems)
@@ -143,21 +245,37 @@ internal static class ConfigChecker
         }
     }
 
-    private static void CheckNLog(IConfigurationSection section, List<ConfigProblem> problems)
+    private static void CheckNLog(IConfigurationSection section, string contentRoot, List<ConfigProblem> problems)
     {
-        if (!section.Exists())
+        var logDirectory = "logs";
+        if (section.Exists())
         {
-            return;
+            try
+            {
+                using var factory = new LogFactory { ThrowConfigExceptions = true, ThrowExceptions = false };
+                var config = new NLogLoggingConfiguration(section, factory);
+                logDirectory = Hosting.CrmLogging.LogDirectoryOf(config) ?? logDirectory;
+            }
+            catch (Exception ex) when (ex is NLogConfigurationException or InvalidOperationException or ArgumentException or FormatException or NotSupportedException)
+            {
+                problems.Add(new ConfigProblem(section.Path, OneLine(ex)));
+                return;
+            }
         }
 
+        // The log folder must be writable, or the engine would run without its log file and say nothing.
+        var directory = Path.GetFullPath(logDirectory, contentRoot);
         try
         {
-            using var factory = new LogFactory { ThrowConfigExceptions = true, ThrowExceptions = false };
-            _ = new NLogLoggingConfiguration(section, factory);
+            Directory.CreateDirectory(directory);
+            var probe = Path.Combine(directory, $".crm-write-probe-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
         }
-        catch (Exception ex) when (ex is NLogConfigurationException or InvalidOperationException or ArgumentException or FormatException or NotSupportedException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
-            problems.Add(new ConfigProblem(section.Path, OneLine(ex)));
+            problems.Add(new ConfigProblem($"NLog:variables:{Hosting.CrmLogging.LogDirectoryVariable}",
+                $"the log folder '{directory}' is not writable: {OneLine(ex)}"));
         }
     }
 
@@ -213,6 +331,13 @@ internal static class ConfigChecker
         _ => type.Name,
     };
 
-    internal static string Format(IReadOnlyList<ConfigProblem> problems) =>
-        string.Join(Environment.NewLine, problems.Select(p => string.Create(CultureInfo.InvariantCulture, $"configuration error: {p}")));
+    /// <param name="problems">The problems to print, one line each.</param>
+    /// <param name="atStart">At start unknown sections are warnings; in crm config check they are errors.</param>
+    internal static string Format(IEnumerable<ConfigProblem> problems, bool atStart = false) =>
+        string.Join(Environment.NewLine, problems.Select(p => string.Create(CultureInfo.InvariantCulture,
+            $"configuration {(IsError(p, atStart) ? "error" : "warning")}: {p}")));
+
+    /// <summary>Whether the problem stops start-up (<paramref name="atStart"/>) or fails crm config check.</summary>
+    internal static bool IsError(ConfigProblem problem, bool atStart) =>
+        problem.Severity == ConfigSeverity.Error || (problem.Severity == ConfigSeverity.Unknown && !atStart);
 }

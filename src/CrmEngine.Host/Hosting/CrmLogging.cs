@@ -22,19 +22,25 @@ internal static class CrmLogging
         var section = configuration.GetSection("NLog");
         LoggingConfiguration config = section.Exists() ? new NLogLoggingConfiguration(section, factory) : Fallback(factory);
 
-        var logDirectory = "logs";
+        var logDirectory = LogDirectoryOf(config) ?? "logs";
+        config.Variables[LogDirectoryVariable] = Path.GetFullPath(logDirectory, contentRoot);
+        factory.Configuration = config;
+        return factory;
+    }
+
+    /// <summary>The <c>logDirectory</c> variable as configured (maybe relative), or null when it is not set.</summary>
+    public static string? LogDirectoryOf(LoggingConfiguration config)
+    {
         if (config.Variables.TryGetValue(LogDirectoryVariable, out var layout) && layout is not null)
         {
             var rendered = layout.Render(LogEventInfo.CreateNullEvent());
             if (!string.IsNullOrWhiteSpace(rendered))
             {
-                logDirectory = rendered;
+                return rendered;
             }
         }
 
-        config.Variables[LogDirectoryVariable] = Path.GetFullPath(logDirectory, contentRoot);
-        factory.Configuration = config;
-        return factory;
+        return null;
     }
 
     /// <summary>Used only when appsettings.json has no NLog section: console, and a daily file kept 14 days.</summary>

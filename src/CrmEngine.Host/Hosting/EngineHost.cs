@@ -60,11 +60,19 @@ internal static class EngineHost
 
     public static async Task<int> RunAsync(CrmConfiguration crm)
     {
-        var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot);
+        // Same checks as crm config check, except the plugins' own options (each plugin validates them when it
+        // starts: a bad value refuses that plugin, the rest go on) and unknown sections (a warning here).
+        var problems = ConfigChecker.Check(crm.Root, crm.ContentRoot, AppContext.BaseDirectory);
+        var errors = problems.Where(p => ConfigChecker.IsError(p, atStart: true)).ToList();
+        if (errors.Count > 0)
+        {
+            await Console.Error.WriteLineAsync(ConfigChecker.Format(errors, atStart: true));
+            return ExitCodes.Usage;
+        }
+
         if (problems.Count > 0)
         {
-            await Console.Error.WriteLineAsync(ConfigChecker.Format(problems));
-            return ExitCodes.Usage;
+            await Console.Error.WriteLineAsync(ConfigChecker.Format(problems, atStart: true));
         }
 
         NLog.LogFactory logFactory;
