@@ -9,7 +9,7 @@ public sealed class EngineFixture : IDisposable
     public JsRuleEngine Engine { get; } = new(new RulesOptions
     {
         Workers = 2,
-        Timeout = TimeSpan.FromMilliseconds(300),
+        Timeout = TimeSpan.FromSeconds(2),
         MaxStatements = 50_000,
         MaxMemoryBytes = 8L * 1024 * 1024,
         MaxRecursion = 50,
@@ -166,5 +166,13 @@ public class SandboxTests(EngineFixture fixture) : IClassFixture<EngineFixture>
         var inputs = Enumerable.Range(0, 500).Select(i => (IReadOnlyList<object?>)[new Dictionary<string, object?> { ["n"] = i }]).ToList();
         var results = await _engine.RunManyAsync(script, inputs);
         Assert.Equal(Enumerable.Range(0, 500).Select(i => (object?)(i * 2d)), results.Select(r => r.Value));
+    }
+
+    [Fact]
+    public async Task Date_now_answers_the_evaluation_time()
+    {
+        var now = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        var result = await Run("return [Date.now(), dates.now().getTime()];", null, new RuleRunOptions { Now = now });
+        Assert.Equal(new List<object?> { (double)now.ToUnixTimeMilliseconds(), (double)now.ToUnixTimeMilliseconds() }, result.Value);
     }
 }

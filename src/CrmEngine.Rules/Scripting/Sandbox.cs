@@ -104,6 +104,9 @@ internal static class Sandbox
     }
     return join.call(this, sep);
   });
+  // Date.now() answers the run's evaluation time (as dates.now() does), so a rebuild and an incremental
+  // update of the same data decide the same way.
+  replace(Date, 'now', function now() { return hostNow(); });
   function define(name, value) { Object.defineProperty(g, name, { value: value, writable: false, enumerable: false, configurable: false }); }
   define('dates', dates);
   define('money', money);
