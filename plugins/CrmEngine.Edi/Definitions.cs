@@ -73,6 +73,36 @@ public sealed class EdiSegmentDefinition
     private EdiSyntaxRule[]? _ruleArray;
 
     internal int PackedTag { get; init; }
+
+    internal bool IsHl => _isHl ??= Tag == "HL";
+
+    private bool? _isHl;
+
+    /// <summary>Position of the last mandatory element (0 when none): the validator looks no further for missing ones.</summary>
+    internal int LastMandatoryPosition
+    {
+        get
+        {
+            if (_lastMandatory < 0)
+            {
+                int last = 0;
+                var a = ElementArray;
+                for (int i = 0; i < a.Length; i++)
+                {
+                    if (a[i].Usage == EdiUsage.Mandatory)
+                    {
+                        last = i + 1;
+                    }
+                }
+
+                _lastMandatory = last;
+            }
+
+            return _lastMandatory;
+        }
+    }
+
+    private int _lastMandatory = -1;
 }
 
 /// <summary>X12 syntax note: P paired, R at least one, E at most one, C if first then all, L if first then at least one other.</summary>
@@ -211,6 +241,17 @@ public sealed class EdiDefinitions
     private readonly List<(EdiStandard Standard, List<string> Versions, List<PendingEntry> Roots, string Id, string Name, string Source)> _pending = [];
 
     private bool _dirty;
+    private int _generation;
+
+    /// <summary>Changes whenever the messages are rebuilt (a definition file was loaded).</summary>
+    internal int Generation
+    {
+        get
+        {
+            Resolve();
+            return _generation;
+        }
+    }
 
     private static readonly Lazy<EdiDefinitions> DefaultLazy = new(LoadEmbedded);
 
@@ -589,6 +630,7 @@ public sealed class EdiDefinitions
         }
 
         _dirty = false;
+        _generation++;
     }
 
     private EdiStructureEntry Build(PendingEntry e, EdiStandard standard, string version, string source)

@@ -35,6 +35,8 @@ public sealed class EdiStreamReader : IDisposable
     private string _groupVersion = "";
     private string _lastSetId = "";
     private byte[] _lastSetIdBytes = [];
+    private byte[] _lastVersionBytes = [];
+    private string _lastVersion = "";
 
     public EdiStreamReader(Stream stream, EdiReaderOptions? options = null)
     {
@@ -121,6 +123,25 @@ public sealed class EdiStreamReader : IDisposable
         return kind;
     }
 
+    /// <summary>True when <paramref name="raw"/> is exactly the ASCII text <paramref name="text"/> (no string created).</summary>
+    private static bool SameAscii(ReadOnlySpan<byte> raw, string text)
+    {
+        if (raw.Length != text.Length)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < raw.Length; i++)
+        {
+            if (raw[i] != text[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static bool Is(ReadOnlySpan<byte> tag, char a, char b, char c)
         => tag.Length == 3 && tag[0] == (byte)a && tag[1] == (byte)b && tag[2] == (byte)c;
 
@@ -167,6 +188,14 @@ public sealed class EdiStreamReader : IDisposable
     private void ProcessX12()
     {
         var tag = _tok.Tag;
+
+        // Fast path: a content segment inside a set (envelope tags are ISA, GS, ST, SE, GE, IEA, TA1).
+        if (_state == State.InSet && !(tag.Length is 2 or 3 && tag[0] is (byte)'I' or (byte)'G' or (byte)'S' or (byte)'T' && (tag.Length == 2 || tag[0] != (byte)'S')))
+        {
+            AddToSet();
+            return;
+        }
+
         if (_state == State.Outside && !Is(tag, 'I', 'S', 'A'))
         {
             throw _tok.Error($"expected an ISA interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
@@ -325,6 +354,14 @@ public sealed class EdiStreamReader : IDisposable
     private void ProcessEdifact()
     {
         var tag = _tok.Tag;
+
+        // Fast path: a content segment inside a message (envelope tags all start with UN; UNS is content).
+        if (_state == State.InSet && !(tag.Length == 3 && tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] != (byte)'S'))
+        {
+            AddToSet();
+            return;
+        }
+
         if (_state == State.Outside && !Is(tag, 'U', 'N', 'B'))
         {
             throw _tok.Error($"expected a UNB interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
@@ -394,7 +431,7 @@ public sealed class EdiStreamReader : IDisposable
                 StartGroup(g);
             }
 
-            string version = Str(2, 2) + Str(2, 3);
+            string version = MessageVersion();
             StartSet(SetId(EdiText.Component(_tok.Element(2), 1, _tok.Delimiters)), Str(1), version, Str(2, 5));
             return;
         }
@@ -499,6 +536,23 @@ public sealed class EdiStreamReader : IDisposable
     }
 
     // ---------------------------------------------------------------- shared
+
+    /// <summary>UNH S009 version + release (e.g. D96A); the same string instance while it does not change.</summary>
+    private string MessageVersion()
+    {
+        var d = _tok.Delimiters;
+        var s009 = _tok.Element(2);
+        var v = EdiText.Component(s009, 2, d);
+        var r = EdiText.Component(s009, 3, d);
+        if (_lastVersionBytes.Length == v.Length + r.Length + 1 && v.SequenceEqual(_lastVersionBytes.AsSpan(0, v.Length)) && r.SequenceEqual(_lastVersionBytes.AsSpan(v.Length + 1)))
+        {
+            return _lastVersion;
+        }
+
+        _lastVersionBytes = [.. v, (byte)0, .. r];
+        _lastVersion = Str(2, 2) + Str(2, 3);
+        return _lastVersion;
+    }
 
     private string SetId(ReadOnlySpan<byte> raw)
     {
@@ -605,14 +659,13 @@ public sealed class EdiStreamReader : IDisposable
         var s = _set!;
         int? declared = Int(1);
         s.DeclaredSegmentCount = declared;
-        string trailerControl = Str(2);
         string trailer = _tok.Standard == EdiStandard.X12 ? "SE" : "UNT";
         if (declared != _segments!.Count)
         {
             Issue(s.Issues, EdiErrorKind.SetSegmentCountMismatch, $"{trailer} declares {Str(1)} segments but the set has {_segments.Count}");
         }
 
-        if (!string.Equals(trailerControl, s.ControlNumber, StringComparison.Ordinal))
+        if (!SameAscii(_tok.Element(2), s.ControlNumber) && Str(2) is var trailerControl && !string.Equals(trailerControl, s.ControlNumber, StringComparison.Ordinal))
         {
             Issue(s.Issues, EdiErrorKind.SetControlNumberMismatch, $"{trailer} control number '{trailerControl}' does not match header '{s.ControlNumber}'");
         }

@@ -16,9 +16,18 @@ public sealed class EdiValidator
     private Frame[] _frames = new Frame[16];
     private int _depth;
     private HashSet<string>? _hlIds;
+    private bool _edifact;
+    private bool _asciiOnly;
+    private bool _x12;
+    private EdiMessageDefinition? _lastDef;
+    private EdiStandard _lastStandard;
+    private string? _lastVersion;
+    private string? _lastId;
+    private int _lastGeneration = -1;
     private int _rep;
     private bool _plain;
     private SearchValues<byte> _special = SearchValues.Create(":"u8);
+    private SearchValues<byte> _specialOrNotPlain = SearchValues.Create(":"u8);
     private EdiDelimiters _specialFor;
 
     private struct Frame
@@ -54,7 +63,7 @@ public sealed class EdiValidator
     public EdiNode? Validate(EdiTransactionSet set, bool buildTree)
     {
         ArgumentNullException.ThrowIfNull(set);
-        var def = _definitions.FindMessage(set.Standard, set.Version, set.Id);
+        var def = Find(set);
         if (def == null)
         {
             bool version = _definitions.HasVersion(set.Standard, set.Version);
@@ -82,6 +91,26 @@ public sealed class EdiValidator
 
     public void Validate(EdiTransactionSet set, EdiMessageDefinition definition) => Run(set, definition, false);
 
+    /// <summary>The definition of a set; the last one is reused while the reader hands out the same version and id strings.</summary>
+    private EdiMessageDefinition? Find(EdiTransactionSet set)
+    {
+        var standard = set.Standard;
+        int generation = _definitions.Generation;
+        if (_lastDef != null && generation == _lastGeneration && standard == _lastStandard
+            && ReferenceEquals(set.Version, _lastVersion) && ReferenceEquals(set.Id, _lastId))
+        {
+            return _lastDef;
+        }
+
+        var def = _definitions.FindMessage(standard, set.Version, set.Id);
+        _lastDef = def;
+        _lastGeneration = _definitions.Generation;
+        _lastStandard = standard;
+        _lastVersion = set.Version;
+        _lastId = set.Id;
+        return def;
+    }
+
     private EdiNode? Run(EdiTransactionSet set, EdiMessageDefinition definition, bool buildTree)
     {
         ArgumentNullException.ThrowIfNull(set);
@@ -89,11 +118,16 @@ public sealed class EdiValidator
         _set = set;
         _issues = set.Issues;
         _segs = set.Segments;
+        _edifact = set.Standard == EdiStandard.Edifact;
+        _x12 = !_edifact;
+        _asciiOnly = _edifact && set.Interchange.CharacterSet is "UNOA" or "UNOB";
         if (_specialFor != _segs.Delimiters)
         {
             var dl = _segs.Delimiters;
             _specialFor = dl;
-            _special = SearchValues.Create(new[] { dl.Component, dl.Repetition, dl.Release }.Where(b => b != 0).Distinct().ToArray());
+            var specials = new[] { dl.Component, dl.Repetition, dl.Release }.Where(b => b != 0).Distinct().ToArray();
+            _special = SearchValues.Create(specials);
+            _specialOrNotPlain = SearchValues.Create(Enumerable.Range(0, 256).Select(i => (byte)i).Where(b => b < 0x20 || b > 0x7E || specials.Contains(b)).ToArray());
         }
 
         _hlIds?.Clear();
@@ -336,11 +370,23 @@ public sealed class EdiValidator
         var d = _segs.Delimiters;
         _segs.GetSegment(_cur, out var data, out var bounds);
         int count = bounds.Length - 2;
-        bool special = data.IndexOfAny(_special) >= 0;
-        bool hasRelease = special && d.Release != 0 && data.IndexOf(d.Release) >= 0;
-        _plain = data.IndexOfAnyExcept(PlainAscii) < 0;
+        bool special, hasRelease;
+        if (_x12 && data.IndexOfAny(_specialOrNotPlain) < 0)
+        {
+            // The usual X12 segment: printable ASCII, no component or repetition separator: one scan.
+            special = false;
+            hasRelease = false;
+            _plain = true;
+        }
+        else
+        {
+            special = data.IndexOfAny(_special) >= 0;
+            hasRelease = special && d.Release != 0 && data.IndexOf(d.Release) >= 0;
+            _plain = data.IndexOfAnyExcept(PlainAscii) < 0;
+        }
         var defs = def.ElementArray;
-        int n = Math.Max(count, defs.Length);
+        // Absent trailing elements only matter up to the last mandatory one.
+        int n = Math.Max(count, def.LastMandatoryPosition);
         for (int pos = 1; pos <= n; pos++)
         {
             var raw = pos <= count ? data.Slice(bounds[pos], bounds[pos + 1] - 1 - bounds[pos]) : default;
@@ -388,7 +434,7 @@ public sealed class EdiValidator
             CheckRules(def, bounds, count);
         }
 
-        if (_set.Standard == EdiStandard.X12 && def.Tag == "HL")
+        if (_x12 && def.IsHl)
         {
             CheckHierarchy();
         }
@@ -658,7 +704,7 @@ public sealed class EdiValidator
             case EdiDataType.N:
             case EdiDataType.R:
             {
-                bool decimalAllowed = ed.Type == EdiDataType.R || _set.Standard == EdiStandard.Edifact;
+                bool decimalAllowed = ed.Type == EdiDataType.R || _edifact;
                 int start = raw.Length > 0 && (raw[0] == (byte)'-' || raw[0] == (byte)'+') ? 1 : 0;
                 int digitCount = 0, marks = 0;
                 for (int i = start; i < raw.Length; i++)
@@ -712,7 +758,7 @@ public sealed class EdiValidator
                 {
                     length = CharLength(raw);
                     if (raw.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0
-                        || (_set.Standard == EdiStandard.Edifact && _set.Interchange.CharacterSet is "UNOA" or "UNOB" && raw.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
+                        || (_asciiOnly && raw.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
                     {
                         return EdiErrorKind.InvalidCharacter;
                     }
