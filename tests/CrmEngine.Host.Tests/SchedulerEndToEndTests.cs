@@ -64,7 +64,10 @@ public sealed class SchedulerEndToEndTests(ITestOutputHelper output)
             Assert.Contains($"job {jobId} is now Scheduled", resumed, StringComparison.Ordinal);
             await WaitForRunsAsync(runsFile, beforeResume + 2, crm);
 
-            // Clear errors for an unknown id and a bad action state.
+            // Clear errors for a bad --state, an unknown id and a change the job's state does not allow.
+            (code, var badState) = await CrmProcess.RunAsync(root.Path, output, "jobs", "list", "--state", "late");
+            Assert.Equal(1, code);
+            Assert.Contains("--state: 'late' is not a job state", badState, StringComparison.Ordinal);
             (code, var unknown) = await CrmProcess.RunAsync(root.Path, output, "jobs", "show", "no-such-job");
             Assert.Equal(1, code);
             Assert.Contains("No job has the id 'no-such-job'", unknown, StringComparison.Ordinal);
@@ -117,6 +120,46 @@ public sealed class SchedulerEndToEndTests(ITestOutputHelper output)
             Assert.True(repeats.Skip(1).All(r => r.Attempt > 1 && r.Pid != repeats[0].Pid),
                 $"occurrence {group.Key} ran twice without an interrupted run: {string.Join(" | ", repeats)}");
         }
+    }
+
+    [Fact]
+    public async Task Calendars_show_prints_open_periods_and_bad_calendar_or_job_options_are_named()
+    {
+        using var root = new TestRoot();
+
+        // The shipped default calendar: Monday-Friday 09:00-17:00 UTC, Christmas closed.
+        var (code, shown) = await CrmProcess.RunAsync(root.Path, output, "calendars", "show", "default", "--from", "2026-12-23", "--days", "4");
+        Assert.Equal(0, code);
+        Assert.Contains("2026-12-23 Wed  09:00-17:00", shown, StringComparison.Ordinal);
+        Assert.Contains("2026-12-25 Fri  closed", shown, StringComparison.Ordinal);
+        Assert.Contains("2026-12-26 Sat  closed", shown, StringComparison.Ordinal);
+        Assert.Contains("open 16 h in 4 days", shown, StringComparison.Ordinal);
+
+        (code, shown) = await CrmProcess.RunAsync(root.Path, output, "calendars", "show", "nope");
+        Assert.Equal(1, code);
+        Assert.Contains("No calendar is named 'nope'", shown, StringComparison.Ordinal);
+
+        (code, shown) = await CrmProcess.RunAsync(root.Path, output, "calendars", "show", "default", "--from", "24.12.2026");
+        Assert.Equal(2, code);
+        Assert.Contains("--from: '24.12.2026' is not a date", shown, StringComparison.Ordinal);
+
+        // A bad calendar value and a bad scheduler value: config check names the keys; the engine does not start.
+        string[] bad = ["--Calendars:default:WorkingHours:Monday:0=9-17", "--Scheduler:MaxConcurrentRuns=0"];
+        (code, shown) = await CrmProcess.RunAsync(root.Path, output, ["config", "check", .. bad]);
+        Assert.Equal(2, code);
+        Assert.Contains("Calendars:default:WorkingHours:Monday:0", shown, StringComparison.Ordinal);
+        Assert.Contains("Scheduler:MaxConcurrentRuns", shown, StringComparison.Ordinal);
+        (code, shown) = await CrmProcess.RunAsync(root.Path, output, ["run", .. bad]);
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Calendars:default:WorkingHours:Monday:0", shown, StringComparison.Ordinal);
+
+        // Jobs before the engine ever ran: no database, said so.
+        (code, shown) = await CrmProcess.RunAsync(root.Path, output, "jobs", "list");
+        Assert.Equal(1, code);
+        Assert.Contains("no database at", shown, StringComparison.Ordinal);
+        (code, shown) = await CrmProcess.RunAsync(root.Path, output, "status");
+        Assert.Equal(1, code);
+        Assert.Contains("not running", shown, StringComparison.Ordinal);
     }
 
     private static void Patch(TestRoot root, string runsFile)
