@@ -24,6 +24,12 @@ public class PublicApiTests
 
         if (Environment.GetEnvironmentVariable(ApproveVariable) == "1")
         {
+            // Approving is a deliberate act on a developer's machine; CI must compare, never approve.
+            if (RefusedApproval(Environment.GetEnvironmentVariable) is { } refusal)
+            {
+                Assert.Fail(refusal);
+            }
+
             File.WriteAllText(approvedPath, actual);
             return;
         }
@@ -42,6 +48,34 @@ public class PublicApiTests
             $"If the change is deliberate: bump CrmSdkVersion in Directory.Build.props as SemVer requires (removal or change = major, " +
             $"addition = minor), then re-approve with `{ApproveVariable}=1 dotnet test tests/CrmEngine.Abstractions.Tests` " +
             $"and commit {approvedPath}. The new API was written to {receivedPath}.");
+    }
+
+    [Fact]
+    public void Approving_the_api_is_refused_under_CI()
+    {
+        static Func<string, string?> Env(params (string Key, string Value)[] vars) =>
+            key => vars.Where(v => v.Key == key).Select(v => v.Value).FirstOrDefault();
+
+        var refusal = RefusedApproval(Env((ApproveVariable, "1"), ("CI", "true")));
+        Assert.NotNull(refusal);
+        Assert.Contains($"{ApproveVariable}=1", refusal, StringComparison.Ordinal);
+        Assert.Contains("CI=true", refusal, StringComparison.Ordinal);
+        Assert.NotNull(RefusedApproval(Env((ApproveVariable, "1"), ("CI", "TRUE"))));
+        Assert.NotNull(RefusedApproval(Env((ApproveVariable, "1"), ("CI", "1"))));
+        Assert.Null(RefusedApproval(Env((ApproveVariable, "1"))));
+        Assert.Null(RefusedApproval(Env((ApproveVariable, "1"), ("CI", "false"))));
+        Assert.Null(RefusedApproval(Env(("CI", "true"))));
+    }
+
+    /// <summary>Why approving (rewriting the approved file) is refused here, or null when it is allowed.</summary>
+    internal static string? RefusedApproval(Func<string, string?> environment)
+    {
+        var ci = environment("CI");
+        var underCi = string.Equals(ci, "true", StringComparison.OrdinalIgnoreCase) || ci == "1";
+        return environment(ApproveVariable) == "1" && underCi
+            ? $"{ApproveVariable}=1 is refused when CI=true: a CI run must compare the SDK's public API with the approved file, " +
+              "never rewrite it. Approve on a developer machine, review the diff of CrmEngine.Abstractions.approved.txt and commit it."
+            : null;
     }
 
     [Fact]
