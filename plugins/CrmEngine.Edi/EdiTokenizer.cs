@@ -14,7 +14,9 @@ public sealed class EdiTokenizer : IDisposable
     private const byte Cr = (byte)'\r';
     private const byte Lf = (byte)'\n';
 
-    private readonly Stream _stream;
+    private readonly Stream _source;
+    private Stream _stream;
+    private Stream? _transcoder;
     private readonly EdiReaderOptions _options;
     private readonly bool _ownsStream;
     private byte[] _buf;
@@ -38,6 +40,7 @@ public sealed class EdiTokenizer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(stream);
         _stream = stream;
+        _source = stream;
         _ownsStream = ownsStream;
         _options = options ?? EdiReaderOptions.Default;
         _buf = ArrayPool<byte>.Shared.Rent(Math.Max(1024, _options.BufferSize));
@@ -48,6 +51,12 @@ public sealed class EdiTokenizer : IDisposable
     public EdiStandard Standard { get; private set; }
 
     public EdiDelimiters Delimiters { get; private set; }
+
+    /// <summary>
+    /// Set when the input is two-octet UCS-2 (UNOW/UNOY interchanges sent as ISO 10646 UCS-2, big-endian, or
+    /// little-endian with a byte order mark): it is transcoded to UTF-8 before tokenizing, so offsets then count UTF-8 bytes.
+    /// </summary>
+    public string? InputTranscodedFrom { get; private set; }
 
     /// <summary>True when the current EDIFACT interchange started with a UNA service string advice.</summary>
     public bool HasServiceStringAdvice { get; private set; }
@@ -439,6 +448,11 @@ public sealed class EdiTokenizer : IDisposable
             }
 
             byte b = _buf[_pos];
+            if (_bufBase + _pos == 0 && _transcoder == null && (b is 0x00 or 0xFE or 0xFF) && DetectUcs2())
+            {
+                continue;
+            }
+
             if (_bufBase + _pos == 0 && b == 0xEF)
             {
                 EnsureAvailable(3);
@@ -511,6 +525,86 @@ public sealed class EdiTokenizer : IDisposable
 
         _stops = SearchValues.Create(stops[..n]);
         return true;
+    }
+
+    /// <summary>
+    /// UCS-2 input: a BOM (FE FF / FF FE) or 00 'U' / 00 'I' at the start. Everything read so far and the rest of the
+    /// stream are transcoded to UTF-8 from here on; the interchange is then read like UNOY.
+    /// </summary>
+    private bool DetectUcs2()
+    {
+        EnsureAvailable(4);
+        var h = _buf.AsSpan(_pos, _end - _pos);
+        System.Text.Encoding? enc = null;
+        int skip = 0;
+        if (h.Length >= 2 && h[0] == 0xFE && h[1] == 0xFF)
+        {
+            enc = System.Text.Encoding.BigEndianUnicode;
+            skip = 2;
+        }
+        else if (h.Length >= 2 && h[0] == 0xFF && h[1] == 0xFE)
+        {
+            enc = System.Text.Encoding.Unicode;
+            skip = 2;
+        }
+        else if (h.Length >= 4 && h[0] == 0 && h[2] == 0 && (h[1] == (byte)'U' || h[1] == (byte)'I') && char.IsAsciiLetterUpper((char)h[3]))
+        {
+            enc = System.Text.Encoding.BigEndianUnicode;
+        }
+
+        if (enc == null)
+        {
+            return false;
+        }
+
+        var pending = h[skip..].ToArray();
+        _transcoder = System.Text.Encoding.CreateTranscodingStream(new PrefixedStream(pending, _source), enc, System.Text.Encoding.UTF8, leaveOpen: false);
+        _stream = _transcoder;
+        InputTranscodedFrom = enc.CodePage == 1201 ? "UCS-2BE" : "UCS-2LE";
+        _pos = 0;
+        _end = 0;
+        _bufBase = 0;
+        _eof = false;
+        return true;
+    }
+
+    /// <summary>Bytes already buffered, then the rest of the inner stream (never disposes the inner stream).</summary>
+    private sealed class PrefixedStream(byte[] prefix, Stream inner) : Stream
+    {
+        private int _p;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_p < prefix.Length)
+            {
+                int n = Math.Min(count, prefix.Length - _p);
+                Buffer.BlockCopy(prefix, _p, buffer, offset, n);
+                _p += n;
+                return n;
+            }
+
+            return inner.Read(buffer, offset, count);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     internal static string Printable(ReadOnlySpan<byte> bytes)
@@ -668,9 +762,10 @@ public sealed class EdiTokenizer : IDisposable
             _segArr = [];
         }
 
+        _transcoder?.Dispose();
         if (_ownsStream)
         {
-            _stream.Dispose();
+            _source.Dispose();
         }
     }
 }

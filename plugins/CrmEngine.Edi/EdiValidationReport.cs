@@ -77,6 +77,9 @@ public sealed class EdiValidationOptions
 
     public EdiDefinitions? Definitions { get; init; }
 
+    /// <summary>The partner uses the X12 basic character set: other characters in X12 data are InvalidCharacter (AK403 6).</summary>
+    public bool X12BasicCharacterSet { get; init; }
+
     /// <summary>Sets kept with their details in the report; beyond this only counts are kept (bounded memory on huge files).</summary>
     public int MaxRetainedSets { get; init; } = 100_000;
 
@@ -105,7 +108,7 @@ public static class EdiValidation
     public static EdiValidationReport Validate(Stream stream, EdiValidationOptions? options = null, Action<EdiTransactionSet>? onSet = null)
     {
         options ??= new EdiValidationOptions();
-        var validator = new EdiValidator(options.Definitions);
+        var validator = new EdiValidator(options.Definitions) { X12BasicCharacterSet = options.X12BasicCharacterSet };
         var report = new EdiValidationReport();
         using var reader = new EdiStreamReader(stream, options.Reader);
         EdiInterchangeResult? ir = null;
@@ -180,6 +183,7 @@ public static class EdiValidation
         var withName = new EdiValidationOptions
         {
             Definitions = options.Definitions,
+            X12BasicCharacterSet = options.X12BasicCharacterSet,
             MaxRetainedSets = options.MaxRetainedSets,
             TolerableKinds = options.TolerableKinds,
             Reader = new EdiReaderOptions

@@ -19,6 +19,7 @@ public sealed class EdiValidator
     private bool _edifact;
     private bool _asciiOnly;
     private bool _x12;
+    private bool _x12Basic;
     private EdiMessageDefinition? _lastDef;
     private EdiStandard _lastStandard;
     private string? _lastVersion;
@@ -46,6 +47,14 @@ public sealed class EdiValidator
     }
 
     public EdiDefinitions Definitions => _definitions;
+
+    /// <summary>
+    /// X12 has no character-set field: when the partner agreement declares the basic character set, data outside it
+    /// (lower case letters, % @ [ ] _ { } \\ | &lt; &gt; # $, non-ASCII) is InvalidCharacter (AK403/IK403 6).
+    /// </summary>
+    public bool X12BasicCharacterSet { get; init; }
+
+    private static readonly SearchValues<byte> X12Basic = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !\"&'()*+,-./:;?="u8);
 
     /// <summary>Most issues recorded per transaction set (the rest are counted in the last one).</summary>
     public int MaxIssuesPerSet { get; init; } = 500;
@@ -120,6 +129,7 @@ public sealed class EdiValidator
         _segs = set.Segments;
         _edifact = set.Standard == EdiStandard.Edifact;
         _x12 = !_edifact;
+        _x12Basic = _x12 && X12BasicCharacterSet;
         _asciiOnly = _edifact && set.Interchange.CharacterSet is "UNOA" or "UNOB";
         if (_specialFor != _segs.Delimiters)
         {
@@ -764,6 +774,11 @@ public sealed class EdiValidator
                     }
                 }
 
+                if (_x12Basic && raw.IndexOfAnyExcept(X12Basic) >= 0)
+                {
+                    return EdiErrorKind.InvalidCharacter;
+                }
+
                 if (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
                 {
                     return EdiErrorKind.InvalidCharacter;
@@ -800,6 +815,7 @@ public sealed class EdiValidator
             {
                 EdiDataType.N or EdiDataType.R => $"{where} must be numeric",
                 EdiDataType.A => $"{where} must be alphabetic",
+                _ when _x12Basic && raw.IndexOfAnyExcept(X12Basic) is var bad and >= 0 => $"{where} contains '{(char)raw[bad]}' (character {bad + 1}), outside the X12 basic character set",
                 _ => $"{where} contains a character not allowed here",
             },
             EdiErrorKind.InvalidDate => $"{where} is not a valid date",
