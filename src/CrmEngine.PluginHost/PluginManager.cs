@@ -204,7 +204,9 @@ public sealed class PluginManager : IAsyncDisposable
         ICrmStore store;
         try
         {
-            store = _stores.ForActor("plugin:" + id, id);
+            // Revocable: once the plugin is stopped or Malfunctioned, code it left running cannot write as plugin:<id>.
+            runtime.Store = new RevocableCrmStore(_stores.ForActor("plugin:" + id, id), id);
+            store = runtime.Store;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -233,6 +235,7 @@ public sealed class PluginManager : IAsyncDisposable
         if (!configured.Succeeded)
         {
             runtime.Set(PluginState.Malfunctioned, configured.Description);
+            RevokeStore(runtime);
             return;
         }
 
@@ -244,6 +247,7 @@ public sealed class PluginManager : IAsyncDisposable
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or AggregateException)
         {
             runtime.Set(PluginState.Malfunctioned, $"its services cannot be built: {GuardedCall.Describe(ex)}");
+            RevokeStore(runtime);
             return;
         }
 
@@ -453,8 +457,23 @@ public sealed class PluginManager : IAsyncDisposable
         await DisposeServicesAsync(runtime);
     }
 
+    /// <summary>Every path that ends a plugin's run (stop, Malfunctioned, a failed start) revokes its store.</summary>
+    private static void RevokeStore(PluginRuntime runtime)
+    {
+        if (runtime.Store is { } store)
+        {
+            var info = runtime.ToInfo();
+            store.Revoke(info.State == PluginState.Active ? "the plugin was stopped" : $"the plugin is {info.State}: {info.Reason}");
+        }
+    }
+
+    /// <summary>The context handed to a plugin (tests: a plugin's captured store after it stopped).</summary>
+    internal IPluginContext? ContextOf(string id) =>
+        _runtimes.FirstOrDefault(r => string.Equals(r.Id, id, StringComparison.OrdinalIgnoreCase))?.Context;
+
     private async Task DisposeServicesAsync(PluginRuntime runtime)
     {
+        RevokeStore(runtime);
         if (runtime.Services is { } provider)
         {
             runtime.Services = null;

@@ -19,6 +19,9 @@ internal sealed class PluginRuntime(PluginCandidate candidate)
     public CrmPlugin? Plugin { get; set; }
     public ServiceProvider? Services { get; set; }
     public IPluginContext? Context { get; set; }
+
+    /// <summary>The store handed to the plugin; revoked when it is stopped or Malfunctioned.</summary>
+    public RevocableCrmStore? Store { get; set; }
     public PluginBuilder? Builder { get; set; }
     public List<IDisposable> Registrations { get; } = [];
     public CancellationTokenSource? WorkerCancellation { get; set; }

@@ -101,6 +101,42 @@ public sealed class RealCoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_malfunctioned_or_stopped_plugin_can_no_longer_use_the_store_it_was_handed()
+    {
+        _folders.AddBuilt("Fixture.FaultyHandler");
+        _folders.AddBuilt("sample.welcome");
+        using var host = BuildHost(new()
+        {
+            ["PluginHost:FailureThreshold"] = "3",
+            ["Pipeline:AsyncMaxAttempts"] = "20",
+        });
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<PluginManager>();
+
+        // References a plugin could keep: its context's store, and a set taken from it while active.
+        var faulty = manager.ContextOf("fixture.faulty")!.Store;
+        var welcomeCustomers = manager.ContextOf("sample.welcome")!.Store.Customers;
+        var customer = await faulty.Customers.CreateAsync(new Customer { Name = "Beta GmbH" });
+        Assert.NotNull(await welcomeCustomers.GetAsync(customer.Id));
+
+        await Eventually.TrueAsync(() => manager.Find("fixture.faulty")!.State == PluginState.Malfunctioned, "the breaker trips");
+        await Eventually.TrueAsync(() => ((RevocableCrmStore)faulty).IsRevoked, "the malfunctioned plugin's store is revoked");
+        var before = await host.Services.GetRequiredService<IStoreProvider>().ForActor("user:test").Customers.CountAsync();
+        var ex = await Assert.ThrowsAsync<PluginStoreRevokedException>(() => faulty.Customers.CreateAsync(new Customer { Name = "Ghost" }));
+        Assert.Contains("plugin 'fixture.faulty' was revoked (the plugin is Malfunctioned: 3 failures", ex.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<PluginStoreRevokedException>(() => faulty.Activities.ListAsync());
+        await Assert.ThrowsAsync<PluginStoreRevokedException>(() => faulty.Changes.LastSequenceAsync());
+        Assert.Throws<PluginStoreRevokedException>(() => faulty.Customers);
+        Assert.Equal(before, await host.Services.GetRequiredService<IStoreProvider>().ForActor("user:test").Customers.CountAsync());
+
+        // The other plugin keeps a working store while it runs; once stopped, its captured set is revoked too.
+        Assert.NotNull(await welcomeCustomers.GetAsync(customer.Id));
+        await host.StopAsync();
+        var stopped = await Assert.ThrowsAsync<PluginStoreRevokedException>(() => welcomeCustomers.CreateAsync(new Customer { Name = "Late" }));
+        Assert.Contains("plugin 'sample.welcome' was revoked (the plugin was stopped)", stopped.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Invalid_plugin_host_options_stop_start_up_naming_the_member()
     {
         using var host = BuildHost(new() { ["PluginHost:FailureThreshold"] = "0" });
