@@ -211,7 +211,7 @@ public sealed class EdiValidator
             ref var f = ref _frames[d];
             var entries = f.Entries;
             int from = d > 0 ? Math.Max(f.Index, 1) : f.Index;
-            int j = from < f.Tags.Length ? Array.IndexOf(f.Tags, tag, from) : -1;
+            int j = IndexOf(f.Tags, tag, from);
 
             if (j < 0)
             {
@@ -286,6 +286,20 @@ public sealed class EdiValidator
         {
             SegmentIssue(EdiErrorKind.UnexpectedSegment, $"segment {tagText} is not expected at this position of {_set.Id}", _frames[_depth - 1].LoopId);
         }
+    }
+
+    /// <summary>Linear search of a short tag array (a structure level rarely has more than 20 entries; the match is usually the first or second).</summary>
+    private static int IndexOf(int[] tags, int tag, int from)
+    {
+        for (int k = from; k < tags.Length; k++)
+        {
+            if (tags[k] == tag)
+            {
+                return k;
+            }
+        }
+
+        return -1;
     }
 
     private static bool IsTag(string tag)
@@ -605,8 +619,13 @@ public sealed class EdiValidator
             }
             else if (!hasRelease)
             {
-                int i = raw[p..].IndexOf(d.Component);
-                end = i < 0 ? raw.Length : p + i;
+                // Components are short: a plain loop beats a vectorized search call here.
+                end = p;
+                byte comp = d.Component;
+                while (end < raw.Length && raw[end] != comp)
+                {
+                    end++;
+                }
             }
             else
             {
