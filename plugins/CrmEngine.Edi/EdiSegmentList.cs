@@ -23,6 +23,7 @@ public sealed class EdiSegmentList
         public int Tag;
         public long Offset;
         public int Line;
+        public int Flags;
     }
 
     public EdiSegmentList(EdiStandard standard, EdiDelimiters delimiters, Encoding encoding)
@@ -78,6 +79,7 @@ public sealed class EdiSegmentList
     internal void Add(EdiTokenizer t)
     {
         Add(t.SegmentBytes, t.ElementBounds, t.SegmentOffset, t.SegmentLine);
+        _segs[_count - 1].Flags = t.SegmentFlags;
     }
 
     /// <summary>Appends a segment given as raw bytes and element start offsets (last entry = length + 1).</summary>
@@ -108,11 +110,14 @@ public sealed class EdiSegmentList
         r.Tag = EdiTag.Pack(tag);
         r.Offset = offset;
         r.Line = line;
+        r.Flags = EdiTokenizer.SegmentFlagsAll;
         _dataLength += segment.Length;
         _boundsLength += bounds.Length;
     }
 
     internal int TagOf(int index) => _segs[index].Tag;
+
+    internal int FlagsOf(int index) => _segs[index].Flags;
 
     internal int ElementCountOf(int index) => _segs[index].ElementCount;
 

@@ -302,33 +302,13 @@ public sealed class EdiTokenizer : IDisposable
         int start = 0;
         int max = _options.MaxElementsPerSegment;
         byte sep = d.Element;
-        if (Vector128.IsHardwareAccelerated && (d.Release == 0 || seg.IndexOf(d.Release) < 0))
+        _flags = SegmentFlagsAll;
+        bool done = Vector128.IsHardwareAccelerated && SplitFast(seg, d, max, out count);
+        if (done)
         {
-            // Usual case (no release character in the segment): element separators found 16 bytes at a time
-            // with a compare mask instead of one IndexOf call per element.
-            AddBound(ref count, 0, max);
-            ref byte r0 = ref MemoryMarshal.GetReference(seg);
-            var vsep = Vector128.Create(sep);
-            int i = 0;
-            for (; i + 16 <= seg.Length; i += 16)
-            {
-                uint m = Vector128.Equals(Vector128.LoadUnsafe(ref r0, (nuint)i), vsep).ExtractMostSignificantBits();
-                while (m != 0)
-                {
-                    AddBound(ref count, i + BitOperations.TrailingZeroCount(m) + 1, max);
-                    m &= m - 1;
-                }
-            }
-
-            for (; i < seg.Length; i++)
-            {
-                if (seg[i] == sep)
-                {
-                    AddBound(ref count, i + 1, max);
-                }
-            }
+            // bounds and flags set in one pass
         }
-        else if (d.Release == 0)
+        else if (ResetCount(ref count) && d.Release == 0)
         {
             while (true)
             {
@@ -373,6 +353,109 @@ public sealed class EdiTokenizer : IDisposable
 
         _bounds[count] = seg.Length + 1;
         _elemCount = count;
+    }
+
+    /// <summary>Segment has a component, repetition or release character (the validator then looks at each element).</summary>
+    internal const int SegmentFlagSpecial = 1;
+
+    /// <summary>Segment has a release character.</summary>
+    internal const int SegmentFlagRelease = 2;
+
+    /// <summary>Segment has a byte outside printable ASCII (0x20-0x7E).</summary>
+    internal const int SegmentFlagNotPlain = 4;
+
+    internal const int SegmentFlagsAll = 7;
+
+    private int _flags = SegmentFlagsAll;
+
+    /// <summary>What the validator needs to know about the current segment without scanning it again.</summary>
+    internal int SegmentFlags => _flags;
+
+    /// <summary>
+    /// One pass, 16 bytes at a time: element separators from a compare mask (instead of one search call per element)
+    /// and the segment flags. False (nothing kept) when the segment holds a release character: the escaping loop splits it.
+    /// </summary>
+    private bool ResetCount(ref int count)
+    {
+        count = 0;
+        _flags = SegmentFlagsAll;
+        return true;
+    }
+
+    private bool SplitFast(ReadOnlySpan<byte> seg, EdiDelimiters d, int max, out int count)
+    {
+        count = 0;
+        byte sep = d.Element;
+        byte comp = d.Component;
+        byte rep = d.Repetition != 0 ? d.Repetition : comp;
+        byte rel = d.Release != 0 ? d.Release : comp;
+        bool hasRelease = d.Release != 0;
+        AddBound(ref count, 0, max);
+        ref byte r0 = ref MemoryMarshal.GetReference(seg);
+        var vsep = Vector128.Create(sep);
+        var vcomp = Vector128.Create(comp);
+        var vrep = Vector128.Create(rep);
+        var vrel = Vector128.Create(rel);
+        var v20 = Vector128.Create((byte)0x20);
+        var v5e = Vector128.Create((byte)0x5E);
+        var special = Vector128<byte>.Zero;
+        var release = Vector128<byte>.Zero;
+        var notPlain = Vector128<byte>.Zero;
+        int i = 0;
+        for (; i + 16 <= seg.Length; i += 16)
+        {
+            var v = Vector128.LoadUnsafe(ref r0, (nuint)i);
+            special |= Vector128.Equals(v, vcomp) | Vector128.Equals(v, vrep);
+            release |= Vector128.Equals(v, vrel);
+            notPlain |= Vector128.GreaterThan(v - v20, v5e);
+            uint m = Vector128.Equals(v, vsep).ExtractMostSignificantBits();
+            while (m != 0)
+            {
+                AddBound(ref count, i + BitOperations.TrailingZeroCount(m) + 1, max);
+                m &= m - 1;
+            }
+        }
+
+        int flags = 0;
+        for (; i < seg.Length; i++)
+        {
+            byte b = seg[i];
+            if (b == sep)
+            {
+                AddBound(ref count, i + 1, max);
+            }
+            else if (b == comp || b == rep)
+            {
+                flags |= SegmentFlagSpecial;
+            }
+            else if (hasRelease && b == rel)
+            {
+                return false;
+            }
+
+            if ((byte)(b - 0x20) > 0x5E)
+            {
+                flags |= SegmentFlagNotPlain;
+            }
+        }
+
+        if (hasRelease && release != Vector128<byte>.Zero)
+        {
+            return false;
+        }
+
+        if (special != Vector128<byte>.Zero)
+        {
+            flags |= SegmentFlagSpecial;
+        }
+
+        if (notPlain != Vector128<byte>.Zero)
+        {
+            flags |= SegmentFlagNotPlain;
+        }
+
+        _flags = flags;
+        return true;
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]

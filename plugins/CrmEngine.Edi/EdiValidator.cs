@@ -28,7 +28,6 @@ public sealed class EdiValidator
     private int _rep;
     private bool _plain;
     private SearchValues<byte> _special = SearchValues.Create(":"u8);
-    private SearchValues<byte> _specialOrNotPlain = SearchValues.Create(":"u8);
     private EdiDelimiters _specialFor;
 
     private struct Frame
@@ -137,7 +136,6 @@ public sealed class EdiValidator
             _specialFor = dl;
             var specials = new[] { dl.Component, dl.Repetition, dl.Release }.Where(b => b != 0).Distinct().ToArray();
             _special = SearchValues.Create(specials);
-            _specialOrNotPlain = SearchValues.Create(Enumerable.Range(0, 256).Select(i => (byte)i).Where(b => b < 0x20 || b > 0x7E || specials.Contains(b)).ToArray());
         }
 
         _hlIds?.Clear();
@@ -395,12 +393,13 @@ public sealed class EdiValidator
         _segs.GetSegment(_cur, out var data, out var bounds);
         int count = bounds.Length - 2;
         bool special, hasRelease;
-        if (_x12 && data.IndexOfAny(_specialOrNotPlain) < 0)
+        int flags = _segs.FlagsOf(_cur);
+        if (flags != EdiTokenizer.SegmentFlagsAll)
         {
-            // The usual X12 segment: printable ASCII, no component or repetition separator: one scan.
-            special = false;
+            // Flags from the tokenizer's single pass (no release character in the segment).
+            special = (flags & EdiTokenizer.SegmentFlagSpecial) != 0;
             hasRelease = false;
-            _plain = true;
+            _plain = (flags & EdiTokenizer.SegmentFlagNotPlain) == 0;
         }
         else
         {
