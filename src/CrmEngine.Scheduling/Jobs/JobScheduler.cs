@@ -984,9 +984,18 @@ public sealed class JobScheduler : IDisposable
         });
     }
 
-    /// <summary>How long the loop may sleep: until the next due job, at most the poll interval.</summary>
+    /// <summary>
+    /// How long the loop may sleep: until the next due job, at most the poll interval. While every run slot
+    /// is busy it is the poll interval: the end of a run wakes the loop (<see cref="Wake"/>), so overdue jobs
+    /// waiting for a slot do not make the loop spin.
+    /// </summary>
     public TimeSpan NextDelay()
     {
+        if (_inFlight.Count >= _options.MaxConcurrentRuns)
+        {
+            return _options.PollInterval;
+        }
+
         var now = NowMs;
         var next = Jobs.Find(Query.GT("due", 0L), 0, 1).FirstOrDefault();
         if (next is null)
