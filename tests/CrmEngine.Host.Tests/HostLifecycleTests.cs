@@ -20,7 +20,8 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
 
         await crm.WaitForReadyAsync();
         var lines = crm.Lines.ToList();
-        var pluginLine = lines.FindIndex(l => l.Contains("Plugin sample.welcome 1.0.0 Active", StringComparison.Ordinal));
+        // Full logger names on the console: two plugins' loggers must not look alike.
+        var pluginLine = lines.FindIndex(l => l.Contains("INFO  CrmEngine.PluginHost.PluginManager: Plugin sample.welcome 1.0.0 Active", StringComparison.Ordinal));
         var readyLine = lines.FindIndex(l => l.Contains("CrmEngine ready", StringComparison.Ordinal));
         Assert.True(pluginLine >= 0, "no line for the sample plugin:\n" + crm.Output);
         Assert.True(pluginLine < readyLine, "the plugin line must come before ready");
@@ -77,6 +78,39 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
         await again.WaitForReadyAsync();
         again.Signal(CrmProcess.SIGTERM);
         Assert.Equal(0, await again.WaitForExitAsync(SignalStopBound));
+    }
+
+    [Fact]
+    public async Task A_plugin_failure_shows_its_exception_message_once_on_the_console()
+    {
+        using var root = new TestRoot(withStreamFixture: true);
+        StreamFixture.Patch(root, s => s["Plugins"]!["fixture.stream"] = new System.Text.Json.Nodes.JsonObject { ["ThrowOnStart"] = "fixture start refused" });
+        using var crm = CrmProcess.Start(root.Path, output);
+        await crm.WaitForReadyAsync();
+
+        var line = Assert.Single(crm.Lines, l => l.Contains("CrmEngine.PluginHost.PluginManager: Plugin fixture.stream: StartAsync threw", StringComparison.Ordinal));
+        Assert.Equal(1, line.Split("fixture start refused").Length - 1);
+        Assert.Contains(crm.Lines, l => l.Contains("Plugin fixture.stream 1.0.0 Malfunctioned: StartAsync threw InvalidOperationException: fixture start refused", StringComparison.Ordinal));
+        Assert.DoesNotContain("   at ", crm.Output, StringComparison.Ordinal);
+        crm.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await crm.WaitForExitAsync(SignalStopBound));
+
+        // The log file keeps the whole exception.
+        var log = await File.ReadAllTextAsync(Path.Combine(root.Path, "logs", "crm.log"));
+        Assert.Contains("System.InvalidOperationException: fixture start refused", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_windows_service_name_is_a_checked_setting()
+    {
+        using var root = new TestRoot();
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "config", "check", "--Host:ServiceName=crm test");
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Host:ServiceName: Host:ServiceName may hold letters", text, StringComparison.Ordinal);
+
+        (code, text) = await CrmProcess.RunAsync(root.Path, output, "config", "check", "--Host:ServiceName=crm-test");
+        Assert.Equal(0, code);
+        Assert.Contains("configuration OK", text, StringComparison.Ordinal);
     }
 
     [Fact]

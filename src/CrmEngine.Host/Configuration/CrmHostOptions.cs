@@ -21,6 +21,13 @@ public sealed class CrmHostOptions
     [RegularExpression(@"^[^\0]+$", ErrorMessage = "Host:ControlSocket must be a file path")]
     public string? ControlSocket { get; set; }
 
+    /// <summary>
+    /// Windows only: the service name the process runs under (<c>crm service install --name</c> writes it into the
+    /// service's command line when it is not the default <c>crm</c>).
+    /// </summary>
+    [RegularExpression(@"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,100}$", ErrorMessage = "Host:ServiceName may hold letters, digits, '.', '_', '-' and '@' only")]
+    public string ServiceName { get; set; } = "crm";
+
     /// <summary>Windows only: the named pipe of the control channel. Default <c>crm-</c> plus a hash of the data folder.</summary>
     [RegularExpression(@"^[A-Za-z0-9._-]{1,200}$", ErrorMessage = "Host:ControlPipe may hold letters, digits, '.', '_' and '-' only")]
     public string? ControlPipe { get; set; }

@@ -49,7 +49,10 @@ internal static class CrmLogging
         var config = new LoggingConfiguration(factory);
         var console = new ConsoleTarget("console")
         {
-            Layout = "${longdate} ${level:uppercase=true:padding=-5} ${logger:shortName=true}: ${message}${onexception:inner= ${exception:format=Message}}",
+            // Full logger names (two plugins' loggers must not look alike); the exception's message only when the
+            // message does not already carry it.
+            Layout = "${longdate} ${level:uppercase=true:padding=-5} ${logger}: ${message}" +
+                     "${onexception:inner=${when:when=not contains('${message}','${exception:format=Message}'):inner= ${exception:format=Message}}}",
         };
         var file = new FileTarget("file")
         {

@@ -34,7 +34,9 @@ internal static class EngineHost
 
         // Service lifetimes: each is a no-op unless started by systemd (Type=notify) / the Windows SCM.
         builder.Services.AddSystemd();
-        builder.Services.AddWindowsService(o => o.ServiceName = "crm");
+        // The name the service was registered under (crm service install --name writes Host:ServiceName into its command line).
+        var serviceName = builder.Configuration.GetSection(CrmHostOptions.Section)[nameof(CrmHostOptions.ServiceName)];
+        builder.Services.AddWindowsService(o => o.ServiceName = string.IsNullOrWhiteSpace(serviceName) ? "crm" : serviceName);
 
         builder.Services.AddOptions<CrmHostOptions>()
             .Bind(builder.Configuration.GetSection(CrmHostOptions.Section))

@@ -188,6 +188,12 @@ internal static partial class ServiceInstaller
     {
         var bin = string.Join(' ', new[] { spec.Executable }.Concat(spec.Arguments).Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a));
         bin += $" --content-root \"{spec.WorkingDirectory}\"";
+        if (!string.Equals(spec.Name, DefaultName, StringComparison.Ordinal))
+        {
+            // The process must know the name it was registered under (EngineHost: AddWindowsService).
+            bin += $" --Host:ServiceName={spec.Name}";
+        }
+
         var args = $"create {spec.Name} binPath= \"{bin.Replace("\"", "\\\"", StringComparison.Ordinal)}\" start= auto DisplayName= \"CrmEngine\"";
         if (!TryRun("sc.exe", args, out var output))
         {

@@ -20,6 +20,9 @@ public sealed class StreamOptions
     /// </summary>
     public int Writers { get; set; } = 8;
 
+    /// <summary>When set, StartAsync throws an InvalidOperationException with this message (log line tests).</summary>
+    public string? ThrowOnStart { get; set; }
+
     /// <summary>Name prefix of the customers written.</summary>
     public string Prefix { get; set; } = "stream";
 }
@@ -31,6 +34,14 @@ public sealed class StreamWriterPlugin : CrmPlugin
         ArgumentNullException.ThrowIfNull(builder);
         builder.BindOptions<StreamOptions>();
         builder.AddWorker<StreamWorker>();
+    }
+
+    public override Task StartAsync(IPluginContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Configuration[nameof(StreamOptions.ThrowOnStart)] is { Length: > 0 } message
+            ? throw new InvalidOperationException(message)
+            : Task.CompletedTask;
     }
 }
 
