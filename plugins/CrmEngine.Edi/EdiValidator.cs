@@ -286,6 +286,38 @@ public sealed class EdiValidator
         }
     }
 
+    /// <summary>Values are short (a few bytes): a plain loop is cheaper than a vectorized search call.</summary>
+    private static bool Has(ReadOnlySpan<byte> value, byte b)
+    {
+        if (value.Length > 16)
+        {
+            return value.IndexOf(b) >= 0;
+        }
+
+        foreach (byte x in value)
+        {
+            if (x == b)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool HasDigit(ReadOnlySpan<byte> value)
+    {
+        foreach (byte x in value)
+        {
+            if ((uint)(x - (byte)'0') <= 9)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Linear search of a short tag array (a structure level rarely has more than 20 entries; the match is usually the first or second).</summary>
     private static int IndexOf(int[] tags, int tag, int from)
     {
@@ -434,7 +466,7 @@ public sealed class EdiValidator
                 continue;
             }
 
-            if (special && d.Repetition != 0 && raw.IndexOf(d.Repetition) >= 0 && NextUnescaped(raw, 0, d.Repetition, hasRelease ? d.Release : (byte)0) < raw.Length)
+            if (special && d.Repetition != 0 && Has(raw, d.Repetition) && NextUnescaped(raw, 0, d.Repetition, hasRelease ? d.Release : (byte)0) < raw.Length)
             {
                 ValidateRepeats(def, ed, pos, raw, special, hasRelease, d);
                 continue;
@@ -529,13 +561,13 @@ public sealed class EdiValidator
             return;
         }
 
-        if (special && raw.IndexOf(d.Component) >= 0 && EdiText.CountComponents(raw, d) > 1)
+        if (special && Has(raw, d.Component) && EdiText.CountComponents(raw, d) > 1)
         {
             ReportStructure(EdiErrorKind.TooManyComponents, def, ed, pos, 2, raw);
             return;
         }
 
-        if (hasRelease && raw.IndexOf(d.Release) >= 0)
+        if (hasRelease && Has(raw, d.Release))
         {
             ValidateEscaped(raw, d.Release, ed, def, pos, 0);
         }
@@ -658,7 +690,7 @@ public sealed class EdiValidator
                 continue;
             }
 
-            if (hasRelease && cv.IndexOf(d.Release) >= 0)
+            if (hasRelease && Has(cv, d.Release))
             {
                 ValidateEscaped(cv, d.Release, cd, def, pos, c);
             }
@@ -797,7 +829,7 @@ public sealed class EdiValidator
                     return EdiErrorKind.InvalidCharacter;
                 }
 
-                if (ed.Type == EdiDataType.A && raw.IndexOfAnyInRange((byte)'0', (byte)'9') >= 0)
+                if (ed.Type == EdiDataType.A && HasDigit(raw))
                 {
                     return EdiErrorKind.InvalidCharacter;
                 }
