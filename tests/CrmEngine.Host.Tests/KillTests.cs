@@ -3,6 +3,10 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Core;
+using CrmEngine.Core.Pipeline;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit.Abstractions;
 
 namespace CrmEngine.Host.Tests;
@@ -75,6 +79,8 @@ public sealed class KillTests(ITestOutputHelper output)
     private async Task CleanStartFinishesTheWorkAsync(TestRoot root, List<string> acked)
     {
         StreamFixture.Patch(root, s => s["Plugins"]!["fixture.stream"]!["Enabled"] = false);
+        var pendingBefore = await DeliveriesAsync(root);
+        string? late = null;
         using (var crm = CrmProcess.Start(root.Path, null))
         {
             await crm.WaitForReadyAsync();
@@ -82,15 +88,27 @@ public sealed class KillTests(ITestOutputHelper output)
             var until = DateTime.UtcNow + CrmProcess.StartBound;
             foreach (var id in acked)
             {
-                while (!await HasWelcomeAsync(http, id))
+                while (late is null && !await HasWelcomeAsync(http, id))
                 {
-                    Assert.True(DateTime.UtcNow < until, $"no welcome activity for the acknowledged customer {id} after a clean start:\n{crm.Output}");
+                    if (DateTime.UtcNow > until)
+                    {
+                        late = id;
+                    }
+
                     await Task.Delay(50);
                 }
             }
 
             crm.Signal(CrmProcess.SIGTERM);
             Assert.Equal(0, await crm.WaitForExitAsync(StopBound));
+            if (late is not null)
+            {
+                // What the durable async queue held for it before and after the clean start.
+                var after = await DeliveriesAsync(root);
+                Assert.Fail($"no welcome activity for the acknowledged customer {late} after a clean start.\n" +
+                            $"deliveries for it before the start: {Describe(pendingBefore, late)}\nafter: {Describe(after, late)}\n" +
+                            $"pending/parked before {pendingBefore.Count}, after {after.Count}\n{crm.Output}");
+            }
         }
 
         await root.WithStoreAsync(async store =>
@@ -134,8 +152,40 @@ public sealed class KillTests(ITestOutputHelper output)
             Assert.True(created.SetEquals(stored),
                 $"customer creates in the change feed ({created.Count}) differ from the stored customers ({stored.Count}): " +
                 $"only in the feed {string.Join(", ", created.Except(stored).Take(5))}; only stored {string.Join(", ", stored.Except(created).Take(5))}");
-            output.WriteLine($"clean start: {acked.Count} acknowledged, {stored.Count} stored customers, change feed 1..{expected - 1} whole");
+            // Committed but not acknowledged (the kill came between commit and answer): reported, not asserted.
+            var unackedWithoutWelcome = 0;
+            foreach (var id in stored.Except(acked))
+            {
+                if (!(await store.Activities.FindAsync(IndexedField.CustomerId, id, 1000)).Any(a => a.Source == "sample.welcome"))
+                {
+                    unackedWithoutWelcome++;
+                }
+            }
+
+            output.WriteLine($"clean start: {acked.Count} acknowledged, {stored.Count} stored customers, change feed 1..{expected - 1} whole, " +
+                             $"{unackedWithoutWelcome} unacknowledged customer(s) without a welcome yet");
         });
+    }
+
+    /// <summary>The durable async deliveries not yet made (pending or parked), read with the engine stopped.</summary>
+    private static async Task<IReadOnlyList<AsyncDeliveryInfo>> DeliveriesAsync(TestRoot root)
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Store:DataDirectory"] = root.DataDirectory,
+        }).Build();
+        var services = new ServiceCollection().AddLogging().AddCrmCore(config).BuildServiceProvider();
+        await using (services)
+        {
+            return await services.GetRequiredService<IAsyncDeliveries>().ListAsync(null, 100_000);
+        }
+    }
+
+    private static string Describe(IReadOnlyList<AsyncDeliveryInfo> deliveries, string entityId)
+    {
+        var of = deliveries.Where(d => d.EntityId == entityId).Select(d =>
+            $"[{d.HandlerName} {d.Operation} seq {d.Sequence} {d.Status} attempts {d.Attempts} next {d.NextAttemptAt:O} error {d.LastError}]");
+        return string.Join(" ", of.DefaultIfEmpty("none"));
     }
 
     private static async Task<bool> HasWelcomeAsync(HttpClient http, string id)
