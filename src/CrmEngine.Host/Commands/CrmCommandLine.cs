@@ -43,6 +43,9 @@ internal static class CrmCommandLine
         root.Subcommands.Add(AdminCommands.Status());
         root.Subcommands.Add(JobsCommands.Jobs());
         root.Subcommands.Add(JobsCommands.Calendars());
+        root.Subcommands.Add(RulesCommands.Rules());
+        root.Subcommands.Add(RulesCommands.Segments());
+        root.Subcommands.Add(EdiCommandLine.Edi());
         return root;
     }
 

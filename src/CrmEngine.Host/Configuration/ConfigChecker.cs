@@ -49,6 +49,7 @@ internal static class ConfigChecker
         (PluginHostOptions.Section, typeof(PluginHostOptions)),
         (CrmHostOptions.Section, typeof(CrmHostOptions)),
         (SchedulerOptions.Section, typeof(SchedulerOptions)),
+        (CrmEngine.Rules.RulesOptions.Section, typeof(CrmEngine.Rules.RulesOptions)),
     ];
 
     /// <summary>

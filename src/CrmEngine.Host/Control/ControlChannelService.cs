@@ -176,6 +176,12 @@ internal sealed class ControlChannelService(
             return Results.Json(new { customer, activities }, ControlJson.Options);
         });
 
+        // Rules: dry runs and segment membership (crm rules test, crm segments ...).
+        if (services.GetService<CrmEngine.Rules.Admin.RulesAdministration>() is { } rules)
+        {
+            Commands.RulesCommands.MapControl(app, rules);
+        }
+
         // Scheduled jobs and business calendars (crm jobs ..., crm calendars show).
         if (services.GetService<SchedulingControl>() is { } scheduling)
         {

@@ -2,6 +2,7 @@ using CrmEngine.Core;
 using CrmEngine.Host.Configuration;
 using CrmEngine.Host.Control;
 using CrmEngine.PluginHost;
+using CrmEngine.Rules;
 using CrmEngine.Scheduling;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -55,6 +56,8 @@ internal static class EngineHost
         // After the plugin host: plugins register their job kinds before the first look for due jobs,
         // and the scheduler stops (its runs cancelled) before the plugins stop.
         builder.Services.AddCrmScheduling(builder.Configuration);
+        // After the scheduler: event rules register into the pipeline; segments follow the change feed.
+        builder.Services.AddCrmRules(builder.Configuration);
         builder.Services.AddHostedService<ControlChannelService>();
         builder.Services.AddHostedService<ReadyAnnouncer>();
         return builder;
