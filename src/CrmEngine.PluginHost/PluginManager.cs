@@ -110,6 +110,13 @@ public sealed class PluginManager : IAsyncDisposable
                 await StartOneAsync(runtime, cancellationToken);
             }
 
+            // Workers start only once every plugin has registered its handlers: a worker that writes at once must not
+            // get ahead of a later plugin's handlers (an Async handler registered after a write gets no delivery for it).
+            foreach (var runtime in runtimes.Where(r => !r.Candidate.IsRefused))
+            {
+                StartWorkers(runtime);
+            }
+
             foreach (var info in Plugins)
             {
                 if (info.State == PluginState.Active)
@@ -135,6 +142,27 @@ public sealed class PluginManager : IAsyncDisposable
         await _lifecycle.WaitAsync(CancellationToken.None);
         try
         {
+            // Every plugin's workers stop before any plugin's handlers are unregistered: a worker still writing must not
+            // outlive another plugin's handlers (its writes would get no async delivery for them).
+            var workers = new List<Task>();
+            foreach (var runtime in _runtimes.Reverse())
+            {
+                if (runtime.AcceptsCalls && runtime.WorkerCancellation is { } cancellation)
+                {
+                    await cancellation.CancelAsync();
+                    workers.AddRange(runtime.WorkerTasks);
+                }
+            }
+
+            try
+            {
+                await Task.WhenAll(workers).WaitAsync(_options.StopTimeout, CancellationToken.None);
+            }
+            catch (TimeoutException)
+            {
+                _logger.LogError("Plugin workers did not stop within {Timeout}; the plugins are stopped anyway", _options.StopTimeout);
+            }
+
             foreach (var runtime in _runtimes.Reverse())
             {
                 if (runtime.TryBeginStop(null, null))
@@ -351,12 +379,19 @@ public sealed class PluginManager : IAsyncDisposable
             return;
         }
 
-        runtime.WorkerCancellation = new CancellationTokenSource();
-        foreach (var workerType in builder.Workers)
+    }
+
+    /// <summary>Starts the workers of a plugin that is (still) active; nothing for one that stopped meanwhile.</summary>
+    private void StartWorkers(PluginRuntime runtime)
+    {
+        if (runtime.Builder is not { Workers.Count: > 0 } builder)
         {
-            runtime.WorkerTasks.Add(Task.Run(() => RunWorkerAsync(runtime, workerType, runtime.WorkerCancellation.Token),
-                CancellationToken.None));
+            return;
         }
+
+        runtime.TryStartWorkers(token => builder.Workers
+            .Select(workerType => Task.Run(() => RunWorkerAsync(runtime, workerType, token), CancellationToken.None))
+            .ToList());
     }
 
     private async Task RunWorkerAsync(PluginRuntime runtime, Type workerType, CancellationToken stoppingToken)

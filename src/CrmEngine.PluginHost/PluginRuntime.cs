@@ -82,6 +82,26 @@ internal sealed class PluginRuntime(PluginCandidate candidate)
         }
     }
 
+    /// <summary>
+    /// Starts the workers (once) when the plugin is active and not stopping, under the same lock as
+    /// <see cref="TryBeginStop"/>: a stop that begins later sees <see cref="WorkerCancellation"/> and the tasks.
+    /// </summary>
+    public bool TryStartWorkers(Func<CancellationToken, IReadOnlyList<Task>> start)
+    {
+        lock (_gate)
+        {
+            if (_state != PluginState.Active || Stopping || WorkerCancellation is not null)
+            {
+                return false;
+            }
+
+            var cancellation = new CancellationTokenSource();
+            WorkerCancellation = cancellation;
+            WorkerTasks.AddRange(start(cancellation.Token));
+            return true;
+        }
+    }
+
     public PluginInfo ToInfo()
     {
         lock (_gate)

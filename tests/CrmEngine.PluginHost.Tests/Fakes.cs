@@ -111,8 +111,12 @@ internal sealed class FakeHandlerRegistry : IWriteHandlerRegistry
         }
     }
 
+    /// <summary>Called (on the registering thread) for each registration, before it is recorded.</summary>
+    public Action<HandlerRegistration>? Registering { get; set; }
+
     public IDisposable Register(HandlerRegistration registration)
     {
+        Registering?.Invoke(registration);
         lock (_registrations)
         {
             _registrations.Add(registration);

@@ -362,6 +362,37 @@ public sealed class PluginManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task Workers_start_only_after_every_plugin_has_registered_its_handlers()
+    {
+        // fixture.faulty starts first (ties by id); its worker fails (and logs it) as soon as it runs. A worker that
+        // writes at once must not get ahead of fixture.valid's handlers: an async handler registered after a write
+        // never gets a delivery for it.
+        _folders.AddBuilt("Fixture.FaultyHandler");
+        _folders.AddBuilt("Fixture.Valid");
+        var settings = ValidSettings(_folders.File1("valid.log"));
+        settings["Plugins:fixture.faulty:CrashWorker"] = "true";
+        await using var h = new Harness(_folders, settings, o => o.WorkerRestartDelay = TimeSpan.FromMinutes(5));
+        static bool WorkerRan(Harness harness) =>
+            harness.Logs.Messages.Any(m => m.Contains("worker CrashingWorker threw", StringComparison.Ordinal));
+        bool? workerRanBeforeValidRegistered = null;
+        h.Registry.Registering = r =>
+        {
+            if (r.OwnerId == "fixture.valid")
+            {
+                // Gives a worker started too early every chance to show itself.
+                workerRanBeforeValidRegistered = SpinWait.SpinUntil(() => WorkerRan(h), TimeSpan.FromSeconds(1));
+            }
+        };
+
+        await h.StartAsync();
+
+        Assert.Equal(PluginState.Active, h.Plugin("fixture.faulty").State);
+        Assert.Equal(PluginState.Active, h.Plugin("fixture.valid").State);
+        Assert.False(workerRanBeforeValidRegistered, "a worker ran before a later plugin's handlers were registered");
+        await Eventually.TrueAsync(() => WorkerRan(h), "the worker runs once every plugin has started");
+    }
+
+    [Fact]
     public async Task The_sample_welcome_plugin_adds_a_welcome_task_due_in_the_configured_days()
     {
         _folders.AddBuilt("sample.welcome");
