@@ -61,10 +61,16 @@ internal sealed class PluginBuilder(string pluginId, string version, IConfigurat
         Handlers.Add(new HandlerSpec(handlerName, entity, stage, order, runtime =>
             HandlerRegistration.Create<TEntity>(PluginId, entity, stage, order, handlerName, async (writeEvent, ct) =>
             {
-                // A delivery that races with the plugin being stopped or marked Malfunctioned is dropped.
+                // A call that races with the plugin being stopped or marked Malfunctioned: an in-transaction
+                // stage goes on without this plugin; an async delivery is kept pending for when it is active again.
                 var services = runtime.Services;
                 if (!runtime.AcceptsCalls || services is null)
                 {
+                    if (stage == PipelineStage.Async)
+                    {
+                        throw new HandlerUnavailableException($"plugin '{PluginId}' is not taking calls (stopping or not active)");
+                    }
+
                     return;
                 }
 

@@ -67,6 +67,42 @@ public class AsyncDeliveryTests
     }
 
     [Fact]
+    public async Task A_delivery_whose_owner_is_not_taking_calls_stays_pending_without_a_try_or_a_fault()
+    {
+        // Many more "unavailable" answers than AsyncMaxAttempts: none of them may park or drop the delivery.
+        using var engine = new TestEngine(Fast(attempts: 2));
+        using var dispatcher = new AsyncDeliveryDispatcher(engine.Pipeline);
+        var unavailable = 0;
+        var available = false;
+        var delivered = new TaskCompletionSource<string>();
+        using var _ = engine.On<Customer>("welcome", PipelineStage.Async, (e, _) =>
+        {
+            if (!Volatile.Read(ref available))
+            {
+                Interlocked.Increment(ref unavailable);
+                throw new HandlerUnavailableException("plugin 'welcome' is stopping");
+            }
+
+            delivered.TrySetResult(e.EntityId);
+            return Task.CompletedTask;
+        }, name: "welcome:Greet");
+        await dispatcher.StartAsync(CancellationToken.None);
+
+        var c = await engine.Store.Customers.CreateAsync(TestEngine.NewCustomer("Kept Co"));
+        await Eventually(() => Task.FromResult(Volatile.Read(ref unavailable)), n => n >= 5);
+
+        var pending = Assert.Single(await dispatcher.ListAsync(AsyncDeliveryStatus.Pending));
+        Assert.Equal((c.Id, 0), (pending.EntityId, pending.Attempts));
+        Assert.Empty(await dispatcher.ListAsync(AsyncDeliveryStatus.Parked));
+        Assert.DoesNotContain(engine.Observer.FailedSnapshot(), f => f.Handler == "welcome:Greet");
+
+        Volatile.Write(ref available, true);
+        Assert.Equal(c.Id, await delivered.Task.WaitAsync(Patience));
+        Assert.Empty(await Eventually(() => dispatcher.ListAsync(), l => l.Count == 0));
+        await dispatcher.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
     public async Task An_async_handler_that_keeps_failing_is_parked_with_its_error_and_can_be_retried()
     {
         using var engine = new TestEngine(Fast(attempts: 3));

@@ -132,6 +132,9 @@ internal sealed class FakeHandlerRegistry : IWriteHandlerRegistry
     }
 
     /// <summary>Delivers a create of <paramref name="after"/> to every matching handler; returns the number of failures.</summary>
+    /// <summary>Deliveries a handler answered with <see cref="HandlerUnavailableException"/> (owner stopping).</summary>
+    public int KeptPending { get; private set; }
+
     public async Task<int> DeliverCreateAsync<T>(string entity, PipelineStage stage, T after, IHandlerFaultObserver observer,
         string actor = "user:test") where T : class, IEntity
     {
@@ -143,6 +146,11 @@ internal sealed class FakeHandlerRegistry : IWriteHandlerRegistry
             {
                 await r.Invoke(e, CancellationToken.None);
                 observer.OnHandlerSucceeded(r.OwnerId, r.HandlerName);
+            }
+            catch (HandlerUnavailableException)
+            {
+                // As the real dispatcher does: the owner is not taking calls; kept pending, neither a try nor a fault.
+                KeptPending++;
             }
             catch (Exception ex)
             {

@@ -231,6 +231,25 @@ public sealed class AsyncDeliveryDispatcher : BackgroundService, IAsyncDeliverie
             scope?.Close(abandoned: true);
             return;
         }
+        catch (HandlerUnavailableException)
+        {
+            // The owner is stopping or malfunctioned: not a try and not a fault. The delivery stays pending
+            // (looked at again after one base delay, or at once when the handler registers again).
+            scope?.Close(abandoned: false);
+            var later = (_db.TimeProvider.GetUtcNow() + _pipeline.Options.AsyncRetryBaseDelay).ToUnixTimeMilliseconds();
+            await _db.WriteAsync(_ =>
+            {
+                var current = Deliveries.FindById(id);
+                if (current is null)
+                {
+                    return false;
+                }
+
+                current["due"] = later;
+                return Deliveries.Update(current);
+            });
+            return;
+        }
         catch (Exception ex)
         {
             error = ex;
