@@ -643,12 +643,22 @@ public sealed class CrmDatabase : IDisposable
         {
             _db.Checkpoint();
         }
-        catch (Exception ex) when (ex is LiteException or IOException)
+        catch (Exception ex) when (ex is LiteException or IOException or ObjectDisposedException)
         {
+            // ObjectDisposedException: LiteDB closed its engine itself earlier (it does so after an internal
+            // error); every acknowledged write is already in the fsynced journal, which is replayed at next start.
             _logger.LogWarning(ex, "Checkpoint at shutdown failed; the journal is replayed at next start");
         }
 
-        _db.Dispose();
+        try
+        {
+            _db.Dispose();
+        }
+        catch (ObjectDisposedException ex)
+        {
+            _logger.LogWarning(ex, "LiteDB had already closed its engine: {File}", FilePath);
+        }
+
         _logger.LogInformation("Store closed: {File}", FilePath);
     }
 }
