@@ -176,6 +176,7 @@ public sealed class CrmDatabase : IDisposable
     internal string ClaimPluginCollection(string pluginId, string name)
     {
         var entity = CrmStore.PluginEntityName(pluginId, name);
+        string stored;
         lock (_claims)
         {
             if (_claimsByEntity.TryGetValue(entity, out var byEntity))
@@ -190,7 +191,7 @@ public sealed class CrmDatabase : IDisposable
                     $"for collection '{byEntity.Name}' (names are compared ignoring case). Choose another collection name.");
             }
 
-            var stored = CoreEntities.CollectionNameFor(pluginId, name);
+            stored = CoreEntities.CollectionNameFor(pluginId, name);
             var legacy = CoreEntities.LegacyCollectionNameFor(entity);
             if (!_claims.ContainsKey(legacy) && !_db.CollectionExists(stored) && _db.CollectionExists(legacy))
             {
@@ -207,8 +208,38 @@ public sealed class CrmDatabase : IDisposable
             var claim = new CollectionClaim(pluginId, name, stored);
             _claims.Add(stored, claim);
             _claimsByEntity.Add(entity, claim);
-            return stored;
         }
+
+        CreateCollectionAhead(stored);
+        return stored;
+    }
+
+    /// <summary>
+    /// Creates a new plugin collection in a write of its own, before anyone reads it. LiteDB 5 can fail a
+    /// read on another thread with "page type must be collection page" while an open transaction creates the
+    /// collection being read (seen in tests); creating it up front, alone, keeps that window out of normal work.
+    /// Only from a plain caller: on the writer thread or inside a handler's scope the collection is created by
+    /// the write that needs it (waiting here would deadlock).
+    /// </summary>
+    private void CreateCollectionAhead(string stored)
+    {
+        if (IsWriterThread || Pipeline.WriteScope.Current is not null || Volatile.Read(ref _disposed) != 0 || _db.CollectionExists(stored))
+        {
+            return;
+        }
+
+        WriteAsync(_ =>
+        {
+            var col = _db.GetCollection(stored);
+            if (!_db.CollectionExists(stored))
+            {
+                const string probe = "\u0001create";
+                col.Insert(new BsonDocument { ["_id"] = probe });
+                col.Delete(probe);
+            }
+
+            return true;
+        }).GetAwaiter().GetResult();
     }
 
     private sealed record CollectionClaim(string PluginId, string Name, string Stored);
