@@ -313,7 +313,6 @@ public sealed class PluginManagerTests : IDisposable
         // (Whether the registration is still there at this instant is a race, so KeptPending is 0 or 1.)
         Assert.Equal(0, await h.Registry.DeliverCreateAsync(EntityNames.Customer, PipelineStage.Async, new Customer { Id = "c6" }, h.Breaker));
         Assert.InRange(h.Registry.KeptPending, 0, 1);
-        Assert.Equal(5, h.Breaker.FailureCount("fixture.faulty"));
         await Eventually.TrueAsync(() => h.Registry.Registrations.All(r => r.OwnerId != "fixture.faulty"), "its handler is unregistered");
         await Eventually.TrueAsync(() => PluginFolders.ReadLines(faultyLog).Contains("stop"), "the malfunctioned plugin is stopped");
 
