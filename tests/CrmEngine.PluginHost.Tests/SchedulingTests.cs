@@ -89,8 +89,13 @@ public sealed class SchedulingTests : IDisposable
         var admin = host.Services.GetRequiredService<JobAdministration>();
         var job = Assert.Single(await admin.ListAsync(new JobQuery { Owner = "fixture.ticker" }));
         Assert.Contains(job.State, new[] { JobState.Scheduled, JobState.Running, JobState.Parked });
-        var (_, history) = await admin.ShowAsync(job.Id);
-        Assert.True(history.Count(r => r.Outcome == JobRunOutcome.Failed) >= 2, string.Join(" | ", history));
+        // The breaker can trip before the scheduler records the second run's outcome: wait for the record.
+        IReadOnlyList<JobRunInfo> history = [];
+        await Eventually.TrueAsync(async () =>
+        {
+            (_, history) = await admin.ShowAsync(job.Id);
+            return history.Count(r => r.Outcome == JobRunOutcome.Failed) >= 2;
+        }, "two failed runs recorded in the job's history");
         Assert.Contains(history, r => r.Error is not null && r.Error.Contains("missing-folder", StringComparison.Ordinal));
         await host.StopAsync();
     }
