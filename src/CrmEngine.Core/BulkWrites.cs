@@ -1,5 +1,6 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Storage;
 
 namespace CrmEngine.Core;
 
@@ -32,8 +33,13 @@ public static class BulkWriteExtensions
         ArgumentNullException.ThrowIfNull(set);
         ArgumentNullException.ThrowIfNull(writes);
 
-        // One call per write: correct on any set. The engine's own sets get a batched path (one transaction and
-        // one disk sync per batch) in Storage.
+        // The engine's own sets: batched (one transaction and one disk sync per batch), see EntitySet<T>.
+        if (set is EntitySet<T> engine && await engine.TryWriteManyAsync(writes, cancellationToken).ConfigureAwait(false) is { } batched)
+        {
+            return batched;
+        }
+
+        // One call per write: correct on any set, and inside a synchronous handler (the open transaction).
         var results = new List<BulkWriteResult<T>>(writes.Count);
         for (var i = 0; i < writes.Count; i++)
         {

@@ -88,6 +88,35 @@ public sealed class WritePipeline
         return _db.WriteAsync(tx => Tracked(tx, () => op(new WriteContext(actor, []))));
     }
 
+    /// <summary>
+    /// Runs many writes as one batch on the writer queue (one group: one transaction, one disk sync), each with
+    /// its own outcome. Null inside a synchronous handler: there the writes join the open transaction one by one.
+    /// </summary>
+    internal Task<IReadOnlyList<WorkItem<TResult>>>? TryRouteBatch<TResult>(string actor, IReadOnlyList<Func<WriteContext, TResult>> ops)
+    {
+        var context = new WriteContext(actor, []);
+        var scope = WriteScope.Current;
+        if (scope is not null && ReferenceEquals(scope.Database, _db))
+        {
+            scope.EnsureOpen();
+            if (scope.InTransaction)
+            {
+                return null;
+            }
+
+            context = new WriteContext(scope.Actor, scope.Chain);
+        }
+
+        var works = new Func<WriteTransaction, TResult>[ops.Count];
+        for (var i = 0; i < works.Length; i++)
+        {
+            var op = ops[i];
+            works[i] = tx => Tracked(tx, () => op(context));
+        }
+
+        return _db.WriteBatchAsync(works);
+    }
+
     private static TResult Tracked<TResult>(WriteTransaction tx, Func<TResult> op)
     {
         tx.TracksModifications = true;

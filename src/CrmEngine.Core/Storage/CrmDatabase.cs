@@ -265,6 +265,24 @@ public sealed class CrmDatabase : IDisposable
     }
 
     /// <summary>
+    /// Runs many writes on the writer thread in ONE group (one transaction unless a write fails after changing
+    /// data, see <see cref="RunSplittingOnFailure"/>; one disk sync), each with its own outcome. The task completes
+    /// once all are acknowledged; read each part's <c>Error</c> / <c>Result</c>.
+    /// </summary>
+    internal Task<IReadOnlyList<WorkItem<T>>> WriteBatchAsync<T>(IReadOnlyList<Func<WriteTransaction, T>> works)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var parts = new Func<WriteTransaction?, T>[works.Count];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            var work = works[i];
+            parts[i] = tx => work(tx!);
+        }
+
+        return _executor.EnqueueBatch(parts);
+    }
+
+    /// <summary>
     /// Group commit. The writes of a group run one after the other in ONE LiteDB transaction, each
     /// with its own <see cref="WriteTransaction"/> (sequence, doom state); one commit and one disk sync
     /// cover them all, which is what makes many concurrent single writes fast. A write that is refused
@@ -292,23 +310,7 @@ public sealed class CrmDatabase : IDisposable
         }
 
         var afterCommit = new List<Action>();
-        if (TryRunTogether(group, afterCommit) is { } failed)
-        {
-            // Replay alone. The write that failed is not run again: it would meet the same state
-            // (the writes before it are replayed first) and its handlers would fail, or hang, twice.
-            var cause = failed.Error;
-            foreach (var item in group)
-            {
-                if (ReferenceEquals(item, failed))
-                {
-                    item.Error = cause;
-                }
-                else
-                {
-                    TryRunTogether([item], afterCommit);
-                }
-            }
-        }
+        RunSplittingOnFailure(group, afterCommit);
 
         if (group.TrueForAll(i => i.Error is not null))
         {
@@ -343,19 +345,51 @@ public sealed class CrmDatabase : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="items"/> in one transaction. When one fails after changing data, the transaction is
+    /// rolled back; the writes before it are run again together (their own transaction, committed), the failed
+    /// one keeps its error and is not run again (it would meet the same state, and its handlers would fail, or
+    /// hang, twice), and the writes after it go on together. So a bulk batch with a few such failures costs
+    /// about two passes, not one transaction per write. Several commits of one group share the one disk sync
+    /// that follows.
+    /// </summary>
+    private void RunSplittingOnFailure(List<WorkItem> items, List<Action> afterCommit)
+    {
+        var rest = items;
+        while (rest.Count > 0)
+        {
+            var failedAt = TryRunTogether(rest, afterCommit);
+            if (failedAt < 0)
+            {
+                return;
+            }
+
+            if (failedAt > 0)
+            {
+                RunSplittingOnFailure(rest.GetRange(0, failedAt), afterCommit);
+            }
+
+            rest = rest.GetRange(failedAt + 1, rest.Count - failedAt - 1);
+        }
+    }
+
     /// <summary>Waits for LiteDB's journal writer and fsyncs the files (see <see cref="DurableFlush"/>).</summary>
     internal DurableFlush Flush => _flush;
 
-    /// <summary>The write that failed after changing data when the group must be split; null otherwise.</summary>
-    private WorkItem? TryRunTogether(List<WorkItem> items, List<Action> committedActions)
+    /// <summary>
+    /// The position of the write that failed after changing data (everything was rolled back; that write keeps
+    /// its error, the others have none), or -1 when the transaction was committed or could not be.
+    /// </summary>
+    private int TryRunTogether(List<WorkItem> items, List<Action> committedActions)
     {
         var groupStart = _lastSequence;
         var afterCommit = new List<Action>();
         _db.BeginTrans();
         try
         {
-            foreach (var item in items)
+            for (var position = 0; position < items.Count; position++)
             {
+                var item = items[position];
                 var tx = new WriteTransaction { StartSequence = _lastSequence };
                 _current = tx;
                 try
@@ -377,20 +411,12 @@ public sealed class CrmDatabase : IDisposable
                     if (!clean)
                     {
                         SafeRollback(groupStart);
-                        if (items.Count == 1)
+                        for (var before = 0; before < position; before++)
                         {
-                            return null;
+                            items[before].Error = null; // refused cleanly in this run; it runs again
                         }
 
-                        foreach (var other in items)
-                        {
-                            if (!ReferenceEquals(other, item))
-                            {
-                                other.Error = null;
-                            }
-                        }
-
-                        return item;
+                        return position;
                     }
                 }
             }
@@ -406,7 +432,7 @@ public sealed class CrmDatabase : IDisposable
                 item.Error ??= ex;
             }
 
-            return null;
+            return -1;
         }
         finally
         {
@@ -414,7 +440,7 @@ public sealed class CrmDatabase : IDisposable
         }
 
         committedActions.AddRange(afterCommit);
-        return null;
+        return -1;
     }
 
     private void SafeRollback(long sequence)

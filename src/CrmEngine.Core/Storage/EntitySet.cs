@@ -32,8 +32,8 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
     {
         ArgumentNullException.ThrowIfNull(entity);
         cancellationToken.ThrowIfCancellationRequested();
-        var image = _pipeline.Copy(entity)!;
-        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Create(_descriptor, image, ctx));
+        var input = new WriteInput<T>(_pipeline, entity);
+        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Create(_descriptor, input.Take(), ctx));
     }
 
     /// <summary>
@@ -44,16 +44,90 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
     {
         ArgumentNullException.ThrowIfNull(entities);
         cancellationToken.ThrowIfCancellationRequested();
-        var images = entities.Select(e => _pipeline.Copy(e) ?? throw new ArgumentException("The batch holds a null record.", nameof(entities))).ToList();
-        return _pipeline.RouteWrite(_actor, ctx => _pipeline.CreateMany(_descriptor, images, ctx));
+        var inputs = entities.Select(e => new WriteInput<T>(_pipeline, e ?? throw new ArgumentException("The batch holds a null record.", nameof(entities)))).ToList();
+        return _pipeline.RouteWrite(_actor, ctx => _pipeline.CreateMany(_descriptor, inputs.Select(i => i.Take()).ToList(), ctx));
+    }
+
+    /// <summary>Writes per transaction of a bulk call: bounds the memory of one transaction and lets other writers in between.</summary>
+    internal const int BulkTransactionSize = 4096;
+
+    /// <summary>
+    /// The batched <see cref="BulkWriteExtensions.WriteManyAsync{T}"/>: every write through the full pipeline,
+    /// up to <see cref="BulkTransactionSize"/> writes per group (one transaction, one disk sync), each with its
+    /// own outcome; any error of a write (not only store errors) is reported in its result. Null inside a
+    /// synchronous handler, where the caller falls back to one call per write in the open transaction.
+    /// </summary>
+    internal async Task<IReadOnlyList<BulkWriteResult<T>>?> TryWriteManyAsync(IReadOnlyList<BulkWrite<T>> writes,
+        CancellationToken cancellationToken, int transactionSize = BulkTransactionSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(transactionSize);
+        cancellationToken.ThrowIfCancellationRequested();
+        var results = new BulkWriteResult<T>[writes.Count];
+        var ops = new List<Func<WriteContext, T>>(writes.Count);
+        var positions = new List<int>(writes.Count);
+        for (var i = 0; i < writes.Count; i++)
+        {
+            var write = writes[i];
+            if (write?.Entity is null)
+            {
+                results[i] = new BulkWriteResult<T>(i, null, new ArgumentNullException(nameof(writes), $"Write {i} of the batch holds no record."));
+                continue;
+            }
+
+            // The pipeline owns a private copy from here, as for single writes.
+            var input = new WriteInput<T>(_pipeline, write.Entity);
+            Func<WriteContext, T>? op = write.Operation switch
+            {
+                BulkOperation.Create => ctx => _pipeline.Create(_descriptor, input.Take(), ctx),
+                BulkOperation.Update => ctx => _pipeline.Update(_descriptor, input.Take(), ctx),
+                _ => null,
+            };
+            if (op is null)
+            {
+                results[i] = new BulkWriteResult<T>(i, null, new ArgumentOutOfRangeException(nameof(writes), write.Operation, $"Write {i} of the batch has an unknown operation."));
+                continue;
+            }
+
+            ops.Add(op);
+            positions.Add(i);
+        }
+
+        // Every chunk is queued at once, so the writer never waits for this caller between chunks.
+        var batches = new List<(int Offset, Task<IReadOnlyList<WorkItem<T>>> Task)>();
+        for (var offset = 0; offset < ops.Count; offset += transactionSize)
+        {
+            var chunk = ops.GetRange(offset, Math.Min(transactionSize, ops.Count - offset));
+            var task = _pipeline.TryRouteBatch(_actor, chunk);
+            if (task is null)
+            {
+                return null;
+            }
+
+            batches.Add((offset, task));
+        }
+
+        foreach (var (offset, task) in batches)
+        {
+            var parts = await task.ConfigureAwait(false);
+            for (var k = 0; k < parts.Count; k++)
+            {
+                var index = positions[offset + k];
+                var part = parts[k];
+                results[index] = part.Error is null
+                    ? new BulkWriteResult<T>(index, part.Result, null)
+                    : new BulkWriteResult<T>(index, null, part.Error);
+            }
+        }
+
+        return results;
     }
 
     public Task<T> UpdateAsync(T entity, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(entity);
         cancellationToken.ThrowIfCancellationRequested();
-        var image = _pipeline.Copy(entity)!;
-        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Update(_descriptor, image, ctx));
+        var input = new WriteInput<T>(_pipeline, entity);
+        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Update(_descriptor, input.Take(), ctx));
     }
 
     public Task DeleteAsync(string id, long? expectedVersion = null, CancellationToken cancellationToken = default)
@@ -120,5 +194,32 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
     {
         cancellationToken.ThrowIfCancellationRequested();
         return _pipeline.RouteRead(() => Collection.LongCount());
+    }
+}
+
+/// <summary>
+/// The caller's record as the pipeline receives it: a private copy, and a fresh one for every further run.
+/// A write may run again when its group is replayed after another write doomed the shared transaction;
+/// the first run stamped the version and let pre-operation handlers change the image, so a replay must
+/// start from the record as the caller handed it over.
+/// </summary>
+internal sealed class WriteInput<T> where T : class
+{
+    private readonly WritePipeline _pipeline;
+    private readonly BsonDocument _original;
+    private T? _first;
+
+    public WriteInput(WritePipeline pipeline, T entity)
+    {
+        _pipeline = pipeline;
+        _original = pipeline.Database.Mapper.ToDocument(entity);
+        _first = pipeline.Database.Mapper.ToObject<T>(_original);
+    }
+
+    public T Take()
+    {
+        var image = _first ?? _pipeline.Database.Mapper.ToObject<T>(_original);
+        _first = null;
+        return image;
     }
 }

@@ -16,6 +16,29 @@ internal abstract class WorkItem
 
     /// <summary>Tells the caller: the result, or <see cref="Error"/>.</summary>
     public abstract void Acknowledge();
+
+    /// <summary>For a batch: the writes that join the group one by one, each with its own outcome; null for a single write.</summary>
+    public virtual IReadOnlyList<WorkItem>? Parts => null;
+}
+
+/// <summary>
+/// Many writes handed over at once (bulk writes): they always land in the same group, so they share one
+/// transaction and one disk sync, while each keeps its own outcome. Completes once every part is acknowledged.
+/// </summary>
+internal sealed class BatchWorkItem<T>(IReadOnlyList<WorkItem<T>> parts) : WorkItem
+{
+    private readonly TaskCompletionSource<IReadOnlyList<WorkItem<T>>> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task<IReadOnlyList<WorkItem<T>>> Task => _completion.Task;
+
+    public override bool Groupable => true;
+
+    public override IReadOnlyList<WorkItem>? Parts => parts;
+
+    public override void Execute(WriteTransaction? tx) =>
+        throw new InvalidOperationException("A batch runs as its parts.");
+
+    public override void Acknowledge() => _completion.TrySetResult(parts);
 }
 
 internal sealed class WorkItem<T>(Func<WriteTransaction?, T> work, bool groupable) : WorkItem
@@ -24,6 +47,9 @@ internal sealed class WorkItem<T>(Func<WriteTransaction?, T> work, bool groupabl
     private T? _result;
 
     public Task<T> Task => _completion.Task;
+
+    /// <summary>The outcome once acknowledged (parts of a batch are read this way instead of awaiting each).</summary>
+    public T? Result => _result;
 
     public override bool Groupable => groupable;
 
@@ -90,6 +116,26 @@ internal sealed class WriteExecutor : IDisposable
         }
 
         var item = new WorkItem<T>(work, groupable);
+        Add(item);
+        return item.Task;
+    }
+
+    /// <summary>Queues many writes that run in one group (one transaction, one disk sync), each with its own outcome.</summary>
+    public Task<IReadOnlyList<WorkItem<T>>> EnqueueBatch<T>(IReadOnlyList<Func<WriteTransaction?, T>> works)
+    {
+        if (IsWriterThread)
+        {
+            throw new InvalidOperationException(
+                "The store was called from its own writer thread (for example from a fault observer); that would deadlock.");
+        }
+
+        var batch = new BatchWorkItem<T>(works.Select(w => new WorkItem<T>(w, groupable: true)).ToArray());
+        Add(batch);
+        return batch.Task;
+    }
+
+    private void Add(WorkItem item)
+    {
         try
         {
             _queue.Add(item);
@@ -98,14 +144,13 @@ internal sealed class WriteExecutor : IDisposable
         {
             throw new ObjectDisposedException(nameof(CrmDatabase), "The store is shutting down and accepts no more writes.");
         }
-
-        return item.Task;
     }
 
     private void Run()
     {
         WorkItem? held = null;
         var group = new List<WorkItem>();
+        var batches = new List<WorkItem>();
         while (true)
         {
             WorkItem? first = held;
@@ -116,9 +161,11 @@ internal sealed class WriteExecutor : IDisposable
             }
 
             group.Clear();
-            group.Add(first);
+            batches.Clear();
+            Take(first);
             if (first.Groupable)
             {
+                // A batch is always taken whole, so a group may exceed MaxGroup by one batch.
                 while (group.Count < MaxGroup && _queue.TryTake(out var next))
                 {
                     if (!next.Groupable)
@@ -127,7 +174,7 @@ internal sealed class WriteExecutor : IDisposable
                         break;
                     }
 
-                    group.Add(next);
+                    Take(next);
                 }
             }
 
@@ -148,7 +195,25 @@ internal sealed class WriteExecutor : IDisposable
                 item.Acknowledge();
             }
 
+            foreach (var batch in batches)
+            {
+                batch.Acknowledge();
+            }
+
             Interlocked.Increment(ref _groupsDone);
+        }
+
+        void Take(WorkItem item)
+        {
+            if (item.Parts is { } parts)
+            {
+                group.AddRange(parts);
+                batches.Add(item);
+            }
+            else
+            {
+                group.Add(item);
+            }
         }
     }
 
