@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -120,7 +121,6 @@ public sealed class EdiTokenizer : IDisposable
 
         var d = Delimiters;
         byte term = d.Segment;
-        byte release = d.Release;
 
         // Skip line breaks and padding between segments.
         while (true)
@@ -168,6 +168,122 @@ public sealed class EdiTokenizer : IDisposable
         SegmentOffset = _bufBase + _pos;
         SegmentLine = _line;
         SegmentColumn = (int)(SegmentOffset - _lineStart) + 1;
+        if (!Vector128.IsHardwareAccelerated || !TryReadPlainSegment(d))
+        {
+            ReadSegmentSlow(d);
+        }
+
+        SegmentCount++;
+        var tag = Tag;
+        if (IsNewInterchange && HasServiceStringAdvice && d.Repetition != 0 && tag.SequenceEqual("UNB"u8) && !SyntaxVersion4(Element(1)))
+        {
+            // UNA position 5 is the repetition separator only from syntax version 4 (reserved before).
+            Delimiters = d with { Repetition = 0 };
+        }
+
+        if (tag.Length == 3 && ((tag[0] == (byte)'I' && tag[1] == (byte)'E' && tag[2] == (byte)'A') || (tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] == (byte)'Z')))
+        {
+            _needDetect = true;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The common case in one pass over the buffer, 16 bytes at a time: finds the terminator and the element separators
+    /// together and computes the segment flags. Gives up (false, nothing consumed) when a line break or release character
+    /// comes before the terminator, or fewer than 16 bytes are buffered: <see cref="ReadSegmentSlow"/> handles those.
+    /// </summary>
+    private bool TryReadPlainSegment(EdiDelimiters d)
+    {
+        int start = _pos;
+        int last = _end - 16;
+        if (start > last)
+        {
+            return false;
+        }
+
+        byte term = d.Segment;
+        var vterm = Vector128.Create(term);
+        var vcr = Vector128.Create(Cr);
+        var vlf = Vector128.Create(Lf);
+        var vrel = Vector128.Create(d.Release != 0 ? d.Release : term);
+        var vsep = Vector128.Create(d.Element);
+        var vcomp = Vector128.Create(d.Component);
+        var vrep = Vector128.Create(d.Repetition != 0 ? d.Repetition : d.Component);
+        var v20 = Vector128.Create((byte)0x20);
+        var v5e = Vector128.Create((byte)0x5E);
+        int max = _options.MaxElementsPerSegment;
+        ref byte r0 = ref MemoryMarshal.GetArrayDataReference(_buf);
+        int count = 0;
+        AddBound(ref count, 0, max);
+        uint special = 0;
+        uint notPlain = 0;
+        int i = start;
+        while (true)
+        {
+            if (i > last)
+            {
+                return false;
+            }
+
+            var v = Vector128.LoadUnsafe(ref r0, (nuint)i);
+            uint stops = (Vector128.Equals(v, vterm) | Vector128.Equals(v, vcr) | Vector128.Equals(v, vlf) | Vector128.Equals(v, vrel)).ExtractMostSignificantBits();
+            uint seps = Vector128.Equals(v, vsep).ExtractMostSignificantBits();
+            uint keep = 0xFFFF;
+            if (stops != 0)
+            {
+                int k = BitOperations.TrailingZeroCount(stops);
+                if (Unsafe.Add(ref r0, i + k) != term)
+                {
+                    return false;
+                }
+
+                keep = (1u << k) - 1;
+            }
+
+            special |= (Vector128.Equals(v, vcomp) | Vector128.Equals(v, vrep)).ExtractMostSignificantBits() & keep;
+            notPlain |= Vector128.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & keep;
+            seps &= keep;
+            int rel = i - start + 1;
+            while (seps != 0)
+            {
+                AddBound(ref count, rel + BitOperations.TrailingZeroCount(seps), max);
+                seps &= seps - 1;
+            }
+
+            if (stops != 0)
+            {
+                int len = i - start + BitOperations.TrailingZeroCount(stops);
+                _segArr = _buf;
+                _segOff = start;
+                _segLen = len;
+                _pos = start + len + 1;
+                if (term == Lf)
+                {
+                    NewLine(_bufBase + _pos);
+                }
+
+                if (_bounds.Length <= count)
+                {
+                    Array.Resize(ref _bounds, count * 2);
+                }
+
+                _bounds[count] = len + 1;
+                _elemCount = count;
+                _flags = (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
+                return true;
+            }
+
+            i += 16;
+        }
+    }
+
+    /// <summary>Any segment: line breaks inside (wrapped files) are dropped, release characters honoured, the buffer refilled as needed.</summary>
+    private void ReadSegmentSlow(EdiDelimiters d)
+    {
+        byte term = d.Segment;
+        byte release = d.Release;
         int rel = 0;
         bool breaks = false;
         while (true)
@@ -250,21 +366,7 @@ public sealed class EdiTokenizer : IDisposable
             NewLine(_bufBase + _pos);
         }
 
-        SegmentCount++;
         Split(d);
-        var tag = Tag;
-        if (IsNewInterchange && HasServiceStringAdvice && d.Repetition != 0 && tag.SequenceEqual("UNB"u8) && !SyntaxVersion4(Element(1)))
-        {
-            // UNA position 5 is the repetition separator only from syntax version 4 (reserved before).
-            Delimiters = d with { Repetition = 0 };
-        }
-
-        if (tag.Length == 3 && ((tag[0] == (byte)'I' && tag[1] == (byte)'E' && tag[2] == (byte)'A') || (tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] == (byte)'Z')))
-        {
-            _needDetect = true;
-        }
-
-        return true;
     }
 
     private bool SyntaxVersion4(ReadOnlySpan<byte> s001)

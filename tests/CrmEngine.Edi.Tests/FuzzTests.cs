@@ -121,7 +121,9 @@ public class FuzzTests
         var seeds = Seeds();
         var sw = Stopwatch.StartNew();
         int runs = 0, rejected = 0;
-        while (sw.Elapsed.TotalSeconds < seconds)
+        // At least MinRuns inputs whatever the machine's load, then as many as the time allows.
+        const int MinRuns = 40;
+        while (runs < MinRuns || sw.Elapsed.TotalSeconds < seconds)
         {
             var input = Mutate(seeds[rnd.Next(seeds.Count)], rnd);
             Exception? unexpected = null;
@@ -154,7 +156,6 @@ public class FuzzTests
             runs++;
         }
 
-        Assert.True(runs > 10, $"only {runs} runs");
         Assert.True(rejected > 0, "no mutation was rejected: mutations not effective");
     }
 }
