@@ -1,0 +1,137 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Scriban.Runtime;
+
+namespace CrmEngine.Templates;
+
+/// <summary>
+/// The top-level variables of a render: <c>customer</c>, <c>contact</c>, <c>order</c>, <c>sender</c>,
+/// <c>unsubscribe_url</c>, <c>culture</c>, <c>extra</c>, and each extra value under its own name too (unless
+/// that name is taken). Read-only.
+/// </summary>
+internal static class TemplateModelGlobals
+{
+    public static readonly IReadOnlyList<string> ModelNames = ["customer", "contact", "order", "sender", "unsubscribe_url", "culture", "extra"];
+
+    public static ScriptObject Build(TemplateModel model, ScriptObject builtins)
+    {
+        var globals = new ScriptObject(StringComparer.Ordinal)
+        {
+            ["customer"] = model.Customer,
+            ["contact"] = model.Contact,
+            ["order"] = model.Order,
+            ["sender"] = model.Sender,
+            ["unsubscribe_url"] = model.UnsubscribeUrl,
+            ["culture"] = model.Culture,
+        };
+
+        var extra = new ScriptObject(StringComparer.Ordinal);
+        foreach (var (key, value) in model.Extra)
+        {
+            var converted = ToTemplateValue(value, 0);
+            extra[key] = converted;
+            // Extras are also reachable by their plain name (campaign.name) when that does not hide anything.
+            if (!globals.ContainsKey(key) && !builtins.ContainsKey(key))
+            {
+                globals[key] = converted;
+            }
+        }
+
+        extra.IsReadOnly = true;
+        globals["extra"] = extra;
+        globals.IsReadOnly = true;
+        return globals;
+    }
+
+    /// <summary>JSON values (as triggers often hold them) become plain template values; everything else is read as it is.</summary>
+    private static object? ToTemplateValue(object? value, int depth)
+    {
+        if (depth > 32)
+        {
+            return null;
+        }
+
+        switch (value)
+        {
+            case JsonElement element:
+                return FromElement(element, depth);
+            case JsonValue jsonValue:
+                return FromElement(jsonValue.GetValue<JsonElement>(), depth);
+            case JsonObject jsonObject:
+            {
+                var result = new ScriptObject(StringComparer.Ordinal);
+                foreach (var (key, item) in jsonObject)
+                {
+                    result[key] = ToTemplateValue(item, depth + 1);
+                }
+
+                result.IsReadOnly = true;
+                return result;
+            }
+
+            case JsonArray jsonArray:
+            {
+                var result = new ScriptArray(jsonArray.Select(item => ToTemplateValue(item, depth + 1)));
+                result.IsReadOnly = true;
+                return result;
+            }
+
+            default:
+                return value;
+        }
+    }
+
+    private static object? FromElement(JsonElement element, int depth)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                return element.GetString();
+            case JsonValueKind.Number:
+                return element.TryGetDecimal(out var number) ? number : element.GetDouble();
+            case JsonValueKind.True:
+                return true;
+            case JsonValueKind.False:
+                return false;
+            case JsonValueKind.Object:
+            {
+                var result = new ScriptObject(StringComparer.Ordinal);
+                foreach (var property in element.EnumerateObject())
+                {
+                    result[property.Name] = depth > 32 ? null : FromElement(property.Value, depth + 1);
+                }
+
+                result.IsReadOnly = true;
+                return result;
+            }
+
+            case JsonValueKind.Array:
+            {
+                var result = new ScriptArray(element.EnumerateArray().Select(item => depth > 32 ? null : FromElement(item, depth + 1)));
+                result.IsReadOnly = true;
+                return result;
+            }
+
+            default:
+                return null;
+        }
+    }
+
+    public static CultureInfo CultureOf(string? name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            return CultureInfo.GetCultureInfo("en-US");
+        }
+
+        try
+        {
+            return CultureInfo.GetCultureInfo(name.Trim(), predefinedOnly: true);
+        }
+        catch (CultureNotFoundException)
+        {
+            throw new TemplateRenderException($"culture '{name}' is not known (use a name like en-US, de-DE or zh-CN)");
+        }
+    }
+}
