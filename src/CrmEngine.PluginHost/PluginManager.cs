@@ -29,6 +29,7 @@ public sealed class PluginManager : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly JobScheduler? _scheduler;
     private readonly IBusinessCalendars? _calendars;
+    private readonly IReadOnlyList<IPluginServiceContributor> _contributors;
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private readonly List<Task> _breakerStops = [];
     private volatile IReadOnlyList<PluginRuntime> _runtimes = [];
@@ -37,7 +38,8 @@ public sealed class PluginManager : IAsyncDisposable
 
     public PluginManager(IOptions<PluginHostOptions> options, IConfiguration configuration, IStoreProvider stores,
         IInstalledPlugins installed, IWriteHandlerRegistry registry, PluginFaultBreaker breaker,
-        ILoggerFactory loggerFactory, TimeProvider time, JobScheduler? scheduler = null, IBusinessCalendars? calendars = null)
+        ILoggerFactory loggerFactory, TimeProvider time, JobScheduler? scheduler = null, IBusinessCalendars? calendars = null,
+        IEnumerable<IPluginServiceContributor>? contributors = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(breaker);
@@ -52,6 +54,7 @@ public sealed class PluginManager : IAsyncDisposable
         _time = time;
         _scheduler = scheduler;
         _calendars = calendars;
+        _contributors = contributors?.ToList() ?? [];
         _logger = loggerFactory.CreateLogger<PluginManager>();
         _breaker.Tripped += OnBreakerTripped;
     }
@@ -253,6 +256,12 @@ public sealed class PluginManager : IAsyncDisposable
         {
             // IScheduler acting as the plugin (it sees and changes only its own jobs), and the business calendars.
             services.AddPluginScheduling(_scheduler, _calendars, id);
+        }
+
+        // Engine services offered to every plugin (the mail outbox ...), acting as the plugin where that matters.
+        foreach (var contributor in _contributors)
+        {
+            contributor.AddServices(services, id);
         }
 
         services.AddOptions();
