@@ -1,0 +1,213 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using CrmEngine.Abstractions.Http;
+using CrmEngine.Core.Storage;
+using LiteDB;
+
+namespace CrmEngine.Api.Keys;
+
+/// <summary>What is kept about one API key (never the key itself: only the SHA-256 of it).</summary>
+public sealed record ApiKeyInfo(
+    string Id,
+    string Name,
+    ApiScope Scope,
+    DateTimeOffset Created,
+    DateTimeOffset? Expires,
+    DateTimeOffset? LastUsed,
+    DateTimeOffset? Revoked,
+    string? OwnerUserId)
+{
+    public bool IsRevoked => Revoked is not null;
+
+    public bool IsExpired(DateTimeOffset now) => Expires is { } e && e <= now;
+}
+
+/// <summary>A key just created: <see cref="Key"/> is shown once and never stored.</summary>
+public sealed record CreatedApiKey(ApiKeyInfo Info, string Key);
+
+/// <summary>Why a presented key was refused (or null when it was accepted).</summary>
+internal enum KeyRefusal { None, Unknown, Revoked, Expired }
+
+/// <summary>
+/// API keys in the internal collection <c>_apikeys</c> of the engine's store. Keys are 32 random bytes
+/// (base64url, prefixed <c>crm_</c>); only their SHA-256 is stored: a high-entropy secret needs no slow hash,
+/// and the digest found by the index is compared again in constant time. Every write runs on the store's
+/// writer thread (<c>CrmDatabase.WriteAsync</c>); reads run on the caller's thread.
+/// </summary>
+internal sealed class ApiKeyStore
+{
+    internal const string Collection = "_apikeys";
+    internal const string KeyPrefix = "crm_";
+
+    // Last-used is written at most this often per key, so a busy client does not turn every read into a write.
+    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    private readonly CrmDatabase _db;
+    private readonly TimeProvider _time;
+
+    public ApiKeyStore(CrmDatabase database, TimeProvider? time = null)
+    {
+        _db = database ?? throw new ArgumentNullException(nameof(database));
+        _time = time ?? database.TimeProvider;
+        _db.WriteAsync(_ =>
+        {
+            Keys.EnsureIndex("ix_hash", "$.hash", unique: true);
+            Keys.EnsureIndex("ix_name", "LOWER($.name)", unique: false);
+            return true;
+        }).GetAwaiter().GetResult();
+    }
+
+    private ILiteCollection<BsonDocument> Keys => _db.Database.GetCollection(Collection);
+
+    public async Task<CreatedApiKey> CreateAsync(string name, ApiScope scope, DateTimeOffset? expires, CancellationToken cancellationToken = default)
+    {
+        name = (name ?? "").Trim();
+        if (name.Length is 0 or > 100 || name.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+        {
+            throw new ArgumentException($"the key name '{name}' is not valid: use 1-100 characters without spaces (for example ops-sync)", nameof(name));
+        }
+
+        var now = _time.GetUtcNow();
+        if (expires is { } e && e <= now)
+        {
+            throw new ArgumentException($"--expires {e:O} is not in the future", nameof(expires));
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var key = KeyPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
+        var info = new ApiKeyInfo(NewId(), name, scope, now, expires, null, null, null);
+        var doc = new BsonDocument
+        {
+            ["_id"] = info.Id,
+            ["name"] = name,
+            ["scope"] = scope.ToString(),
+            ["hash"] = new BsonValue(Hash(key)),
+            ["created"] = Text(now),
+            ["expires"] = expires is { } x ? Text(x) : BsonValue.Null,
+            ["lastUsed"] = BsonValue.Null,
+            ["revoked"] = BsonValue.Null,
+            // Reserved for the users/roles issue: the user a key acts for.
+            ["owner"] = BsonValue.Null,
+        };
+        await _db.WriteAsync(_ =>
+        {
+            // Names identify keys in the audit log (apikey:<name>): one live key per name.
+            if (Keys.Find(Query.EQ("LOWER($.name)", name.ToLowerInvariant())).Select(ToInfo).Any(k => !k.IsRevoked))
+            {
+                throw new ArgumentException($"a key named '{name}' already exists; revoke it first or pick another name", nameof(name));
+            }
+
+            Keys.Insert(doc);
+            return true;
+        });
+        return new CreatedApiKey(info, key);
+    }
+
+    public IReadOnlyList<ApiKeyInfo> List() =>
+        Keys.FindAll().Select(ToInfo).OrderBy(k => k.Created).ThenBy(k => k.Id, StringComparer.Ordinal).ToList();
+
+    /// <summary>Revokes the key with this id, or else the live key with this name; null when none matches.</summary>
+    public Task<ApiKeyInfo?> RevokeAsync(string nameOrId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrId);
+        cancellationToken.ThrowIfCancellationRequested();
+        var now = _time.GetUtcNow();
+        return _db.WriteAsync(_ =>
+        {
+            var doc = Keys.FindById(nameOrId.Trim())
+                      ?? Keys.Find(Query.EQ("LOWER($.name)", nameOrId.Trim().ToLowerInvariant()))
+                          .OrderBy(d => d["revoked"].IsNull ? 0 : 1).FirstOrDefault();
+            if (doc is null)
+            {
+                return null;
+            }
+
+            if (doc["revoked"].IsNull)
+            {
+                doc["revoked"] = Text(now);
+                Keys.Update(doc);
+            }
+
+            return ToInfo(doc);
+        });
+    }
+
+    /// <summary>Looks a presented key up; a refused key says why (for the 401 answer, never the key).</summary>
+    public (ApiKeyInfo? Key, KeyRefusal Refusal) Authenticate(string presented)
+    {
+        if (string.IsNullOrEmpty(presented) || presented.Length > 200)
+        {
+            return (null, KeyRefusal.Unknown);
+        }
+
+        var hash = Hash(presented);
+        var doc = Keys.FindOne(Query.EQ("hash", new BsonValue(hash)));
+        if (doc is null || !CryptographicOperations.FixedTimeEquals(doc["hash"].AsBinary, hash))
+        {
+            return (null, KeyRefusal.Unknown);
+        }
+
+        var info = ToInfo(doc);
+        var now = _time.GetUtcNow();
+        if (info.IsRevoked)
+        {
+            return (info, KeyRefusal.Revoked);
+        }
+
+        if (info.IsExpired(now))
+        {
+            return (info, KeyRefusal.Expired);
+        }
+
+        if (info.LastUsed is not { } last || now - last >= LastUsedResolution)
+        {
+            // Not awaited: the request does not wait for a disk sync to record when the key was last used.
+            _ = TouchAsync(info.Id, now);
+        }
+
+        return (info, KeyRefusal.None);
+    }
+
+    private async Task TouchAsync(string id, DateTimeOffset now)
+    {
+        try
+        {
+            await _db.WriteAsync(_ =>
+            {
+                if (Keys.FindById(id) is { } d)
+                {
+                    d["lastUsed"] = Text(now);
+                    Keys.Update(d);
+                }
+
+                return true;
+            });
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or LiteException or CrmEngine.Abstractions.Store.StoreException)
+        {
+            // Shutting down or the store refused the write: last-used is informational only.
+        }
+    }
+
+    internal static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+
+    private static string NewId() => "key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string Text(DateTimeOffset value) => value.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset? Instant(BsonValue value) =>
+        value is null || value.IsNull ? null : DateTimeOffset.Parse(value.AsString, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+
+    private static ApiKeyInfo ToInfo(BsonDocument d) => new(
+        d["_id"].AsString,
+        d["name"].AsString,
+        Enum.Parse<ApiScope>(d["scope"].AsString),
+        Instant(d["created"])!.Value,
+        Instant(d["expires"]),
+        Instant(d["lastUsed"]),
+        Instant(d["revoked"]),
+        d["owner"].IsNull ? null : d["owner"].AsString);
+}
