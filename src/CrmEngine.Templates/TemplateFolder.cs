@@ -106,8 +106,18 @@ internal sealed class TemplateFolder
         }
 
         // A symbolic link (on the file or on any folder on the way) must not lead out of the folder either.
-        var real = RealPath(full);
-        var realRoot = RealPath(Directory);
+        string real, realRoot;
+        try
+        {
+            real = RealPath(full);
+            realRoot = RealPath(Directory);
+        }
+        catch (IOException)
+        {
+            reason = "is a link that cannot be followed (a loop?)";
+            return null;
+        }
+
         if (!IsInside(real, realRoot))
         {
             reason = "is a link that leads outside the templates folder";
