@@ -1,0 +1,621 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core;
+using CrmEngine.Core.Storage;
+using CrmEngine.DataExchange.Customers;
+using CrmEngine.DataExchange.Duplicates;
+using CsvHelper;
+using Microsoft.Extensions.Options;
+
+namespace CrmEngine.DataExchange.Csv;
+
+/// <summary>How one import runs.</summary>
+public sealed record ImportRequest
+{
+    /// <summary>Mapping file (JSON); without one the header names the fields.</summary>
+    public string? MappingPath { get; init; }
+
+    /// <summary>Column delimiter; detected from the header line (',' ';' or tab) when not given.</summary>
+    public string? Delimiter { get; init; }
+
+    /// <summary>Text encoding name (utf-8, windows-1252, iso-8859-1, ...); a byte-order mark wins. Default UTF-8.</summary>
+    public string? Encoding { get; init; }
+
+    /// <summary>Read, map, check and match every row, but write nothing to the store.</summary>
+    public bool DryRun { get; init; }
+
+    /// <summary>Where rejected rows go; default <c>&lt;file&gt;.rejects.csv</c> beside the input.</summary>
+    public string? RejectPath { get; init; }
+
+    /// <summary>Who imports (recorded as <c>import:&lt;who&gt;</c> in the audit log and change feed).</summary>
+    public string User { get; init; } = "cli";
+}
+
+/// <summary>Where an import is, for a progress display.</summary>
+public sealed record ImportProgress(long Rows, long Created, long Updated, long Unchanged, long Rejected, long BytesRead, long BytesTotal, TimeSpan Elapsed)
+{
+    public double RowsPerSecond => Elapsed.TotalSeconds > 0 ? Rows / Elapsed.TotalSeconds : 0;
+
+    /// <summary>Remaining time estimated from the share of the file read so far.</summary>
+    public TimeSpan? Eta => BytesTotal > 0 && BytesRead > 0 && BytesRead < BytesTotal
+        ? TimeSpan.FromSeconds(Elapsed.TotalSeconds * (BytesTotal - BytesRead) / BytesRead)
+        : null;
+}
+
+/// <summary>One rejected row: its line in the file, the column(s) and why.</summary>
+public sealed record ImportReject(long Line, string Column, string Reason);
+
+/// <summary>What an import did. Customers counted once each; rows that failed are in the reject file.</summary>
+public sealed record ImportSummary(string File, long Rows, long Created, long Updated, long Unchanged, long Rejected, TimeSpan Elapsed,
+    string? RejectFile, bool DryRun, bool Cancelled, IReadOnlyList<string> Warnings, IReadOnlyList<ImportReject> FirstRejects)
+{
+    public string ToText()
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{(DryRun ? "dry run of " : "")}{File}: {Rows} rows, {Created} created, {Updated} updated, {Unchanged} unchanged, {Rejected} rejected in {Elapsed.TotalSeconds:0.0} s");
+        if (Elapsed.TotalSeconds > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $" ({Rows / Elapsed.TotalSeconds:0} rows/s)");
+        }
+
+        sb.AppendLine();
+        foreach (var w in Warnings)
+        {
+            sb.Append("warning: ").AppendLine(w);
+        }
+
+        if (RejectFile is not null && Rejected > 0)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"rejected rows (line, column, reason, then the row): {RejectFile}").AppendLine();
+        }
+
+        if (Cancelled)
+        {
+            sb.AppendLine("interrupted: rows written so far stay; run the same import again to finish it (no duplicates are created)");
+        }
+
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// CSV import of customers (CsvHelper). Every row is mapped, checked and matched to the store: by <c>id</c>, then by
+/// external id (<c>system:id</c>), then by normalised e-mail; a match is updated (the row's non-empty values merged in),
+/// anything else created, and the duplicate rules run on creates (Merge turns a create into an update). Rows go to the
+/// store in batches through <see cref="BulkWriteExtensions.WriteManyAsync{T}"/>, so every row passes the pipeline.
+/// Rows with no id, external id or e-mail get an id derived from their content, so running the same file again after
+/// an interruption finds them instead of creating them twice.
+/// </summary>
+public sealed class CustomerImporter
+{
+    private const int KeptRejects = 100;
+    private readonly IStoreProvider _stores;
+    private readonly DataExchangeOptions _options;
+    private readonly DuplicateFinder _finder;
+    private readonly TimeProvider _time;
+
+    internal CustomerImporter(IStoreProvider stores, IOptions<DataExchangeOptions> options, DuplicateFinder finder, TimeProvider? time = null)
+    {
+        _stores = stores;
+        _options = options.Value;
+        _finder = finder;
+        _time = time ?? TimeProvider.System;
+    }
+
+    static CustomerImporter() => System.Text.Encoding.RegisterProvider(CodePagesEncodingProvider.Instance);
+
+    public async Task<ImportSummary> ImportFileAsync(string path, ImportRequest request, IProgress<ImportProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+        {
+            throw new MappingException($"{full}: the file does not exist");
+        }
+
+        await using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        return await ImportAsync(stream, full, request with { RejectPath = request.RejectPath ?? full + ".rejects.csv" }, progress, cancellationToken);
+    }
+
+    /// <summary>Imports from <paramref name="input"/>; <paramref name="name"/> names it in messages.</summary>
+    public async Task<ImportSummary> ImportAsync(Stream input, string name, ImportRequest request, IProgress<ImportProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(request);
+        var display = Path.GetFileName(name);
+        var mapping = request.MappingPath is null ? CustomerMapping.FromHeader() : CustomerMapping.Load(request.MappingPath);
+        var encoding = EncodingOf(request.Encoding);
+        var delimiter = request.Delimiter ?? mapping.Delimiter;
+        if (delimiter is "\\t" or "tab")
+        {
+            delimiter = "\t";
+        }
+
+        var started = Stopwatch.StartNew();
+        var run = new Run(this, request, mapping, input.CanSeek ? input.Length : 0, started);
+        if (request.RejectPath is { } rejectPath && File.Exists(rejectPath))
+        {
+            File.Delete(rejectPath); // a reject file always belongs to the latest run
+        }
+
+        var malformed = new System.Collections.Concurrent.ConcurrentDictionary<long, string>();
+        var options = new CsvReaderOptions
+        {
+            Separator = delimiter is { Length: 1 } ? delimiter[0] : null,
+            HasHeader = true,
+            SkipEmptyLines = true,
+            TrackLineNumbers = true,
+            AllowLineBreaksInQuotes = true,
+            Encoding = encoding,
+            OnMalformedRecord = m => malformed[m.LineNumber] = Describe(m.Reason),
+        };
+        if (delimiter is { Length: not 1 })
+        {
+            throw new MappingException($"the delimiter must be one character, not '{delimiter}'");
+        }
+
+        await using var reader = CsvReader.Create(input, options, leaveOpen: true);
+        reader.ReadHeader();
+        if (reader.Headers.Count == 0)
+        {
+            throw new MappingException($"{display}: the file is empty (a header line with column names is needed)");
+        }
+
+        var header = reader.Headers.Select(h => h.Trim().TrimStart('\uFEFF')).ToArray();
+        run.Header = header;
+        run.Delimiter = reader.Separator.ToString();
+        run.Plan = mapping.Plan(display, header, out var ignored);
+        if (ignored.Count > 0)
+        {
+            run.Warnings.Add($"columns not imported (no customer field): {string.Join(", ", ignored)}");
+        }
+
+        try
+        {
+            while (reader.Read())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var record = new string[reader.FieldCount];
+                for (var i = 0; i < record.Length; i++)
+                {
+                    record[i] = reader.GetString(i);
+                }
+
+                var line = reader.LineNumber;
+                run.BadData = malformed.TryRemove(line, out var bad) ? bad : null;
+                run.Rows++;
+                run.ReadRow(line, record);
+                if (run.Pending.Count >= _options.ImportBatchSize)
+                {
+                    run.BytesRead = reader.ByteOffset;
+                    await run.FlushAsync(cancellationToken);
+                    progress?.Report(run.Progress());
+                }
+            }
+
+            await run.FlushAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            run.Cancelled = true;
+        }
+        finally
+        {
+            run.CloseRejects();
+        }
+
+        run.BytesRead = run.BytesTotal;
+        progress?.Report(run.Progress());
+        return new ImportSummary(display, run.Rows, run.Created, run.Updated, run.Unchanged, run.Rejected, started.Elapsed,
+            run.Rejected > 0 ? request.RejectPath : null, request.DryRun, run.Cancelled, run.Warnings, run.FirstRejects);
+    }
+
+    private static string Describe(CsvMalformedReason reason) => reason switch
+    {
+        CsvMalformedReason.StrayQuote => "a quote inside an unquoted field (quote the whole field and double inner quotes)",
+        CsvMalformedReason.TextAfterClosingQuote => "text after the closing quote of a field",
+        CsvMalformedReason.UnterminatedQuote => "a quoted field that is never closed",
+        _ => "malformed quoting (" + reason + ")",
+    };
+
+    private static Encoding EncodingOf(string? name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            return new UTF8Encoding(false);
+        }
+
+        try
+        {
+            return System.Text.Encoding.GetEncoding(name);
+        }
+        catch (ArgumentException)
+        {
+            throw new MappingException($"unknown encoding '{name}' (for example utf-8, windows-1252, iso-8859-1, utf-16)");
+        }
+    }
+
+    /// <summary>A row read and checked, waiting for its batch.</summary>
+    private sealed record PendingRow(long Line, string[] Record, List<(CustomerField Field, object Value)> Values);
+
+    /// <summary>One write of a batch: a customer to create or update, and the rows that went into it.</summary>
+    private sealed class BatchItem(Customer entity, bool create, string? storedJson)
+    {
+        public Customer Entity { get; } = entity;
+        public bool Create { get; } = create;
+        public string? StoredJson { get; } = storedJson;
+        public List<PendingRow> Rows { get; } = [];
+    }
+
+    private sealed class Run(CustomerImporter owner, ImportRequest request, CustomerMapping mapping, long bytesTotal, Stopwatch clock)
+    {
+        private readonly ICrmStore _store = owner._stores.ForActor(DuplicateGuard.ImportActorPrefix + request.User);
+        private CsvWriter? _rejects;
+
+        public string[] Header { get; set; } = [];
+        public string Delimiter { get; set; } = ",";
+        public List<(int Index, string Column, CustomerField Field)> Plan { get; set; } = [];
+        public List<PendingRow> Pending { get; } = [];
+        public List<string> Warnings { get; } = [];
+        public List<ImportReject> FirstRejects { get; } = [];
+        public string? BadData { get; set; }
+        public long Rows, Created, Updated, Unchanged, Rejected, BytesRead;
+        public long BytesTotal => bytesTotal;
+        public bool Cancelled;
+        private readonly ParseContext _ctx = new(mapping.ListSeparator);
+
+        public ImportProgress Progress() => new(Rows, Created, Updated, Unchanged, Rejected, BytesRead, BytesTotal, clock.Elapsed);
+
+        public void ReadRow(long line, string[] record)
+        {
+            if (BadData is { } bad)
+            {
+                BadData = null;
+                Reject(line, record, "(row)", bad);
+                return;
+            }
+
+            if (record.Length != Header.Length)
+            {
+                var reason = record.Length < Header.Length
+                    ? $"the row has {record.Length} fields, the header {Header.Length}: missing {string.Join(", ", Header.Skip(record.Length))}"
+                    : $"the row has {record.Length} fields, the header only {Header.Length} (an unquoted '{Delimiter}' inside a value?)";
+                Reject(line, record, "(row)", reason);
+                return;
+            }
+
+            var values = new List<(CustomerField, object)>(Plan.Count);
+            List<(string Column, string Reason)>? errors = null;
+            foreach (var (index, column, field) in Plan)
+            {
+                var cell = record[index].Trim();
+                if (cell.Length == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    if (field.Parse(cell, _ctx) is { } value)
+                    {
+                        values.Add((field, value));
+                    }
+                }
+                catch (CellException ex)
+                {
+                    (errors ??= []).Add((column, ex.Message));
+                }
+            }
+
+            if (errors is not null)
+            {
+                Reject(line, record, string.Join(" | ", errors.Select(e => e.Column)), string.Join("; ", errors.Select(e => $"{e.Column}: {e.Reason}")));
+                return;
+            }
+
+            if (values.Count == 0)
+            {
+                Reject(line, record, "(row)", "no mapped column holds a value");
+                return;
+            }
+
+            Pending.Add(new PendingRow(line, record, values));
+        }
+
+        public async Task FlushAsync(CancellationToken ct)
+        {
+            if (Pending.Count == 0)
+            {
+                return;
+            }
+
+            var items = new List<BatchItem>();
+            var byKey = new Dictionary<string, BatchItem>(StringComparer.Ordinal);
+            foreach (var row in Pending)
+            {
+                var patch = new Customer();
+                CustomerCombiner.ApplyRow(patch, row.Values);
+                var keys = Keys(patch).ToList();
+                var item = keys.Select(k => byKey.GetValueOrDefault(k)).FirstOrDefault(i => i is not null);
+                if (item is null)
+                {
+                    Customer? stored;
+                    try
+                    {
+                        stored = await MatchAsync(patch, ct);
+                    }
+                    catch (CellException ex)
+                    {
+                        Reject(row.Line, row.Record, "(row)", ex.Message);
+                        continue;
+                    }
+
+                    var create = stored is null;
+                    if (create)
+                    {
+                        var (merged, blocked, warn) = await CheckDuplicatesAsync(patch, ct);
+                        if (blocked is not null)
+                        {
+                            Reject(row.Line, row.Record, ColumnOf(DuplicateGuard.FieldOf(blocked.Rule)),
+                                $"duplicate of customer {blocked.CustomerId} '{blocked.CustomerName}': {blocked.Detail}");
+                            continue;
+                        }
+
+                        stored = merged;
+                        create = stored is null;
+                        if (create)
+                        {
+                            DuplicateGuard.MarkPossibleDuplicate(patch, warn);
+                        }
+                    }
+
+                    if (!create && byKey.TryGetValue("id:" + stored!.Id, out var same))
+                    {
+                        item = same;
+                    }
+                    else
+                    {
+                        item = create
+                            ? new BatchItem(new Customer { Id = patch.Id.Length > 0 ? patch.Id : ContentId(patch) ?? "" }, true, null)
+                            : new BatchItem(stored!, false, JsonSerializer.Serialize(stored));
+                        items.Add(item);
+                    }
+                }
+
+                var conflicts = CustomerCombiner.Conflicts(item.Entity, patch, includeCustom: false);
+                if (conflicts.Count > 0 && item.Rows.Count + (item.Create ? 0 : 1) > 0)
+                {
+                    Reject(row.Line, row.Record, "(row)", $"matches customer {(item.Entity.Id.Length > 0 ? item.Entity.Id : "of an earlier row")} but {string.Join("; ", conflicts)}");
+                    continue;
+                }
+
+                CustomerCombiner.ApplyRow(item.Entity, row.Values);
+                item.Rows.Add(row);
+                foreach (var k in Keys(item.Entity))
+                {
+                    byKey.TryAdd(k, item);
+                }
+            }
+
+            Pending.Clear();
+            var writes = new List<BulkWrite<Customer>>();
+            var written = new List<BatchItem>();
+            foreach (var item in items.Where(i => i.Rows.Count > 0))
+            {
+                if (!item.Create && JsonSerializer.Serialize(item.Entity) == item.StoredJson)
+                {
+                    Unchanged++;
+                    continue;
+                }
+
+                writes.Add(new BulkWrite<Customer>(item.Create ? BulkOperation.Create : BulkOperation.Update, item.Entity));
+                written.Add(item);
+            }
+
+            if (request.DryRun)
+            {
+                Created += written.Count(i => i.Create);
+                Updated += written.Count(i => !i.Create);
+                return;
+            }
+
+            if (writes.Count == 0)
+            {
+                return;
+            }
+
+            var results = await _store.Customers.WriteManyAsync(writes, ct);
+            foreach (var result in results)
+            {
+                var item = written[result.Index];
+                if (result.Succeeded)
+                {
+                    if (item.Create)
+                    {
+                        Created++;
+                    }
+                    else
+                    {
+                        Updated++;
+                    }
+
+                    continue;
+                }
+
+                var (column, reason) = Describe(result.Error!);
+                foreach (var row in item.Rows)
+                {
+                    Reject(row.Line, row.Record, column, reason);
+                }
+            }
+
+            // A bulk call stopped by cancellation reports only the writes it made.
+            ct.ThrowIfCancellationRequested();
+        }
+
+        private async Task<Customer?> MatchAsync(Customer patch, CancellationToken ct)
+        {
+            if (patch.Id.Length > 0 && await _store.Customers.GetAsync(patch.Id, ct) is { } byId)
+            {
+                return byId;
+            }
+
+            foreach (var (system, id) in patch.ExternalIds)
+            {
+                var found = await _store.Customers.FindAsync(IndexedField.ExternalId, system + ":" + id, 2, cancellationToken: ct);
+                if (found.Count > 0)
+                {
+                    return found[0];
+                }
+            }
+
+            foreach (var email in patch.Emails)
+            {
+                var found = await _store.Customers.FindAsync(IndexedField.Email, email, 2, cancellationToken: ct);
+                if (found.Count > 0)
+                {
+                    return found[0];
+                }
+            }
+
+            if (patch.Id.Length == 0 && ContentId(patch) is { } content && await _store.Customers.GetAsync(content, ct) is { } again)
+            {
+                return again;
+            }
+
+            return null;
+        }
+
+        private async Task<(Customer? MergeInto, DuplicateMatch? Blocked, List<string> Warn)> CheckDuplicatesAsync(Customer patch, CancellationToken ct)
+        {
+            var warn = new List<string>();
+            foreach (var m in await owner._finder.FindAsync(_store, patch, null, ct))
+            {
+                switch (owner._finder.ActionFor(m.Rule))
+                {
+                    case DuplicateAction.Block:
+                        return (null, m, warn);
+                    case DuplicateAction.Merge:
+                        if (await _store.Customers.GetAsync(m.CustomerId, ct) is { } target)
+                        {
+                            return (target, null, warn);
+                        }
+
+                        break;
+                    case DuplicateAction.Warn:
+                        warn.Add(m.CustomerId);
+                        break;
+                }
+            }
+
+            return (null, null, warn);
+        }
+
+        /// <summary>Keys that make two rows of one batch the same customer: id, external ids, e-mails.</summary>
+        private static IEnumerable<string> Keys(Customer c)
+        {
+            if (c.Id.Length > 0)
+            {
+                yield return "id:" + c.Id;
+            }
+
+            foreach (var (system, id) in c.ExternalIds)
+            {
+                yield return "ext:" + system + ":" + id;
+            }
+
+            foreach (var e in c.Emails)
+            {
+                if (DuplicateKeys.Email(e) is { } key)
+                {
+                    yield return "email:" + key;
+                }
+            }
+
+            if (c.Id.Length == 0 && ContentId(c) is { } content)
+            {
+                yield return "id:" + content;
+            }
+        }
+
+        /// <summary>
+        /// For a row with nothing to find it by (no id, external id or e-mail): an id from its name, phones and
+        /// postcodes, so a second run of the same file finds the customer the first run created.
+        /// </summary>
+        private static string? ContentId(Customer c)
+        {
+            if (c.ExternalIds.Count > 0 || c.Emails.Count > 0 || string.IsNullOrWhiteSpace(c.Name))
+            {
+                return null;
+            }
+
+            var text = string.Join("\u0001", DuplicateKeys.NameKey(c.Name), string.Join(",", DuplicateKeys.Phones(c).Order(StringComparer.Ordinal)),
+                string.Join(",", DuplicateKeys.PostalCodes(c).Order(StringComparer.Ordinal)), string.Join(",", DuplicateKeys.Cities(c).Order(StringComparer.Ordinal)));
+            return "imp" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..29];
+        }
+
+        private (string Column, string Reason) Describe(Exception error)
+        {
+            if (error is ValidationException v && v.Errors.Count > 0)
+            {
+                var columns = v.Errors.Select(e => ColumnOf(e.Field)).Distinct().ToList();
+                return (string.Join(" | ", columns), string.Join("; ", v.Errors.Select(e => $"{e.Field}: {e.Message}")));
+            }
+
+            return ("(row)", error.Message);
+        }
+
+        /// <summary>The CSV column that feeds a card field named in a validation error ("Emails[1]" → the e-mail column).</summary>
+        private string ColumnOf(string cardField)
+        {
+            var top = cardField.Split('[', '.')[0];
+            var sub = cardField.Contains('.', StringComparison.Ordinal) ? cardField[(cardField.LastIndexOf('.') + 1)..] : null;
+            var match = Plan.FirstOrDefault(p =>
+            {
+                var f = p.Field.Name;
+                return top.Equals("Contacts", StringComparison.OrdinalIgnoreCase)
+                    ? f.StartsWith("contact", StringComparison.Ordinal) && (sub is null || f.EndsWith("." + sub, StringComparison.OrdinalIgnoreCase))
+                    : top.Equals("Addresses", StringComparison.OrdinalIgnoreCase)
+                        ? f.StartsWith("address", StringComparison.Ordinal)
+                        : f.Equals(top, StringComparison.OrdinalIgnoreCase) || f.Equals("profile." + sub, StringComparison.OrdinalIgnoreCase)
+                          || (top == "Custom" && f.StartsWith("custom.", StringComparison.Ordinal));
+            });
+            return match.Column ?? cardField;
+        }
+
+        private void Reject(long line, string[] record, string column, string reason)
+        {
+            Rejected++;
+            if (FirstRejects.Count < KeptRejects)
+            {
+                FirstRejects.Add(new ImportReject(line, column, reason));
+            }
+
+            if (request.RejectPath is null)
+            {
+                return;
+            }
+
+            if (_rejects is null)
+            {
+                _rejects = CsvWriter.ToFile(request.RejectPath, new CsvWriterOptions { Separator = Delimiter[0], WriteByteOrderMark = true, ValidateFieldCount = false });
+                _rejects.WriteRecord(["line", "column", "reason", .. Header]);
+            }
+
+            _rejects.WriteRecord([line.ToString(CultureInfo.InvariantCulture), column, reason, .. record]);
+        }
+
+        public void CloseRejects()
+        {
+            _rejects?.Dispose();
+            _rejects = null;
+        }
+    }
+}

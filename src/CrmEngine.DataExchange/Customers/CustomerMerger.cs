@@ -1,0 +1,154 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core;
+using CrmEngine.Core.Storage;
+
+namespace CrmEngine.DataExchange.Customers;
+
+/// <summary>A merge, erase or export was refused; nothing (more) was changed. The message says why.</summary>
+public sealed class CustomerOperationException(string message, bool notFound = false) : Exception(message)
+{
+    public bool NotFound { get; } = notFound;
+}
+
+public sealed record MergeResult(string KeptId, string RemovedId, int MovedActivities, int MovedOrders, int MovedConsents,
+    bool AlreadyMerged, IReadOnlyList<string> OverriddenConflicts)
+{
+    public string ToText() => AlreadyMerged
+        ? $"customer {RemovedId} was already merged into {KeptId}; nothing to do\n"
+        : $"merged customer {RemovedId} into {KeptId}: {MovedActivities} activities, {MovedOrders} orders, {MovedConsents} consent entries moved; " +
+          $"{RemovedId} now redirects to {KeptId}\n" +
+          string.Concat(OverriddenConflicts.Select(c => $"kept value (--force): {c}\n"));
+}
+
+/// <summary>
+/// Merges one customer into another. Steps, each an ordinary write through the pipeline (rules, audit, change feed),
+/// each safe to run again, so an interrupted merge is finished by running it again:
+/// 1. the kept card gets the combined fields (<see cref="CustomerCombiner.MergeInto"/>);
+/// 2. activities, orders and consent entries of the removed customer are moved to the kept one, in batches;
+/// 3. a redirect (removed id → kept id) is stored; 4. the removed customer is deleted.
+/// Segment memberships follow by themselves: the segment service re-evaluates the kept customer from the change feed
+/// and drops the deleted one.
+/// </summary>
+public sealed class CustomerMerger
+{
+    private const int Batch = 500;
+    private readonly IStoreProvider _stores;
+    private readonly TimeProvider _time;
+
+    internal CustomerMerger(IStoreProvider stores, TimeProvider? time = null)
+    {
+        _stores = stores;
+        _time = time ?? TimeProvider.System;
+    }
+
+    public async Task<MergeResult> MergeAsync(string keepId, string removeId, bool force, string user, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(keepId);
+        ArgumentException.ThrowIfNullOrWhiteSpace(removeId);
+        if (keepId == removeId)
+        {
+            throw new CustomerOperationException($"cannot merge customer {keepId} into itself");
+        }
+
+        var store = _stores.ForActor("merge:" + user);
+        var redirects = _stores.ForActor("merge:" + user, CustomerRedirects.Owner).Collection<CustomerRedirect>(CustomerRedirects.Collection);
+        var keep = await store.Customers.GetAsync(keepId, cancellationToken);
+        if (keep is null)
+        {
+            var moved = await redirects.GetAsync(keepId, cancellationToken);
+            throw new CustomerOperationException(moved is null
+                ? $"customer {keepId} (to keep) does not exist"
+                : $"customer {keepId} (to keep) was merged into {moved.TargetId}: merge into {moved.TargetId} instead", notFound: moved is null);
+        }
+
+        var remove = await store.Customers.GetAsync(removeId, cancellationToken);
+        if (remove is null)
+        {
+            var done = await redirects.GetAsync(removeId, cancellationToken);
+            if (done is not null && done.TargetId == keepId)
+            {
+                return new MergeResult(keepId, removeId, 0, 0, 0, true, []);
+            }
+
+            throw new CustomerOperationException(done is null
+                ? $"customer {removeId} (to remove) does not exist"
+                : $"customer {removeId} was already merged into {done.TargetId}, not into {keepId}", notFound: done is null);
+        }
+
+        var conflicts = CustomerCombiner.Conflicts(keep, remove, includeCustom: true);
+        if (conflicts.Count > 0 && !force)
+        {
+            throw new CustomerOperationException(
+                $"customers {keepId} and {removeId} disagree: {string.Join("; ", conflicts)}. Nothing was changed; with --force the kept customer's values win");
+        }
+
+        // 1. The kept card.
+        var before = System.Text.Json.JsonSerializer.Serialize(keep);
+        CustomerCombiner.MergeInto(keep, remove);
+        if (System.Text.Json.JsonSerializer.Serialize(keep) != before)
+        {
+            keep = await store.Customers.UpdateAsync(keep, cancellationToken);
+        }
+
+        // 2. The records that belong to the customer.
+        var activities = await MoveAsync(store.Activities, removeId, keepId, a => a.CustomerId = keepId, cancellationToken);
+        var orders = await MoveAsync(store.Orders, removeId, keepId, o => o.CustomerId = keepId, cancellationToken);
+        var consents = await MoveAsync(store.Consents, removeId, keepId, c => c.CustomerId = keepId, cancellationToken);
+
+        // 3. The redirect, before the delete: the old id never points nowhere.
+        var redirect = await redirects.GetAsync(removeId, cancellationToken);
+        if (redirect is null)
+        {
+            await redirects.CreateAsync(new CustomerRedirect { Id = removeId, TargetId = keepId, MergedAt = _time.GetUtcNow(), MergedBy = user }, cancellationToken);
+        }
+        else if (redirect.TargetId != keepId)
+        {
+            redirect.TargetId = keepId;
+            redirect.MergedAt = _time.GetUtcNow();
+            redirect.MergedBy = user;
+            await redirects.UpdateAsync(redirect, cancellationToken);
+        }
+
+        // 4. The removed customer.
+        try
+        {
+            await store.Customers.DeleteAsync(removeId, remove.Version, cancellationToken);
+        }
+        catch (ConcurrencyException)
+        {
+            throw new CustomerOperationException($"customer {removeId} was changed while it was merged; run the merge again to take the change over");
+        }
+
+        return new MergeResult(keepId, removeId, activities, orders, consents, false, force ? conflicts : []);
+    }
+
+    private static async Task<int> MoveAsync<T>(IEntitySet<T> set, string fromId, string toId, Action<T> repoint, CancellationToken ct)
+        where T : class, IEntity, new()
+    {
+        var moved = 0;
+        while (true)
+        {
+            var page = await set.FindAsync(IndexedField.CustomerId, fromId, Batch, cancellationToken: ct);
+            if (page.Count == 0)
+            {
+                return moved;
+            }
+
+            foreach (var item in page)
+            {
+                repoint(item);
+            }
+
+            var results = await set.WriteManyAsync(page.Select(p => new BulkWrite<T>(BulkOperation.Update, p)).ToList(), ct);
+            if (results.FirstOrDefault(r => !r.Succeeded) is { } failed)
+            {
+                throw new CustomerOperationException(
+                    $"{set.EntityName} {page[failed.Index].Id} could not be moved to customer {toId}: {failed.Error!.Message}. " +
+                    $"{moved + results.Count(r => r.Succeeded)} records were moved; run the merge again after fixing it");
+            }
+
+            moved += page.Count;
+        }
+    }
+}

@@ -1,0 +1,174 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Pipeline;
+using LiteDB;
+
+namespace CrmEngine.DataExchange.Duplicates;
+
+/// <summary>One existing customer a record looks like, and by which rule.</summary>
+public sealed record DuplicateMatch(string Rule, string CustomerId, string CustomerName, double Score, string Detail)
+{
+    public const string EmailRule = "email";
+    public const string PhoneRule = "phone";
+    public const string NameRule = "name";
+}
+
+/// <summary>
+/// Finds existing customers that a record duplicates: exact on normalised e-mail and phone (the store's look-ups),
+/// fuzzy on the name among customers with the same postcode (or, without a postcode, the same city and the same
+/// first three letters of the name). Reads run in the open transaction when called from a handler.
+/// </summary>
+internal sealed class DuplicateFinder
+{
+    public const string PostcodeIndex = "dx_postcode";
+    private const string PostcodePath = "$.Addresses[*].PostalCode";
+    private const int CandidateLimit = 200;
+
+    private readonly WritePipeline _pipeline;
+    private int _indexReady;
+
+    public DuplicateFinder(WritePipeline pipeline, DuplicateOptions options)
+    {
+        _pipeline = pipeline ?? throw new ArgumentNullException(nameof(pipeline));
+        Options = options ?? throw new ArgumentNullException(nameof(options));
+    }
+
+    public DuplicateOptions Options { get; }
+
+    /// <summary>
+    /// The postcode look-up is a LiteDB index on the customers collection (a multi-key index over the addresses'
+    /// postcodes); created once, on the writer thread, so it never races a write.
+    /// </summary>
+    public async Task EnsureIndexAsync()
+    {
+        if (Volatile.Read(ref _indexReady) == 1)
+        {
+            return;
+        }
+
+        var db = _pipeline.Database;
+        await db.WriteAsync(_ => db.Database.GetCollection("customers").EnsureIndex(PostcodeIndex, PostcodePath));
+        Volatile.Write(ref _indexReady, 1);
+    }
+
+    public DuplicateAction ActionFor(string rule) => rule switch
+    {
+        DuplicateMatch.EmailRule => Options.Email,
+        DuplicateMatch.PhoneRule => Options.Phone,
+        _ => Options.Name,
+    };
+
+    /// <summary>Matches of <paramref name="customer"/> among stored customers other than <paramref name="excludeId"/>, best first, one per customer.</summary>
+    public async Task<IReadOnlyList<DuplicateMatch>> FindAsync(ICrmStore store, Customer customer, string? excludeId,
+        CancellationToken cancellationToken)
+    {
+        var found = new Dictionary<string, DuplicateMatch>(StringComparer.Ordinal);
+        void Add(DuplicateMatch m)
+        {
+            if (m.CustomerId == excludeId || (found.TryGetValue(m.CustomerId, out var had) && Rank(had) <= Rank(m)))
+            {
+                return;
+            }
+
+            found[m.CustomerId] = m;
+        }
+
+        if (Options.Email != DuplicateAction.Off)
+        {
+            foreach (var email in DuplicateKeys.Emails(customer))
+            {
+                foreach (var other in await store.Customers.FindAsync(IndexedField.Email, email, 5, cancellationToken: cancellationToken))
+                {
+                    Add(new DuplicateMatch(DuplicateMatch.EmailRule, other.Id, other.Name, 1, $"same e-mail {email}"));
+                }
+            }
+        }
+
+        if (Options.Phone != DuplicateAction.Off)
+        {
+            foreach (var phone in DuplicateKeys.Phones(customer))
+            {
+                foreach (var other in await store.Customers.FindAsync(IndexedField.Phone, phone, 5, cancellationToken: cancellationToken))
+                {
+                    Add(new DuplicateMatch(DuplicateMatch.PhoneRule, other.Id, other.Name, 1, $"same phone {phone}"));
+                }
+            }
+        }
+
+        if (Options.Name != DuplicateAction.Off && !string.IsNullOrWhiteSpace(customer.Name))
+        {
+            foreach (var m in await FuzzyAsync(customer, cancellationToken))
+            {
+                Add(m);
+            }
+        }
+
+        return found.Values.OrderBy(Rank).ThenByDescending(m => m.Score).ToList();
+
+        static int Rank(DuplicateMatch m) => m.Rule switch { DuplicateMatch.EmailRule => 0, DuplicateMatch.PhoneRule => 1, _ => 2 };
+    }
+
+    private async Task<IReadOnlyList<DuplicateMatch>> FuzzyAsync(Customer customer, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var nameKey = DuplicateKeys.NameKey(customer.Name);
+        if (nameKey.Length == 0)
+        {
+            return [];
+        }
+
+        await EnsureIndexAsync();
+        var postcodes = DuplicateKeys.PostalCodes(customer).ToHashSet(StringComparer.Ordinal);
+        var cities = DuplicateKeys.Cities(customer).ToHashSet(StringComparer.Ordinal);
+        var rawPostcodes = customer.Addresses.Select(a => a.PostalCode?.Trim()).Where(p => !string.IsNullOrEmpty(p))
+            .SelectMany(p => new[] { p!, p!.ToUpperInvariant(), DuplicateKeys.PostalCode(p)! }).Distinct(StringComparer.Ordinal).ToList();
+        if (rawPostcodes.Count == 0 && cities.Count == 0)
+        {
+            return [];
+        }
+
+        var db = _pipeline.Database;
+        var candidates = await _pipeline.RouteRead(() =>
+        {
+            var col = db.Database.GetCollection("customers");
+            var docs = new List<BsonDocument>();
+            if (rawPostcodes.Count > 0)
+            {
+                foreach (var p in rawPostcodes)
+                {
+                    docs.AddRange(col.Find(BsonExpression.Create(PostcodePath + " ANY = @0", p), 0, CandidateLimit));
+                }
+            }
+            else
+            {
+                // No postcode: customers whose stored name starts like this one (the store's name look-up), same city.
+                var lower = customer.Name.Trim().ToLowerInvariant();
+                var prefix = lower.Length > 3 ? lower[..3] : lower;
+                docs.AddRange(col.Find(BsonExpression.Create("$._ix.name[*] ANY BETWEEN @0 AND @1", prefix, prefix + "\uffff"), 0, CandidateLimit));
+            }
+
+            return docs.Select(d => db.Mapper.ToObject<Customer>(d)).ToList();
+        });
+
+        var result = new List<DuplicateMatch>();
+        foreach (var other in candidates.DistinctBy(c => c.Id))
+        {
+            var samePlace = postcodes.Count > 0
+                ? DuplicateKeys.PostalCodes(other).Any(postcodes.Contains)
+                : DuplicateKeys.Cities(other).Any(cities.Contains);
+            if (!samePlace)
+            {
+                continue;
+            }
+
+            var score = NameSimilarity.JaroWinkler(nameKey, DuplicateKeys.NameKey(other.Name));
+            if (score >= Options.NameThreshold)
+            {
+                result.Add(new DuplicateMatch(DuplicateMatch.NameRule, other.Id, other.Name, Math.Round(score, 3),
+                    $"similar name '{other.Name}' ({score:0.000}) at the same {(postcodes.Count > 0 ? "postcode" : "city")}"));
+            }
+        }
+
+        return result;
+    }
+}

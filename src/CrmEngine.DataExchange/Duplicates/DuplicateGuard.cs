@@ -1,0 +1,112 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Pipeline;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Pipeline;
+using CrmEngine.Core.Storage;
+using Microsoft.Extensions.Hosting;
+
+namespace CrmEngine.DataExchange.Duplicates;
+
+/// <summary>
+/// Duplicate checks on every customer create, as pipeline handlers owned by <c>dataexchange</c>: a Validate handler
+/// refuses creates matched by a Block rule (naming the existing customer), a PreOperation handler tags creates matched
+/// by a Warn (or Merge) rule with <c>possible-duplicate</c> and the other ids in custom field <c>possibleDuplicateOf</c>.
+/// Both only read the store (in the write's transaction) and change the image, so running twice is harmless.
+/// Imports (actor <c>import:...</c>) are checked by the importer itself before each batch, where Merge can act.
+/// </summary>
+internal sealed class DuplicateGuard : IHostedService
+{
+    public const string Owner = "dataexchange";
+    public const string Tag = "possible-duplicate";
+    public const string OtherField = "possibleDuplicateOf";
+    public const string ImportActorPrefix = "import:";
+
+    private readonly IWriteHandlerRegistry _registry;
+    private readonly DuplicateFinder _finder;
+    private readonly ICrmStore _store;
+    private readonly List<IDisposable> _registrations = [];
+
+    public DuplicateGuard(IWriteHandlerRegistry registry, DuplicateFinder finder, IStoreProvider stores)
+    {
+        _registry = registry;
+        _finder = finder;
+        _store = stores.ForActor("system:" + Owner);
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await _finder.EnsureIndexAsync();
+        _registrations.Add(_registry.Register(HandlerRegistration.Create<Customer>(Owner, EntityNames.Customer, PipelineStage.Validate, 0,
+            "dataexchange:DuplicateBlock", ValidateAsync)));
+        _registrations.Add(_registry.Register(HandlerRegistration.Create<Customer>(Owner, EntityNames.Customer, PipelineStage.PreOperation, 0,
+            "dataexchange:DuplicateTag", TagAsync)));
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        foreach (var r in _registrations)
+        {
+            r.Dispose();
+        }
+
+        _registrations.Clear();
+        return Task.CompletedTask;
+    }
+
+    private static bool Applies(WriteEvent<Customer> e) =>
+        e.Operation == ChangeOperation.Create && e.After is not null && !e.Actor.StartsWith(ImportActorPrefix, StringComparison.Ordinal);
+
+    private async Task ValidateAsync(WriteEvent<Customer> e, CancellationToken ct)
+    {
+        if (!Applies(e))
+        {
+            return;
+        }
+
+        foreach (var m in await _finder.FindAsync(_store, e.After!, e.EntityId, ct))
+        {
+            if (_finder.ActionFor(m.Rule) == DuplicateAction.Block)
+            {
+                e.Reject(FieldOf(m.Rule), $"duplicate of customer {m.CustomerId} '{m.CustomerName}': {m.Detail}");
+            }
+        }
+    }
+
+    private async Task TagAsync(WriteEvent<Customer> e, CancellationToken ct)
+    {
+        if (!Applies(e))
+        {
+            return;
+        }
+
+        var others = (await _finder.FindAsync(_store, e.After!, e.EntityId, ct))
+            .Where(m => _finder.ActionFor(m.Rule) is DuplicateAction.Warn or DuplicateAction.Merge)
+            .Select(m => m.CustomerId).ToList();
+        MarkPossibleDuplicate(e.After!, others);
+    }
+
+    public static void MarkPossibleDuplicate(Customer customer, IReadOnlyCollection<string> otherIds)
+    {
+        if (otherIds.Count == 0)
+        {
+            return;
+        }
+
+        if (!customer.Tags.Contains(Tag, StringComparer.OrdinalIgnoreCase))
+        {
+            customer.Tags.Add(Tag);
+        }
+
+        var existing = customer.Custom.TryGetValue(OtherField, out var v) && v.Text is { } t
+            ? t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : [];
+        customer.Custom[OtherField] = CustomValue.Of(string.Join(",", existing.Concat(otherIds).Distinct(StringComparer.Ordinal)));
+    }
+
+    public static string FieldOf(string rule) => rule switch
+    {
+        DuplicateMatch.EmailRule => nameof(Customer.Emails),
+        DuplicateMatch.PhoneRule => nameof(Customer.Phones),
+        _ => nameof(Customer.Name),
+    };
+}
