@@ -78,6 +78,11 @@ public sealed class EdiSegmentDefinition
 
     private bool? _isHl;
 
+    /// <summary>The elements flattened for the validator's quick loop over plain segments.</summary>
+    internal ElementCheck[] Checks => _checks ??= ElementArray.Select(e => new ElementCheck(e)).ToArray();
+
+    private ElementCheck[]? _checks;
+
     /// <summary>Position of the last mandatory element (0 when none): the validator looks no further for missing ones.</summary>
     internal int LastMandatoryPosition
     {
@@ -103,6 +108,43 @@ public sealed class EdiSegmentDefinition
     }
 
     private int _lastMandatory = -1;
+}
+
+internal enum ElementCheckKind : byte
+{
+    /// <summary>AN / ID / an: length and code values.</summary>
+    Text,
+
+    /// <summary>Numeric, date, time: the full value check.</summary>
+    Other,
+
+    /// <summary>Composite, repeating or alphabetic element: always the general path.</summary>
+    General,
+}
+
+/// <summary>What the validator needs of an element in one contiguous struct (no pointer chasing in the quick loop).</summary>
+internal readonly struct ElementCheck
+{
+    public ElementCheck(EdiElementDefinition e)
+    {
+        Kind = e.Type == EdiDataType.Composite || e.MaxRepeat > 1 || e.Type == EdiDataType.A ? ElementCheckKind.General
+            : e.Type is EdiDataType.AN or EdiDataType.ID ? ElementCheckKind.Text
+            : ElementCheckKind.Other;
+        Mandatory = e.Usage == EdiUsage.Mandatory;
+        MinLength = e.MinLength;
+        MaxLength = e.MaxLength;
+        Codes = e.CodeBytes;
+    }
+
+    public ElementCheckKind Kind { get; }
+
+    public bool Mandatory { get; }
+
+    public int MinLength { get; }
+
+    public int MaxLength { get; }
+
+    public CodeSet? Codes { get; }
 }
 
 /// <summary>X12 syntax note: P paired, R at least one, E at most one, C if first then all, L if first then at least one other.</summary>

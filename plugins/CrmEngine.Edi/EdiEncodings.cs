@@ -7,7 +7,11 @@ public static class EdiEncodings
 {
     private static readonly Encoding Utf8 = new UTF8Encoding(false, false);
 
-    /// <summary>The encoding for an EDIFACT syntax identifier (UNB 0001), e.g. UNOA, UNOB, UNOC, UNOW, UNOY.</summary>
+    /// <summary>
+    /// The encoding for an EDIFACT syntax identifier (UNB 0001), e.g. UNOA, UNOB, UNOC, UNOW, UNOY. Code list 0001
+    /// defines UNOW as "ISO 10646-1 octet with code extension technique to support UTF-8" and UNOY as "ISO 10646-1
+    /// octet without code extension technique": both are read and written as UTF-8.
+    /// </summary>
     public static Encoding ForSyntax(string? syntaxIdentifier) => (syntaxIdentifier ?? string.Empty).ToUpperInvariant() switch
     {
         "UNOA" or "UNOB" => Encoding.ASCII,

@@ -502,7 +502,9 @@ public sealed class EdiStreamReader : IDisposable
     private void StartEdifactInterchange()
     {
         string syntax = Str(1, 1);
-        var enc = EdiEncodings.ForSyntax(syntax);
+
+        // Input that arrived as two-octet UCS-2 has been transcoded to UTF-8, whatever the header declares.
+        var enc = _tok.InputTranscodedFrom != null ? EdiEncodings.ForSyntax("UNOW") : EdiEncodings.ForSyntax(syntax);
         var i = new EdiInterchange
         {
             Standard = EdiStandard.Edifact,

@@ -442,7 +442,13 @@ public sealed class EdiValidator
         var defs = def.ElementArray;
         // Absent trailing elements only matter up to the last mandatory one.
         int n = Math.Max(count, def.LastMandatoryPosition);
-        for (int pos = 1; pos <= n; pos++)
+        int first = 1;
+        if (!special && !hasRelease)
+        {
+            first = ValidatePlainElements(def, data, bounds, Math.Min(count, defs.Length));
+        }
+
+        for (int pos = first; pos <= n; pos++)
         {
             var raw = pos <= count ? data.Slice(bounds[pos], bounds[pos + 1] - 1 - bounds[pos]) : default;
             if (pos > defs.Length)
@@ -466,22 +472,7 @@ public sealed class EdiValidator
                 continue;
             }
 
-            if (special && d.Repetition != 0 && Has(raw, d.Repetition) && NextUnescaped(raw, 0, d.Repetition, hasRelease ? d.Release : (byte)0) < raw.Length)
-            {
-                ValidateRepeats(def, ed, pos, raw, special, hasRelease, d);
-                continue;
-            }
-
-            if (ed.MaxRepeat > 1)
-            {
-                _rep = 1;
-                ValidateOne(def, ed, pos, raw, special, hasRelease, d);
-                _rep = 0;
-            }
-            else
-            {
-                ValidateOne(def, ed, pos, raw, special, hasRelease, d);
-            }
+            ValidateElementAt(def, ed, pos, raw, special, hasRelease, d);
         }
 
         if (def.RuleArray.Length > 0)
@@ -492,6 +483,68 @@ public sealed class EdiValidator
         if (_x12 && def.IsHl)
         {
             CheckHierarchy();
+        }
+    }
+
+    /// <summary>
+    /// The common case in one tight loop: a segment without component, repetition or release characters, checked
+    /// against the segment's flattened element checks. A value that does not pass the quick check (or needs the
+    /// general path: composites, repeating elements, non-ASCII, the X12 basic set) goes through the general path,
+    /// which reports it. Returns the first position the general loop still has to look at.
+    /// </summary>
+    private int ValidatePlainElements(EdiSegmentDefinition def, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit)
+    {
+        var checks = def.Checks;
+        var defs = def.ElementArray;
+        bool quickText = _plain && !_x12Basic;
+        for (int pos = 1; pos <= limit; pos++)
+        {
+            int start = bounds[pos];
+            int length = bounds[pos + 1] - 1 - start;
+            ref readonly var c = ref checks[pos - 1];
+            if (length == 0)
+            {
+                if (c.Mandatory)
+                {
+                    ReportStructure(EdiErrorKind.MandatoryElementMissing, def, defs[pos - 1], pos, 0, default);
+                }
+
+                continue;
+            }
+
+            var raw = data.Slice(start, length);
+            bool valid = c.Kind switch
+            {
+                ElementCheckKind.Text => quickText && length >= c.MinLength && length <= c.MaxLength && (c.Codes == null || c.Codes.Contains(raw)),
+                ElementCheckKind.Other => Check(raw, defs[pos - 1]) == NoError,
+                _ => false,
+            };
+            if (!valid)
+            {
+                ValidateElementAt(def, defs[pos - 1], pos, raw, false, false, _segs.Delimiters);
+            }
+        }
+
+        return limit + 1;
+    }
+
+    private void ValidateElementAt(EdiSegmentDefinition def, EdiElementDefinition ed, int pos, ReadOnlySpan<byte> raw, bool special, bool hasRelease, EdiDelimiters d)
+    {
+        if (special && d.Repetition != 0 && Has(raw, d.Repetition) && NextUnescaped(raw, 0, d.Repetition, hasRelease ? d.Release : (byte)0) < raw.Length)
+        {
+            ValidateRepeats(def, ed, pos, raw, special, hasRelease, d);
+            return;
+        }
+
+        if (ed.MaxRepeat > 1)
+        {
+            _rep = 1;
+            ValidateOne(def, ed, pos, raw, special, hasRelease, d);
+            _rep = 0;
+        }
+        else
+        {
+            ValidateOne(def, ed, pos, raw, special, hasRelease, d);
         }
     }
 

@@ -3,9 +3,9 @@ namespace CrmEngine.Edi.Tests;
 public class CharacterSetTests
 {
     [Fact]
-    public void Unow_interchange_in_ucs2_big_endian_is_read_and_validated()
+    public void Interchange_saved_as_two_octet_ucs2_big_endian_is_detected_transcoded_and_validated()
     {
-        string path = TestUtil.SamplePath("edifact-orders-unow-ucs2be.edi");
+        string path = TestUtil.SamplePath("edifact-orders-ucs2be-tolerated.edi");
         using (var reader = EdiStreamReader.Open(path))
         {
             Assert.Equal(EdiItemKind.InterchangeStart, reader.Read());
@@ -35,6 +35,38 @@ public class CharacterSetTests
         Assert.Equal("9", reader.Interchange!.ControlNumber);
         Assert.Equal("UCS-2LE", reader.Tokenizer.InputTranscodedFrom);
         Assert.Equal(EdiItemKind.InterchangeEnd, reader.Read());
+    }
+
+    [Fact]
+    public void Unow_means_utf8_octets_and_round_trips_non_latin_names()
+    {
+        // Code list 0001: UNOW = ISO 10646-1 octet with code extension technique to support UTF-8.
+        string name = "Ωmega Trading 株式会社 Söhne";
+        string text = $"UNB+UNOW:3+S+R+261124:1200+12'UNH+1+ORDERS:D:96A:UN'BGM+220+PO-1+9'DTM+137:20261124:102'NAD+BY+++{name}'LIN+1++4000862111206:EN'QTY+21:1:PCE'UNS+S'UNT+8+1'UNZ+1+12'";
+        var report = EdiValidation.Validate(TestUtil.Stream(text), onSet: set => Assert.Equal(name, EdiDocuments.FromSet(set)!.Parties.Single().Name));
+        Assert.Equal("", string.Join("\n", report.AllIssues));
+        Assert.Equal(1, report.SetCount);
+
+        using var reader = new EdiStreamReader(TestUtil.Stream(text));
+        reader.Read();
+        Assert.Equal("utf-8", reader.Interchange!.Encoding.WebName);
+        Assert.Null(reader.Tokenizer.InputTranscodedFrom);
+    }
+
+    [Fact]
+    public void Ucs2_input_is_read_as_utf8_whatever_character_set_the_header_declares()
+    {
+        // After transcoding the bytes are UTF-8: a UNOC header must not make the reader decode them as ISO 8859-1.
+        var text = "UNB+UNOC:3+S+R+261124:1200+9'UNH+1+ORDERS:D:96A:UN'BGM+220+PO-1+9'DTM+137:20261124:102'NAD+BY+++Müller Söhne'LIN+1++4000862111206:EN'QTY+21:1:PCE'UNS+S'UNT+8+1'UNZ+1+9'";
+        var bytes = new byte[] { 0xFE, 0xFF }.Concat(System.Text.Encoding.BigEndianUnicode.GetBytes(text)).ToArray();
+        using var reader = new EdiStreamReader(new MemoryStream(bytes));
+        while (reader.Read() is var kind && kind != EdiItemKind.TransactionSet)
+        {
+            Assert.NotEqual(EdiItemKind.None, kind);
+        }
+
+        Assert.Equal("UCS-2BE", reader.Tokenizer.InputTranscodedFrom);
+        Assert.Equal("Müller Söhne", reader.TransactionSet!.Segments[3].Get(4));
     }
 
     [Fact]
