@@ -90,14 +90,7 @@ public sealed class EdiStreamReader : IDisposable
             }
 
             _reprocess = false;
-            if (_tok.Standard == EdiStandard.X12)
-            {
-                ProcessX12();
-            }
-            else
-            {
-                ProcessEdifact();
-            }
+            Process();
         }
 
         var (kind, item) = _queue.Dequeue();
@@ -183,143 +176,203 @@ public sealed class EdiStreamReader : IDisposable
         });
     }
 
-    // ---------------------------------------------------------------- X12
+    // ---------------------------------------------------------------- envelope state machine (both standards)
 
-    private void ProcessX12()
+    /// <summary>What a segment is to the envelope: the state machine below is the same for X12 and EDIFACT.</summary>
+    private enum Role
+    {
+        Content,
+        InterchangeHeader,
+        GroupHeader,
+        SetHeader,
+        SetTrailer,
+        GroupTrailer,
+        InterchangeTrailer,
+
+        /// <summary>X12 TA1 between ISA and GS.</summary>
+        InterchangeAcknowledgement,
+    }
+
+    private static Role RoleOf(ReadOnlySpan<byte> tag, bool x12)
+    {
+        if (x12)
+        {
+            // Envelope tags: ISA, GS, ST, SE, GE, IEA, TA1 (a cheap first-byte filter, then the exact tag).
+            if (tag.Length is not (2 or 3) || tag[0] is not ((byte)'I' or (byte)'G' or (byte)'S' or (byte)'T'))
+            {
+                return Role.Content;
+            }
+
+            return Is(tag, 'I', 'S', 'A') ? Role.InterchangeHeader
+                : Is(tag, 'G', 'S') ? Role.GroupHeader
+                : Is(tag, 'S', 'T') ? Role.SetHeader
+                : Is(tag, 'S', 'E') ? Role.SetTrailer
+                : Is(tag, 'G', 'E') ? Role.GroupTrailer
+                : Is(tag, 'I', 'E', 'A') ? Role.InterchangeTrailer
+                : Is(tag, 'T', 'A', '1') ? Role.InterchangeAcknowledgement
+                : Role.Content;
+        }
+
+        // EDIFACT envelope tags all start with UN (UNS, the section control, is content).
+        if (tag.Length != 3 || tag[0] != (byte)'U' || tag[1] != (byte)'N')
+        {
+            return Role.Content;
+        }
+
+        return tag[2] switch
+        {
+            (byte)'B' => Role.InterchangeHeader,
+            (byte)'G' => Role.GroupHeader,
+            (byte)'H' => Role.SetHeader,
+            (byte)'T' => Role.SetTrailer,
+            (byte)'E' => Role.GroupTrailer,
+            (byte)'Z' => Role.InterchangeTrailer,
+            _ => Role.Content,
+        };
+    }
+
+    private void Process()
     {
         var tag = _tok.Tag;
+        bool x12 = _tok.Standard == EdiStandard.X12;
+        var role = RoleOf(tag, x12);
 
-        // Fast path: a content segment inside a set (envelope tags are ISA, GS, ST, SE, GE, IEA, TA1).
-        if (_state == State.InSet && !(tag.Length is 2 or 3 && tag[0] is (byte)'I' or (byte)'G' or (byte)'S' or (byte)'T' && (tag.Length == 2 || tag[0] != (byte)'S')))
+        // Fast path: a content segment inside a set.
+        if (role == Role.Content && _state == State.InSet)
         {
             AddToSet();
             return;
         }
 
-        if (_state == State.Outside && !Is(tag, 'I', 'S', 'A'))
+        if (_state == State.Outside && role != Role.InterchangeHeader)
         {
-            throw _tok.Error($"expected an ISA interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
+            throw _tok.Error($"expected {(x12 ? "an ISA" : "a UNB")} interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
         }
 
-        if (Is(tag, 'I', 'S', 'A'))
+        // A header or trailer that arrives while a lower level is still open closes that level (its trailer is
+        // missing) and is then processed again.
+        State closeTo = role switch
         {
-            if (_state != State.Outside)
-            {
-                CloseDown(State.Outside, missing: true);
-                _reprocess = true;
-                return;
-            }
+            Role.InterchangeHeader => State.Outside,
+            Role.GroupHeader or Role.InterchangeTrailer => State.InInterchange,
+            // A message header inside an open message of an implicit (UNG-less) group closes that group too.
+            Role.SetHeader => _state == State.InSet && _group!.IsImplicit ? State.InInterchange : State.InGroup,
+            Role.GroupTrailer => State.InGroup,
+            _ => State.InSet,
+        };
+        if (role == Role.InterchangeTrailer && _state == State.InGroup && _group!.IsImplicit)
+        {
+            CloseImplicitGroup();
+        }
 
-            StartX12Interchange();
+        if (_state > closeTo)
+        {
+            CloseDown(closeTo, missing: true);
+            _reprocess = true;
             return;
         }
 
-        if (Is(tag, 'G', 'S'))
+        switch (role)
         {
-            if (_state > State.InInterchange)
-            {
-                CloseDown(State.InInterchange, missing: true);
-                _reprocess = true;
+            case Role.InterchangeHeader:
+                if (x12)
+                {
+                    StartX12Interchange();
+                }
+                else
+                {
+                    StartEdifactInterchange();
+                }
+
                 return;
-            }
-
-            _skipToEnvelope = false;
-            var g = new EdiGroup
-            {
-                Interchange = _interchange!,
-                FunctionalId = Str(1),
-                SenderId = Str(2),
-                ReceiverId = Str(3),
-                Date = Str(4),
-                Time = Str(5),
-                ControlNumber = Str(6),
-                Version = Str(8),
-                ByteOffset = _tok.SegmentOffset,
-                Line = _tok.SegmentLine,
-            };
-            StartGroup(g);
-            _groupVersion = g.Version.Length >= 6 ? g.Version[..6] : g.Version;
-            return;
-        }
-
-        if (Is(tag, 'S', 'T'))
-        {
-            if (_state == State.InSet)
-            {
-                CloseDown(State.InGroup, missing: true);
-                _reprocess = true;
+            case Role.GroupHeader:
+                _skipToEnvelope = false;
+                StartGroup(x12 ? X12Group() : EdifactGroup());
                 return;
-            }
-
-            if (_state != State.InGroup)
-            {
+            case Role.SetHeader when _state == State.InInterchange && !x12:
+                // EDIFACT messages without UNG belong to an implicit group.
+                StartGroup(new EdiGroup
+                {
+                    Interchange = _interchange!,
+                    IsImplicit = true,
+                    ControlNumber = _interchange!.ControlNumber,
+                    SenderId = _interchange.SenderId,
+                    ReceiverId = _interchange.ReceiverId,
+                    ByteOffset = _tok.SegmentOffset,
+                    Line = _tok.SegmentLine,
+                });
+                StartSetHere(x12);
+                return;
+            case Role.SetHeader when _state == State.InGroup:
+                StartSetHere(x12);
+                return;
+            case Role.SetTrailer when _state == State.InSet:
+                EndSet();
+                return;
+            case Role.GroupTrailer when _state == State.InGroup && !_group!.IsImplicit:
+                EndGroup();
+                return;
+            case Role.InterchangeTrailer:
+                EndInterchange();
+                return;
+            case Role.InterchangeAcknowledgement when _state == State.InSet:
+                AddToSet();
+                return;
+            case Role.InterchangeAcknowledgement when _state == State.InInterchange:
+                // Interchange acknowledgement carried between ISA and GS: TA101 control, TA104 A/E/R, TA105 note.
+                _interchange!.InterchangeAcknowledgements.Add((Str(1), Str(4), Str(5)));
+                return;
+            default:
                 NotInSet(tag);
                 return;
-            }
-
-            StartSet(SetId(_tok.Element(1)), Str(2), _groupVersion, Str(3));
-            return;
         }
-
-        if (Is(tag, 'S', 'E'))
-        {
-            if (_state != State.InSet)
-            {
-                NotInSet(tag);
-                return;
-            }
-
-            EndSet();
-            return;
-        }
-
-        if (Is(tag, 'G', 'E'))
-        {
-            if (_state == State.InSet)
-            {
-                CloseDown(State.InGroup, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            if (_state != State.InGroup)
-            {
-                NotInSet(tag);
-                return;
-            }
-
-            EndGroup();
-            return;
-        }
-
-        if (Is(tag, 'I', 'E', 'A'))
-        {
-            if (_state > State.InInterchange)
-            {
-                CloseDown(State.InInterchange, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            EndInterchange();
-            return;
-        }
-
-        if (_state == State.InSet)
-        {
-            AddToSet();
-            return;
-        }
-
-        if (Is(tag, 'T', 'A', '1') && _state == State.InInterchange)
-        {
-            // Interchange acknowledgement carried between ISA and GS: TA101 control, TA104 A/E/R, TA105 note.
-            _interchange!.InterchangeAcknowledgements.Add((Str(1), Str(4), Str(5)));
-            return;
-        }
-
-        NotInSet(tag);
     }
+
+    private void StartSetHere(bool x12)
+    {
+        if (x12)
+        {
+            StartSet(SetId(_tok.Element(1)), Str(2), _groupVersion, Str(3));
+        }
+        else
+        {
+            StartSet(SetId(EdiText.Component(_tok.Element(2), 1, _tok.Delimiters)), Str(1), MessageVersion(), Str(2, 5));
+        }
+    }
+
+    private EdiGroup X12Group()
+    {
+        var g = new EdiGroup
+        {
+            Interchange = _interchange!,
+            FunctionalId = Str(1),
+            SenderId = Str(2),
+            ReceiverId = Str(3),
+            Date = Str(4),
+            Time = Str(5),
+            ControlNumber = Str(6),
+            Version = Str(8),
+            ByteOffset = _tok.SegmentOffset,
+            Line = _tok.SegmentLine,
+        };
+        _groupVersion = g.Version.Length >= 6 ? g.Version[..6] : g.Version;
+        return g;
+    }
+
+    private EdiGroup EdifactGroup() => new()
+    {
+        Interchange = _interchange!,
+        FunctionalId = Str(1),
+        SenderId = Str(2, 1),
+        ReceiverId = Str(3, 1),
+        Date = Str(4, 1),
+        Time = Str(4, 2),
+        ControlNumber = Str(5),
+        Version = Str(7, 1) + Str(7, 2),
+        ByteOffset = _tok.SegmentOffset,
+        Line = _tok.SegmentLine,
+    };
+
 
     private void StartX12Interchange()
     {
@@ -347,156 +400,6 @@ public sealed class EdiStreamReader : IDisposable
         {
             Issue(i.Issues, EdiErrorKind.UnsupportedInterchangeVersion, $"interchange version ISA12 '{i.Version}' is not supported (00401 to 00701 are)");
         }
-    }
-
-    // ---------------------------------------------------------------- EDIFACT
-
-    private void ProcessEdifact()
-    {
-        var tag = _tok.Tag;
-
-        // Fast path: a content segment inside a message (envelope tags all start with UN; UNS is content).
-        if (_state == State.InSet && !(tag.Length == 3 && tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] != (byte)'S'))
-        {
-            AddToSet();
-            return;
-        }
-
-        if (_state == State.Outside && !Is(tag, 'U', 'N', 'B'))
-        {
-            throw _tok.Error($"expected a UNB interchange header but found segment {EdiTokenizer.Printable(tag)}", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
-        }
-
-        if (Is(tag, 'U', 'N', 'B'))
-        {
-            if (_state != State.Outside)
-            {
-                CloseDown(State.Outside, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            StartEdifactInterchange();
-            return;
-        }
-
-        if (Is(tag, 'U', 'N', 'G'))
-        {
-            if (_state > State.InInterchange)
-            {
-                CloseDown(State.InInterchange, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            _skipToEnvelope = false;
-            var g = new EdiGroup
-            {
-                Interchange = _interchange!,
-                FunctionalId = Str(1),
-                SenderId = Str(2, 1),
-                ReceiverId = Str(3, 1),
-                Date = Str(4, 1),
-                Time = Str(4, 2),
-                ControlNumber = Str(5),
-                Version = Str(7, 1) + Str(7, 2),
-                ByteOffset = _tok.SegmentOffset,
-                Line = _tok.SegmentLine,
-            };
-            StartGroup(g);
-            return;
-        }
-
-        if (Is(tag, 'U', 'N', 'H'))
-        {
-            if (_state == State.InSet)
-            {
-                CloseDown(_group!.IsImplicit ? State.InInterchange : State.InGroup, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            if (_state == State.InInterchange)
-            {
-                var g = new EdiGroup
-                {
-                    Interchange = _interchange!,
-                    IsImplicit = true,
-                    ControlNumber = _interchange!.ControlNumber,
-                    SenderId = _interchange.SenderId,
-                    ReceiverId = _interchange.ReceiverId,
-                    ByteOffset = _tok.SegmentOffset,
-                    Line = _tok.SegmentLine,
-                };
-                StartGroup(g);
-            }
-
-            string version = MessageVersion();
-            StartSet(SetId(EdiText.Component(_tok.Element(2), 1, _tok.Delimiters)), Str(1), version, Str(2, 5));
-            return;
-        }
-
-        if (Is(tag, 'U', 'N', 'T'))
-        {
-            if (_state != State.InSet)
-            {
-                NotInSet(tag);
-                return;
-            }
-
-            EndSet();
-            if (_group!.IsImplicit)
-            {
-                _state = State.InGroup;
-            }
-
-            return;
-        }
-
-        if (Is(tag, 'U', 'N', 'E'))
-        {
-            if (_state == State.InSet)
-            {
-                CloseDown(State.InGroup, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            if (_state != State.InGroup || _group!.IsImplicit)
-            {
-                NotInSet(tag);
-                return;
-            }
-
-            EndGroup();
-            return;
-        }
-
-        if (Is(tag, 'U', 'N', 'Z'))
-        {
-            if (_state == State.InGroup && _group!.IsImplicit)
-            {
-                CloseImplicitGroup();
-            }
-
-            if (_state > State.InInterchange)
-            {
-                CloseDown(State.InInterchange, missing: true);
-                _reprocess = true;
-                return;
-            }
-
-            EndInterchange();
-            return;
-        }
-
-        if (_state == State.InSet)
-        {
-            AddToSet();
-            return;
-        }
-
-        NotInSet(tag);
     }
 
     private void StartEdifactInterchange()
@@ -681,19 +584,8 @@ public sealed class EdiStreamReader : IDisposable
     private void EndGroup()
     {
         var g = _group!;
-        g.DeclaredCount = Int(1);
-        string control = Str(2);
-        string trailer = _tok.Standard == EdiStandard.X12 ? "GE" : "UNE";
-        if (g.DeclaredCount != g.ActualCount)
-        {
-            Issue(g.Issues, EdiErrorKind.GroupSetCountMismatch, $"{trailer} declares {Str(1)} transaction sets but the group has {g.ActualCount}");
-        }
-
-        if (!string.Equals(control, g.ControlNumber, StringComparison.Ordinal))
-        {
-            Issue(g.Issues, EdiErrorKind.GroupControlNumberMismatch, $"{trailer} control number '{control}' does not match header '{g.ControlNumber}'");
-        }
-
+        bool x12 = _tok.Standard == EdiStandard.X12;
+        g.DeclaredCount = CheckTrailer(g.Issues, x12 ? "GE" : "UNE", "transaction sets", "group", g.ActualCount, g.ControlNumber, EdiErrorKind.GroupSetCountMismatch, EdiErrorKind.GroupControlNumberMismatch);
         g.Closed = true;
         _state = State.InInterchange;
         _queue.Enqueue((EdiItemKind.GroupEnd, g));
@@ -712,23 +604,30 @@ public sealed class EdiStreamReader : IDisposable
     private void EndInterchange()
     {
         var i = _interchange!;
-        i.DeclaredCount = Int(1);
-        string control = Str(2);
-        string trailer = _tok.Standard == EdiStandard.X12 ? "IEA" : "UNZ";
-        if (i.DeclaredCount != i.ActualCount)
-        {
-            Issue(i.Issues, EdiErrorKind.InterchangeGroupCountMismatch, $"{trailer} declares {Str(1)} {(_tok.Standard == EdiStandard.X12 ? "groups" : "groups/messages")} but the interchange has {i.ActualCount}");
-        }
-
-        if (!string.Equals(control, i.ControlNumber, StringComparison.Ordinal))
-        {
-            Issue(i.Issues, EdiErrorKind.InterchangeControlNumberMismatch, $"{trailer} control number '{control}' does not match header '{i.ControlNumber}'");
-        }
-
+        bool x12 = _tok.Standard == EdiStandard.X12;
+        i.DeclaredCount = CheckTrailer(i.Issues, x12 ? "IEA" : "UNZ", x12 ? "groups" : "groups/messages", "interchange", i.ActualCount, i.ControlNumber, EdiErrorKind.InterchangeGroupCountMismatch, EdiErrorKind.InterchangeControlNumberMismatch);
         i.Closed = true;
         _state = State.Outside;
         _queue.Enqueue((EdiItemKind.InterchangeEnd, i));
         _interchange = null;
+    }
+
+    /// <summary>Group and interchange trailers: element 1 is the count of what the level holds, element 2 repeats the header's control number. Returns the declared count.</summary>
+    private int? CheckTrailer(List<EdiIssue> issues, string trailer, string counted, string level, int actual, string headerControl, EdiErrorKind countMismatch, EdiErrorKind controlMismatch)
+    {
+        int? declared = Int(1);
+        if (declared != actual)
+        {
+            Issue(issues, countMismatch, $"{trailer} declares {Str(1)} {counted} but the {level} has {actual}");
+        }
+
+        string control = Str(2);
+        if (!string.Equals(control, headerControl, StringComparison.Ordinal))
+        {
+            Issue(issues, controlMismatch, $"{trailer} control number '{control}' does not match header '{headerControl}'");
+        }
+
+        return declared;
     }
 
     /// <summary>Closes open levels down to <paramref name="target"/> because a trailer is missing.</summary>
