@@ -48,7 +48,17 @@ public sealed class EdiReceivedAckSet
 
     /// <summary>Segment errors reported: tag (X12 only), position, code.</summary>
     public List<(string Tag, int Position, string Code)> SegmentErrors { get; } = [];
+
+    /// <summary>Element errors reported (997/999 AK4/IK4, CONTRL UCD), each under the segment error before it.</summary>
+    public List<EdiReceivedElementError> ElementErrors { get; } = [];
 }
+
+/// <summary>
+/// One element error of a received acknowledgement: the segment it belongs to (position in the set, tag for X12),
+/// the position composite (element, component, and the repetition of a repeating element: X12 C030 1686, EDIFACT
+/// S011 0136; 0 when not given), the code (AK403/IK403, UCD 0085) and, for X12, the element reference and bad value.
+/// </summary>
+public sealed record EdiReceivedElementError(int SegmentPosition, string SegmentTag, int ElementPosition, int ComponentPosition, int Repetition, string Code, string ElementReference = "", string BadValue = "");
 
 /// <summary>A document sent earlier, to be matched against acknowledgements.</summary>
 public sealed record EdiSentSet(string InterchangeControlNumber, string GroupControlNumber, string SetId, string ControlNumber);
@@ -129,9 +139,16 @@ public static class EdiAckReader
                     g.Sets.Add(s);
                     break;
                 case "AK3" or "IK3" when s != null:
-                    _ = int.TryParse(seg.Get(2), System.Globalization.CultureInfo.InvariantCulture, out int pos);
-                    s.SegmentErrors.Add((seg.Get(1), pos, seg.Get(4)));
+                    s.SegmentErrors.Add((seg.Get(1), Number(seg.Get(2)), seg.Get(4)));
                     break;
+                case "AK4" or "IK4" when s != null:
+                {
+                    // AK401/IK401 C030: element position : component position : repeating data element position.
+                    var (tag, pos, _) = s.SegmentErrors.Count > 0 ? s.SegmentErrors[^1] : ("", 0, "");
+                    s.ElementErrors.Add(new EdiReceivedElementError(pos, tag, Number(seg.Get(1, 1)), Number(seg.Get(1, 2)), Number(seg.Get(1, 3)), seg.Get(3), seg.Get(2), seg.Get(4)));
+                    break;
+                }
+
                 case "AK5" or "IK5" when s != null:
                     s.Status = FromX12(seg.Get(1));
                     for (int e = 2; e <= seg.ElementCount; e++)
@@ -197,8 +214,7 @@ public static class EdiAckReader
                     g.Sets.Add(s);
                     break;
                 case "UCS" when s != null:
-                    _ = int.TryParse(seg.Get(1), System.Globalization.CultureInfo.InvariantCulture, out int pos);
-                    s.SegmentErrors.Add(("", pos, seg.Get(2)));
+                    s.SegmentErrors.Add(("", Number(seg.Get(1)), seg.Get(2)));
                     if (s.Status == EdiAckStatus.Accepted)
                     {
                         s.Status = EdiAckStatus.AcceptedWithErrors;
@@ -206,7 +222,9 @@ public static class EdiAckReader
 
                     break;
                 case "UCD" when s != null:
+                    // UCD02 S011: data element position 0098, component position 0104, occurrence 0136 (syntax 4).
                     s.Codes.Add(seg.Get(1));
+                    s.ElementErrors.Add(new EdiReceivedElementError(s.SegmentErrors.Count > 0 ? s.SegmentErrors[^1].Position : 0, "", Number(seg.Get(2, 1)), Number(seg.Get(2, 2)), Number(seg.Get(2, 3)), seg.Get(1)));
                     if (s.Status == EdiAckStatus.Accepted)
                     {
                         s.Status = EdiAckStatus.AcceptedWithErrors;
@@ -227,6 +245,8 @@ public static class EdiAckReader
         ack.Groups.AddRange(groups);
         return ack;
     }
+
+    private static int Number(string text) => int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : 0;
 
     private static bool Same(string a, string b) => string.Equals(a.TrimStart('0'), b.TrimStart('0'), StringComparison.Ordinal);
 

@@ -109,6 +109,30 @@ public class RepetitionTests
         Assert.Equal((EdiErrorKind.TooManyRepetitions, 3, "three"), (over.Kind, over.Repetition, over.BadValue));
     }
 
+    [Theory]
+    [InlineData(X12Sample, "999")]
+    [InlineData(EdifactSample, "CONTRL")]
+    public void Element_errors_keep_segment_element_component_and_repetition_through_ack_write_and_read(string sample, string ackType)
+    {
+        var report = Validate(sample, PartnerDefinitions());
+        var sent = report.Interchanges.SelectMany(i => i.Groups).SelectMany(g => g.Sets).ToList();
+        var expected = sent.SelectMany(s => s.Issues.Where(i => i.ElementPosition > 0).Select(i => (s.ControlNumber, i.SegmentPosition, i.ElementPosition, i.ComponentPosition, i.Repetition, i.Code))).ToList();
+        Assert.Contains(expected, e => e.Repetition > 1);
+
+        string ack = EdiAcknowledgements.WriteToString(report, null, new EdiControlNumberSequence(500, 600, 1), new FixedTime());
+        var received = Assert.Single(EdiAckReader.Read(TestUtil.Stream(ack)));
+        Assert.Equal(ackType, received.Type);
+        var actual = received.Groups.SelectMany(g => g.Sets).SelectMany(s => s.ElementErrors.Select(e => (s.ControlNumber, e.SegmentPosition, e.ElementPosition, e.ComponentPosition, e.Repetition, e.Code))).ToList();
+        Assert.Equal(expected, actual);
+
+        if (ackType == "999")
+        {
+            // X12 also carries the segment tag, the element reference and a copy of the bad value.
+            var tooMany = received.Groups.Single().Sets.Single(s => s.ControlNumber == "0002").ElementErrors[0];
+            Assert.Equal(("REF", "127", "A4", 4), (tooMany.SegmentTag, tooMany.ElementReference, tooMany.BadValue, tooMany.Repetition));
+        }
+    }
+
     [Fact]
     public void Una_position_5_is_a_repetition_separator_only_in_syntax_version_4()
     {
