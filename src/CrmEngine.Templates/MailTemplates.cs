@@ -272,7 +272,7 @@ public sealed class MailTemplates : IMailTemplates, IDisposable
         return template!;
     }
 
-    private static (Template? Template, TemplateProblem? Problem) Parse(string path, string display, FileInfo info)
+    internal static (Template? Template, TemplateProblem? Problem) Parse(string path, string display, FileInfo info)
     {
         if (info.Length > MaxFileBytes)
         {

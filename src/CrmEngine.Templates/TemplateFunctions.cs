@@ -233,16 +233,22 @@ internal static class TemplateFunctions
 
         return CurrencySymbols.GetOrAdd(isoCode, static code =>
         {
-            var regions = CultureInfo.GetCultures(CultureTypes.SpecificCultures)
-                .Select(c => { try { return new RegionInfo(c.Name); } catch (ArgumentException) { return null; } })
-                .Where(r => r is not null && r.ISOCurrencySymbol == code)
-                .Select(r => r!)
-                .ToList();
-            // USD -> US, GBP -> GB, JPY -> JP ...; EUR has no home region: the most common symbol wins.
-            var home = regions.FirstOrDefault(r => code.StartsWith(r.TwoLetterISORegionName, StringComparison.Ordinal));
-            return home?.CurrencySymbol
-                ?? regions.GroupBy(r => r.CurrencySymbol).OrderByDescending(g => g.Count()).Select(g => g.Key).FirstOrDefault()
-                ?? code;
+            // The code's home region (USD -> US, GBP -> GB, JPY -> JP, CNY -> CN); a scan of every culture would cost
+            // a second on the first render. The euro has no home region.
+            if (code == "EUR")
+            {
+                return "€";
+            }
+
+            try
+            {
+                var home = new RegionInfo(code[..2]);
+                return home.ISOCurrencySymbol == code ? home.CurrencySymbol : code;
+            }
+            catch (ArgumentException)
+            {
+                return code;
+            }
         });
     }
 }

@@ -27,9 +27,9 @@ public sealed class TemplatesOptions
     [Range(1024, 100_000_000)]
     public int MaxStringChars { get; set; } = 1_000_000;
 
-    /// <summary>Wall-clock budget of one render (subject and both bodies together).</summary>
+    /// <summary>Wall-clock budget of one render (subject and both bodies together); generous so a cold first render on a busy machine fits.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(2);
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Partials including partials: how deep.</summary>
     [Range(1, 64)]
