@@ -1,0 +1,55 @@
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace CrmEngine.Api.Resources;
+
+/// <summary><c>/api/customers</c>: the customer card, and the orders of one customer.</summary>
+internal sealed class CustomerEndpoints : IApiEndpointModule
+{
+    private readonly EntityResource<Customer> _customers = new("customers", "customer", "Customer", "Customers", s => s.Customers);
+
+    public void Map(IEndpointRouteBuilder api, IEndpointRouteBuilder root)
+    {
+        var group = _customers.Map(api);
+        group.MapGet("/{id}/orders", OrdersAsync)
+            .RequireAuthorization(ApiPolicies.Read)
+            .WithName("ListCustomerOrders")
+            .WithSummary("The orders of one customer in id order, paged with limit and after.")
+            .Produces<ResourcePage<Order>>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+    }
+
+    private static async Task<IResult> OrdersAsync(HttpContext context, string id)
+    {
+        if (!Paging.TryRead(context.Request, [], [], out var page, out var problem))
+        {
+            return problem!;
+        }
+
+        var store = context.CrmStore();
+        var (customer, missing) = await CustomerLookup.LoadAsync(context, store, id);
+        if (customer is null)
+        {
+            return missing!;
+        }
+
+        var orders = await store.Orders.FindAsync(IndexedField.CustomerId, customer.Id, page.Limit + 1, page.After, context.RequestAborted);
+        return Paging.Respond(context, orders, page.Limit, o => o.Id, o => o);
+    }
+}
+
+/// <summary><c>/api/orders</c> and <c>/api/products</c> (search products by <c>sku</c>, <c>name</c> or <c>externalId</c>).</summary>
+internal sealed class OrderEndpoints : IApiEndpointModule
+{
+    private readonly EntityResource<Order> _orders = new("orders", "order", "Order", "Orders", s => s.Orders);
+    private readonly EntityResource<Product> _products = new("products", "product", "Product", "Products", s => s.Products);
+
+    public void Map(IEndpointRouteBuilder api, IEndpointRouteBuilder root)
+    {
+        _orders.Map(api);
+        _products.Map(api);
+    }
+}

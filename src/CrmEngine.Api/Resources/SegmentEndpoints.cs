@@ -1,0 +1,146 @@
+using CrmEngine.Rules;
+using CrmEngine.Rules.Segments;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CrmEngine.Api.Resources;
+
+/// <summary>A segment as listed over HTTP.</summary>
+internal sealed record SegmentSummary(
+    string Name,
+    string? Description,
+    SegmentStatus Status,
+    long Members,
+    DateTimeOffset? LastRebuiltAt,
+    string? ScriptHash,
+    string? LastError,
+    string? RefusedError);
+
+/// <summary>One member of a segment: the customer and the script version that put it in.</summary>
+internal sealed record SegmentMemberItem(string CustomerId, string? Name, DateTimeOffset DecidedAt, string ScriptHash);
+
+/// <summary>A segment a customer belongs to.</summary>
+internal sealed record CustomerSegment(string Segment, string? Description);
+
+/// <summary>
+/// <c>/api/segments</c> and <c>/api/customers/{id}/segments</c>: segment membership as the rules engine
+/// stores it (kept current from the change feed). Read-only; rebuilds stay on the command line.
+/// </summary>
+internal sealed class SegmentEndpoints : IApiEndpointModule
+{
+    public void Map(IEndpointRouteBuilder api, IEndpointRouteBuilder root)
+    {
+        api.MapGet("/segments", (Func<HttpContext, Task<IResult>>)ListAsync)
+            .WithTags("Segments")
+            .RequireAuthorization(ApiPolicies.Read)
+            .WithName("ListSegments")
+            .WithSummary("Every segment: name, description, status, member count, last rebuild, script version and errors.")
+            .Produces<ResourcePage<SegmentSummary>>()
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        api.MapGet("/segments/{name}/members", MembersAsync)
+            .WithTags("Segments")
+            .RequireAuthorization(ApiPolicies.Read)
+            .WithName("ListSegmentMembers")
+            .WithSummary("The customers in a segment in id order, paged with limit and after.")
+            .Produces<ResourcePage<SegmentMemberItem>>()
+            .ProducesValidationProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        api.MapGet("/customers/{id}/segments", CustomerSegmentsAsync)
+            .WithTags("Segments")
+            .RequireAuthorization(ApiPolicies.Read)
+            .WithName("ListCustomerSegments")
+            .WithSummary("The segments a customer is in.")
+            .Produces<ResourcePage<CustomerSegment>>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+    }
+
+    private static async Task<IResult> ListAsync(HttpContext context)
+    {
+        if (Rules(context) is not ({ } segments, { } catalog))
+        {
+            return RulesNotRunning();
+        }
+
+        var list = await segments.ListAsync(context.RequestAborted);
+        var items = list.Select(s => new SegmentSummary(s.Name, DescriptionOf(catalog, s.Name), s.Status, s.Members, s.LastRebuildAt,
+            s.ScriptHash, s.LastError, s.RefusedError)).ToList();
+        return ResourceJson.Instance.Ok(new ResourcePage<SegmentSummary>(items, null));
+    }
+
+    private static async Task<IResult> MembersAsync(HttpContext context, string name)
+    {
+        if (!Paging.TryRead(context.Request, [], [], out var page, out var problem))
+        {
+            return problem!;
+        }
+
+        if (Rules(context) is not ({ } segments, { } catalog))
+        {
+            return RulesNotRunning();
+        }
+
+        if (catalog.Find(RuleKind.Segment, name) is null)
+        {
+            return ResourceProblems.NotFound("segment", name);
+        }
+
+        var members = await segments.MembersAsync(name, page.Limit + 1, page.After, context.RequestAborted);
+        var store = context.CrmStore();
+        var items = new List<(SegmentMember Member, string? Name)>(members.Count);
+        foreach (var member in members.Take(page.Limit))
+        {
+            var customer = await store.Customers.GetAsync(member.CustomerId, context.RequestAborted);
+            items.Add((member, customer?.Name));
+        }
+
+        // The extra member fetched only tells that a next page exists.
+        if (members.Count > page.Limit)
+        {
+            items.Add((members[^1], null));
+        }
+
+        return Paging.Respond(context, items, page.Limit, m => m.Member.CustomerId,
+            m => new SegmentMemberItem(m.Member.CustomerId, m.Name, m.Member.DecidedAt, m.Member.ScriptHash));
+    }
+
+    private static async Task<IResult> CustomerSegmentsAsync(HttpContext context, string id)
+    {
+        if (Rules(context) is not ({ } segments, { } catalog))
+        {
+            return RulesNotRunning();
+        }
+
+        var (customer, missing) = await CustomerLookup.LoadAsync(context, context.CrmStore(), id);
+        if (customer is null)
+        {
+            return missing!;
+        }
+
+        var items = new List<CustomerSegment>();
+        foreach (var rule in catalog.Segments)
+        {
+            if (await segments.IsMemberAsync(rule.Name, customer.Id, context.RequestAborted))
+            {
+                items.Add(new CustomerSegment(rule.Name, DescriptionOf(catalog, rule.Name)));
+            }
+        }
+
+        return ResourceJson.Instance.Ok(new ResourcePage<CustomerSegment>(items, null));
+    }
+
+    private static (SegmentService Segments, RuleCatalog Catalog)? Rules(HttpContext context) =>
+        context.RequestServices.GetService<SegmentService>() is { } segments && context.RequestServices.GetService<RuleCatalog>() is { } catalog
+            ? (segments, catalog)
+            : null;
+
+    private static string? DescriptionOf(RuleCatalog catalog, string segment) =>
+        catalog.Find(RuleKind.Segment, segment)?.Script.Header.GetValueOrDefault("description");
+
+    private static IResult RulesNotRunning() =>
+        ResourceProblems.Problem(StatusCodes.Status503ServiceUnavailable, "Segments are not available",
+            "The rules engine is not running in this host, so there are no segments to list.");
+}
