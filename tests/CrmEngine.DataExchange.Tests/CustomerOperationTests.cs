@@ -80,7 +80,7 @@ public sealed class CustomerOperationTests
         await store.Customers.CreateManyAsync(Enumerable.Range(0, 300).Select(i => Card($"Company {i} Handels", $"c{i}@x.test", $"+1 200 {i:D6}", $"{20000 + i}")));
 
         var a = await store.Customers.CreateAsync(Card("Alpha Trading", "Same@Mail.test", postcode: "11111"));
-        var b = await store.Customers.CreateAsync(Card("Totally Different", "same@mail.test ", postcode: "22222"));
+        var b = await store.Customers.CreateAsync(Card("Totally Different", "same@mail.test", postcode: "22222"));
         var c = await store.Customers.CreateAsync(Card("Beta", phone: "+44 20 1234 5678"));
         var d = await store.Customers.CreateAsync(Card("Gamma", phone: "+44 (20) 12345678"));
         var e = await store.Customers.CreateAsync(Card("Kaiser Logistik GmbH", postcode: "33333"));
