@@ -27,6 +27,8 @@ internal sealed class ModelSnapshot
             DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
             // Extra values come from plugins and rules: a cycle or a huge graph must fail clearly, not hang.
             MaxDepth = 32,
+            // Kept as readable text (names in any script); the snapshot is data, never put into HTML as it is.
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         };
         options.Converters.Add(new JsonStringEnumConverter());
         return options;

@@ -72,6 +72,12 @@ internal sealed class OutboxSender : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!_options.Enabled)
+        {
+            _logger.LogWarning("Mail sender disabled (Mail:Enabled=false): messages are enqueued and wait");
+            return;
+        }
+
         var writer = Task.Run(() => WriteOutcomesAsync(), CancellationToken.None);
         var workers = Enumerable.Range(1, _options.Workers).Select(n => Task.Run(() => WorkAsync(n, stoppingToken), CancellationToken.None)).ToList();
         try
@@ -223,11 +229,13 @@ internal sealed class OutboxSender : BackgroundService
         }
     }
 
+    private TimeSpan Backoff(int attempt) => Backoff(_options, attempt);
+
     /// <summary>RetryBaseDelay × 2^(attempt-1), at most RetryMaxDelay.</summary>
-    internal TimeSpan Backoff(int attempt)
+    internal static TimeSpan Backoff(MailOptions options, int attempt)
     {
         var factor = Math.Pow(2, Math.Min(Math.Max(attempt - 1, 0), 30));
-        var ms = Math.Min(_options.RetryBaseDelay.TotalMilliseconds * factor, _options.RetryMaxDelay.TotalMilliseconds);
+        var ms = Math.Min(options.RetryBaseDelay.TotalMilliseconds * factor, options.RetryMaxDelay.TotalMilliseconds);
         return TimeSpan.FromMilliseconds(ms);
     }
 
