@@ -9,7 +9,7 @@ export CRM_KILL_ROUNDS="${CRM_KILL_ROUNDS:-3}"
 
 # Debian packages of the real servers the tests start (SMTP, IMAP, ERP, ...). Add to this list
 # when a test needs another one; tests fail (never skip) under CI=true when a server is missing.
-apt_packages=()
+apt_packages=(python3-aiosmtpd)
 need_apt=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
