@@ -169,7 +169,14 @@ public static class EdiCommands
             File.WriteAllBytes(outputPath, ms.ToArray());
             foreach (var i in report.Interchanges)
             {
-                output.WriteLine($"{file}: interchange {i.Header.ControlNumber}: {EdiAcknowledgements.DefaultTypeFor(i.Header)} {i.Status} ({i.Groups.Sum(g => g.AcceptedCount)} of {i.Groups.Sum(g => g.SetCount)} set(s) accepted) -> {outputPath}");
+                // The type written: the one asked for, else the default for the interchange's standard and version.
+                string written = (type ?? EdiAcknowledgements.DefaultTypeFor(i.Header)) switch
+                {
+                    EdiAckType.X12_997 => "997",
+                    EdiAckType.X12_999 => "999",
+                    _ => "CONTRL",
+                };
+                output.WriteLine($"{file}: interchange {i.Header.ControlNumber}: {written} {i.Status} ({i.Groups.Sum(g => g.AcceptedCount)} of {i.Groups.Sum(g => g.SetCount)} set(s) accepted) -> {outputPath}");
             }
         }
         else
@@ -216,7 +223,7 @@ public static class EdiCommands
                     };
                     if (type == null)
                     {
-                        error.WriteLine($"unknown acknowledgement type '{args[i]}' (997, 999 or contrl)");
+                        error.WriteLine($"error: unknown acknowledgement type '{args[i]}' (997, 999 or contrl)");
                         return ExitUnreadable;
                     }
 
@@ -225,7 +232,7 @@ public static class EdiCommands
                     segments = false;
                     break;
                 default:
-                    error.WriteLine($"unknown option '{args[i]}'; {usage}");
+                    error.WriteLine($"error: unknown option '{args[i]}'; {usage}");
                     return ExitUnreadable;
             }
         }

@@ -76,10 +76,36 @@ public sealed class EdiSegmentList
         return c;
     }
 
+    /// <summary>The reader's per-segment path: one copy of the bytes and the bounds, the tag packed from its known length.</summary>
     internal void Add(EdiTokenizer t)
     {
-        Add(t.SegmentBytes, t.ElementBounds, t.SegmentOffset, t.SegmentLine);
-        _segs[_count - 1].Flags = t.SegmentFlags;
+        var segment = t.SegmentBytes;
+        var bounds = t.ElementBounds;
+        if (_count == _segs.Length || _dataLength + segment.Length > _data.Length || _boundsLength + bounds.Length > _bounds.Length)
+        {
+            Add(segment, bounds, t.SegmentOffset, t.SegmentLine);
+            _segs[_count - 1].Flags = t.SegmentFlags;
+            return;
+        }
+
+        segment.CopyTo(new Span<byte>(_data, _dataLength, segment.Length));
+        bounds.CopyTo(new Span<int>(_bounds, _boundsLength, bounds.Length));
+        ref var r = ref _segs[_count++];
+        r.DataStart = _dataLength;
+        r.BoundsStart = _boundsLength;
+        r.ElementCount = bounds.Length - 1;
+        int tagLength = bounds.Length > 1 ? bounds[1] - 1 : segment.Length;
+        r.Tag = tagLength switch
+        {
+            3 => (segment[0] << 16) | (segment[1] << 8) | segment[2],
+            2 => (segment[0] << 8) | segment[1],
+            _ => EdiTag.Pack(segment[..tagLength]),
+        };
+        r.Offset = t.SegmentOffset;
+        r.Line = t.SegmentLine;
+        r.Flags = t.SegmentFlags;
+        _dataLength += segment.Length;
+        _boundsLength += bounds.Length;
     }
 
     /// <summary>Appends a segment given as raw bytes and element start offsets (last entry = length + 1).</summary>

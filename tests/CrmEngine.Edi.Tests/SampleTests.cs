@@ -81,7 +81,7 @@ public class SampleTests
         {
             var o = new StringWriter();
             Assert.Equal(EdiCommands.ExitInvalid, EdiCommands.Ack(TestUtil.SamplePath("x12-850-missing-mandatory.edi"), o, path));
-            Assert.Contains("X12_997 Rejected (0 of 2 set(s) accepted)", o.ToString(), StringComparison.Ordinal);
+            Assert.Contains(": 997 Rejected (0 of 2 set(s) accepted)", o.ToString(), StringComparison.Ordinal);
             string ack = File.ReadAllText(path);
             Assert.Contains("AK1*PO*701~AK2*850*0001~AK3*BEG*2**3~", ack, StringComparison.Ordinal);
             Assert.Contains("AK9*R*2*2*0~", ack, StringComparison.Ordinal);

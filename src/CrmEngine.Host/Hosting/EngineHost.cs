@@ -1,4 +1,5 @@
 using CrmEngine.Core;
+using CrmEngine.DataExchange;
 using CrmEngine.Host.Configuration;
 using CrmEngine.Host.Control;
 using CrmEngine.PluginHost;
@@ -58,6 +59,8 @@ internal static class EngineHost
         builder.Services.AddCrmScheduling(builder.Configuration);
         // After the scheduler: event rules register into the pipeline; segments follow the change feed.
         builder.Services.AddCrmRules(builder.Configuration);
+        // After the rules: the duplicate checks join the pipeline once core and rules are in (handlers of one stage run by order, then registration), and the API finds the data-exchange module and redirects.
+        builder.Services.AddCrmDataExchange(builder.Configuration);
         builder.Services.AddHostedService<ControlChannelService>();
         builder.Services.AddHostedService<ReadyAnnouncer>();
         return builder;
