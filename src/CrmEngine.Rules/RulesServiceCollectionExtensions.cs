@@ -39,7 +39,7 @@ public static class RulesServiceCollectionExtensions
         });
         services.TryAddSingleton(sp => new EventRules(sp.GetRequiredService<JsRuleEngine>(), sp.GetRequiredService<RuleCatalog>(),
             sp.GetRequiredService<IWriteHandlerRegistry>(), sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<EventRules>>()));
+            sp.GetService<ILogger<EventRules>>(), () => sp.GetService<CrmEngine.Abstractions.Mail.IMailOutbox>()));
         services.TryAddSingleton(sp => new SegmentService(sp.GetRequiredService<JsRuleEngine>(), sp.GetRequiredService<RuleCatalog>(),
             sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<IOptions<RulesOptions>>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<SegmentService>>()));

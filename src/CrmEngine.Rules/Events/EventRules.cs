@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CrmEngine.Abstractions.Mail;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Pipeline;
 using CrmEngine.Abstractions.Rules;
@@ -34,6 +35,8 @@ public sealed class RuleFailedException : StoreException
 /// <item>pre: set fields on <c>record</c>; the writable ones (see <see cref="RecordMapping"/>) are copied to the entity.</item>
 /// <item>post / async: <c>api.addTag(tag)</c>, <c>api.removeTag(tag)</c>, <c>api.createActivity({...})</c>; the
 /// writes are made after the script finished, through the pipeline (so the depth guard applies).</item>
+/// <item>async only: <c>api.sendMail({ template, kind, purpose, to, key, culture, model })</c> enqueues into the mail outbox;
+/// the default key is <c>rule:{name}:{template}:{entity}:{id}:v{version}</c>, so a retried async run sends once.</item>
 /// </list>
 /// A script error fails the write (validate/pre/post: the caller sees the error; async: retried, then parked)
 /// unless the header says <c>// @onError skip</c>, in which case it is recorded and the write goes on.
@@ -46,13 +49,14 @@ public sealed class EventRules : IDisposable
     private readonly IStoreProvider _stores;
     private readonly TimeProvider _time;
     private readonly ILogger? _logger;
+    private readonly Func<IMailOutbox?> _mail;
     private readonly object _gate = new();
     private readonly Dictionary<string, (EventBinding Binding, IDisposable Token)> _registered = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Counters> _counters = new(StringComparer.Ordinal);
     private bool _started;
 
     public EventRules(JsRuleEngine engine, RuleCatalog catalog, IWriteHandlerRegistry registry, IStoreProvider stores,
-        TimeProvider? timeProvider = null, ILogger<EventRules>? logger = null)
+        TimeProvider? timeProvider = null, ILogger<EventRules>? logger = null, Func<IMailOutbox?>? mailOutbox = null)
     {
         _engine = engine ?? throw new ArgumentNullException(nameof(engine));
         _catalog = catalog ?? throw new ArgumentNullException(nameof(catalog));
@@ -60,6 +64,7 @@ public sealed class EventRules : IDisposable
         _stores = stores ?? throw new ArgumentNullException(nameof(stores));
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger;
+        _mail = mailOutbox ?? (() => null);
     }
 
     private sealed class Counters
@@ -143,6 +148,7 @@ public sealed class EventRules : IDisposable
         public List<string> RemoveTags { get; } = [];
         public List<IReadOnlyDictionary<string, object?>> Activities { get; } = [];
         public List<IReadOnlyDictionary<string, object?>> CustomerFields { get; } = [];
+        public List<IReadOnlyDictionary<string, object?>> Mails { get; } = [];
     }
 
     /// <summary>The customer a record belongs to (the record itself for a customer).</summary>
@@ -267,6 +273,26 @@ public sealed class EventRules : IDisposable
             };
         }
 
+        if (stage == PipelineStage.Async)
+        {
+            // Async only: it runs after commit, once per delivery (retried with the same key), never in a rolled-back group.
+            functions["sendMail"] = args =>
+            {
+                if (args.Count == 0 || args[0] is not IReadOnlyDictionary<string, object?> spec || spec.GetValueOrDefault("template") is not string { Length: > 0 })
+                {
+                    throw new ArgumentException("give an object such as { template: 'welcome' } or { template: 'campaign', kind: 'marketing', purpose: 'newsletter' }");
+                }
+
+                if (intents.Mails.Count >= 10)
+                {
+                    throw new InvalidOperationException("at most 10 sendMail calls per run");
+                }
+
+                intents.Mails.Add(spec);
+                return null;
+            };
+        }
+
         return functions;
     }
 
@@ -318,6 +344,7 @@ public sealed class EventRules : IDisposable
 
     private async Task CarryOutAsync<T>(LoadedRule rule, WriteEvent<T> e, Intents intents, CancellationToken ct) where T : class, IEntity
     {
+        await SendMailsAsync(rule, e, intents, ct);
         if (intents.AddTags.Count == 0 && intents.RemoveTags.Count == 0 && intents.Activities.Count == 0 && intents.CustomerFields.Count == 0)
         {
             return;
@@ -382,6 +409,52 @@ public sealed class EventRules : IDisposable
             }
 
             await store.Activities.CreateAsync(activity, ct);
+        }
+    }
+
+    /// <summary>Enqueues the rule's mails; the outbox refuses bad requests with an ArgumentException naming the field.</summary>
+    private async Task SendMailsAsync<T>(LoadedRule rule, WriteEvent<T> e, Intents intents, CancellationToken ct) where T : class, IEntity
+    {
+        if (intents.Mails.Count == 0)
+        {
+            return;
+        }
+
+        var outbox = _mail() ?? throw new ArgumentException("sendMail: the mail outbox is not part of this engine");
+        var version = ((IEntity?)e.After ?? e.Before)?.Version ?? 0;
+        foreach (var spec in intents.Mails)
+        {
+            var template = (string)spec["template"]!;
+            var kind = MailKind.Transactional;
+            if (spec.GetValueOrDefault("kind") is string k && !Enum.TryParse(k, true, out kind))
+            {
+                throw new ArgumentException($"sendMail: kind must be 'transactional' or 'marketing', not \"{k}\"");
+            }
+
+            var model = spec.GetValueOrDefault("model") switch
+            {
+                null => new Dictionary<string, object?>(StringComparer.Ordinal),
+                IReadOnlyDictionary<string, object?> m => m.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal),
+                _ => throw new ArgumentException("sendMail: model must be an object, for example { campaign: { name: 'Spring' } }"),
+            };
+            var result = await outbox.EnqueueAsync(new MailRequest
+            {
+                Template = template,
+                Kind = kind,
+                Purpose = spec.GetValueOrDefault("purpose") as string,
+                CustomerId = spec.GetValueOrDefault("customerId") as string ?? CustomerIdOf(e.After, e.Before),
+                To = spec.GetValueOrDefault("to") as string,
+                ToName = spec.GetValueOrDefault("toName") as string,
+                Culture = spec.GetValueOrDefault("culture") as string,
+                Model = model,
+                IdempotencyKey = spec.GetValueOrDefault("key") as string is { Length: > 0 } key
+                    ? key
+                    : $"rule:{rule.Name}:{template}:{e.Entity}:{e.EntityId}:v{version}",
+            }, ct);
+            if (result.Reason is not null && !result.Duplicate)
+            {
+                _logger?.LogInformation("Event rule {Rule}: mail {Template} for {Entity} {Id} suppressed: {Reason}", rule.Name, template, e.Entity, e.EntityId, result.Reason);
+            }
         }
     }
 
