@@ -50,6 +50,7 @@ internal static class ConfigChecker
         (CrmHostOptions.Section, typeof(CrmHostOptions)),
         (SchedulerOptions.Section, typeof(SchedulerOptions)),
         (CrmEngine.Rules.RulesOptions.Section, typeof(CrmEngine.Rules.RulesOptions)),
+        (CrmEngine.Mail.MailOptions.Section, typeof(CrmEngine.Mail.MailOptions)),
         (CrmEngine.DataExchange.DataExchangeOptions.Section, typeof(CrmEngine.DataExchange.DataExchangeOptions)),
     ];
 

@@ -182,6 +182,12 @@ internal sealed class ControlChannelService(
             Commands.RulesCommands.MapControl(app, rules);
         }
 
+        // Mail outbox (crm mail list|show|retry).
+        if (services.GetService<CrmEngine.Mail.MailAdministration>() is { } mail)
+        {
+            Commands.MailCommands.MapControl(app, mail);
+        }
+
         // Scheduled jobs and business calendars (crm jobs ..., crm calendars show).
         if (services.GetService<SchedulingControl>() is { } scheduling)
         {
