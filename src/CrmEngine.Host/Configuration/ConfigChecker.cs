@@ -52,6 +52,7 @@ internal static class ConfigChecker
         (CrmEngine.Rules.RulesOptions.Section, typeof(CrmEngine.Rules.RulesOptions)),
         (CrmEngine.Mail.MailOptions.Section, typeof(CrmEngine.Mail.MailOptions)),
         (CrmEngine.DataExchange.DataExchangeOptions.Section, typeof(CrmEngine.DataExchange.DataExchangeOptions)),
+        (CrmEngine.Templates.TemplatesOptions.Section, typeof(CrmEngine.Templates.TemplatesOptions)),
     ];
 
     /// <summary>

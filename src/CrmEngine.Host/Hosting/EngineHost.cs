@@ -59,6 +59,8 @@ internal static class EngineHost
         builder.Services.AddCrmScheduling(builder.Configuration);
         // After the scheduler: event rules register into the pipeline; segments follow the change feed.
         builder.Services.AddCrmRules(builder.Configuration);
+        // After the rules: the templates folder is read at start (refused files logged) and watched; renders read files lazily, so the order only decides when refusals are logged.
+        CrmEngine.Templates.TemplatesServiceCollectionExtensions.AddCrmTemplates(builder.Services, builder.Configuration);
         // After the templates (and the API): the outbox renders through the templates and adds its endpoints and health to the API; its sender stops first.
         CrmEngine.Mail.MailServiceCollectionExtensions.AddCrmMail(builder.Services, builder.Configuration);
         // After the rules: the duplicate checks join the pipeline once core and rules are in (handlers of one stage run by order, then registration), and the API finds the data-exchange module and redirects.
