@@ -1,1 +1,159 @@
-Console.WriteLine("not written yet");
+using System.Diagnostics;
+using System.Globalization;
+using Bogus;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Core;
+using CrmEngine.DataExchange;
+using CrmEngine.DataExchange.Csv;
+using CrmEngine.DataExchange.Duplicates;
+using LiteDB;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+// Usage: CrmEngine.DataExchange.Bench [N=1000000] [--keep]
+// 1. writes N generated customers (Bogus, fixed seed) to a CSV file, with 1 % seeded duplicates (same phone, or a
+//    misspelt name at the same postcode) that the import tags but does not merge;
+// 2. imports the file through the engine (every row through the pipeline, batches via WriteManyAsync);
+// 3. baseline: bare LiteDB InsertBulk of the same cards as documents, in a fresh file;
+// 4. duplicate scan over the imported store: groups found vs seeded.
+var n = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 1_000_000;
+var keep = args.Contains("--keep");
+var folder = Path.Combine(Path.GetTempPath(), "crm-dx-bench-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(folder);
+try
+{
+    Console.WriteLine($"N = {n:N0} customers, folder {folder}");
+    var csv = Path.Combine(folder, "customers.csv");
+    var clock = Stopwatch.StartNew();
+    var (cards, seeded) = Generate(n);
+    WriteCsv(csv, cards);
+    Console.WriteLine($"generated and written in {clock.Elapsed.TotalSeconds:0.0} s ({new FileInfo(csv).Length / 1048576.0:0} MiB), {seeded} seeded duplicate pairs");
+
+    // Engine import.
+    var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+    {
+        ["Store:DataDirectory"] = Path.Combine(folder, "engine"),
+        ["DataExchange:ImportBatchSize"] = "5000",
+    }).Build();
+    var services = new ServiceCollection().AddLogging().AddCrmCore(config);
+    services.AddCrmDataExchange(config);
+    await using var provider = services.BuildServiceProvider();
+    var hosted = provider.GetServices<IHostedService>().ToList();
+    foreach (var h in hosted)
+    {
+        await h.StartAsync(CancellationToken.None);
+    }
+
+    var lastPrint = Stopwatch.StartNew();
+    var summary = await provider.GetRequiredService<CustomerImporter>().ImportFileAsync(csv, new ImportRequest { User = "bench" },
+        new Progress<ImportProgress>(p =>
+        {
+            if (lastPrint.Elapsed.TotalSeconds >= 10)
+            {
+                lastPrint.Restart();
+                Console.WriteLine($"  {p.Rows:N0} rows, {p.RowsPerSecond:0} rows/s");
+            }
+        }));
+    Console.Write("engine import: " + summary.ToText());
+
+    // Bare LiteDB InsertBulk of the same cards.
+    var bareFile = Path.Combine(folder, "bare.db");
+    clock.Restart();
+    using (var bare = new LiteDatabase($"Filename={bareFile};Connection=direct"))
+    {
+        var mapper = new BsonMapper { SerializeNullValues = false };
+        var col = bare.GetCollection("customers");
+        col.InsertBulk(cards.Select(c =>
+        {
+            c.Id = ObjectId.NewObjectId().ToString();
+            return mapper.ToDocument(c);
+        }), 5000);
+    }
+
+    var bareSeconds = clock.Elapsed.TotalSeconds;
+    Console.WriteLine($"bare LiteDB InsertBulk: {n:N0} documents in {bareSeconds:0.0} s ({n / bareSeconds:0} docs/s)");
+    Console.WriteLine($"ratio engine import / bare InsertBulk: {summary.Elapsed.TotalSeconds / bareSeconds:0.0}x");
+
+    // Duplicate scan.
+    var scan = await provider.GetRequiredService<DuplicateScanner>().ScanAsync();
+    Console.Write("duplicate scan: " + scan.ToText(null).Split('\n')[0] + "\n");
+    Console.WriteLine($"seeded pairs {seeded}, groups found {scan.Groups} (random data can add real coincidences: same phone or similar names at one postcode)");
+
+    foreach (var h in Enumerable.Reverse(hosted))
+    {
+        await h.StopAsync(CancellationToken.None);
+    }
+}
+finally
+{
+    if (!keep)
+    {
+        Directory.Delete(folder, recursive: true);
+    }
+}
+
+static (List<Customer> Cards, int Seeded) Generate(int n)
+{
+    Randomizer.Seed = new Random(20261202);
+    var faker = new Faker("de");
+    var cards = new List<Customer>(n);
+    var seeded = 0;
+    for (var i = 0; i < n; i++)
+    {
+        if (i > 0 && i % 100 == 0)
+        {
+            // A seeded duplicate of an earlier card that the import does not merge (no shared e-mail).
+            var original = cards[faker.Random.Int(Math.Max(0, i - 5000), i - 1)];
+            var copy = new Customer
+            {
+                Name = i % 200 == 0 ? original.Name : Misspell(original.Name, faker),
+                Emails = [$"dup{i}@example.test"],
+                Phones = i % 200 == 0 ? [.. original.Phones] : [],
+                Addresses = [new Address { Line1 = original.Addresses[0].Line1, PostalCode = original.Addresses[0].PostalCode, City = original.Addresses[0].City }],
+            };
+            if (i % 200 == 0)
+            {
+                copy.Addresses[0].PostalCode = faker.Address.ZipCode();
+            }
+
+            cards.Add(copy);
+            seeded++;
+            continue;
+        }
+
+        cards.Add(new Customer
+        {
+            Name = faker.Company.CompanyName() + " " + faker.Random.AlphaNumeric(4),
+            Emails = [$"c{i}@{faker.Internet.DomainWord()}.test"],
+            Phones = [$"+49 {faker.Random.Number(30, 999)} {faker.Random.Number(100000, 9999999)}"],
+            Tags = [faker.PickRandom("lead", "b2b", "b2c", "key")],
+            ExternalIds = { ["erp"] = "C" + i.ToString(CultureInfo.InvariantCulture) },
+            Addresses = [new Address { Line1 = faker.Address.StreetAddress(), PostalCode = faker.Address.ZipCode(), City = faker.Address.City(), Country = "DE" }],
+        });
+    }
+
+    return (cards, seeded);
+}
+
+static string Misspell(string name, Faker faker)
+{
+    var chars = name.ToCharArray();
+    var at = faker.Random.Int(1, Math.Max(1, chars.Length - 7));
+    (chars[at], chars[at + 1]) = (chars[at + 1], chars[at]);
+    return new string(chars);
+}
+
+static void WriteCsv(string path, List<Customer> cards)
+{
+    using var writer = new StreamWriter(path, false, new System.Text.UTF8Encoding(false));
+    writer.WriteLine("name,emails,phones,tags,externalId.erp,address.line1,address.postalCode,address.city,address.country");
+    foreach (var c in cards)
+    {
+        var a = c.Addresses[0];
+        writer.WriteLine(string.Join(",", Q(c.Name), Q(string.Join("|", c.Emails)), Q(string.Join("|", c.Phones)), Q(string.Join("|", c.Tags)),
+            Q(c.ExternalIds.GetValueOrDefault("erp") ?? ""), Q(a.Line1), Q(a.PostalCode), Q(a.City), Q(a.Country)));
+    }
+
+    static string Q(string? v) => v is null ? "" : v.Contains(',') || v.Contains('"') ? "\"" + v.Replace("\"", "\"\"") + "\"" : v;
+}
