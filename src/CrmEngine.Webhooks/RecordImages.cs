@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using CrmEngine.Core.Storage;
+using LiteDB;
+
+namespace CrmEngine.Webhooks;
+
+/// <summary>
+/// The record as it was stored right after one change, rebuilt from the audit log (written in the same
+/// transaction as every change). Reading the live record instead would hand a receiver a later state whenever
+/// the record changed again before the dispatcher caught up (bulk imports, bursts), so the audit entries of the
+/// record up to the change's sequence are folded: each entry holds the new JSON value of every field it changed.
+/// Field names are the stored ones (<c>Id</c>, <c>Email</c>, <c>Profile.Region</c> becomes a nested object).
+/// </summary>
+internal sealed class RecordImages(CrmDatabase database)
+{
+    private ILiteCollection<BsonDocument> Audit => database.Database.GetCollection(CrmDatabase.AuditCollection);
+
+    /// <summary>The image after the change with <paramref name="sequence"/>, or null when the record did not exist after it.</summary>
+    public JsonObject? After(string entity, string entityId, long sequence)
+    {
+        var fields = new OrderedDictionary<string, string>(StringComparer.Ordinal);
+        var exists = false;
+        var from = AuditLog.Key(entity, entityId, 0);
+        var to = AuditLog.Key(entity, entityId, sequence);
+        foreach (var entry in Audit.Find(Query.Between("_id", from, to)))
+        {
+            var op = entry["op"].AsString;
+            if (op == "Delete")
+            {
+                fields.Clear();
+                exists = false;
+                continue;
+            }
+
+            exists = true;
+            foreach (var change in entry["changes"].AsArray)
+            {
+                var doc = change.AsDocument;
+                var field = doc["f"].AsString;
+                if (doc.TryGetValue("a", out var after) && after.IsString)
+                {
+                    fields[field] = after.AsString;
+                }
+                else
+                {
+                    fields.Remove(field);
+                }
+            }
+        }
+
+        return exists ? Unflatten(fields) : null;
+    }
+
+    /// <summary>Turns audit paths (<c>Profile.Region</c>, <c>Addresses[0].City</c>) back into nested JSON.</summary>
+    internal static JsonObject Unflatten(IEnumerable<KeyValuePair<string, string>> fields)
+    {
+        var root = new JsonObject();
+        foreach (var (path, json) in fields)
+        {
+            var value = JsonNode.Parse(json);
+            JsonNode container = root;
+            var segments = ParsePath(path);
+            for (var i = 0; i < segments.Count; i++)
+            {
+                var last = i == segments.Count - 1;
+                var segment = segments[i];
+                JsonNode? NewChild() => segments[i + 1].Index is null ? new JsonObject() : new JsonArray();
+                if (segment.Index is { } index)
+                {
+                    var array = (JsonArray)container;
+                    while (array.Count <= index)
+                    {
+                        array.Add(null);
+                    }
+
+                    if (last)
+                    {
+                        array[index] = value;
+                    }
+                    else
+                    {
+                        container = array[index] ??= NewChild()!;
+                    }
+                }
+                else
+                {
+                    var obj = (JsonObject)container;
+                    if (last)
+                    {
+                        obj[segment.Name!] = value;
+                    }
+                    else
+                    {
+                        if (obj[segment.Name!] is not { } child || child is JsonValue)
+                        {
+                            child = NewChild()!;
+                            obj[segment.Name!] = child;
+                        }
+
+                        container = child;
+                    }
+                }
+            }
+        }
+
+        return root;
+    }
+
+    private readonly record struct PathSegment(string? Name, int? Index);
+
+    private static List<PathSegment> ParsePath(string path)
+    {
+        var segments = new List<PathSegment>();
+        foreach (var part in path.Split('.'))
+        {
+            var bracket = part.IndexOf('[', StringComparison.Ordinal);
+            var start = segments.Count;
+            segments.Add(new PathSegment(bracket < 0 ? part : part[..bracket], null));
+            while (bracket >= 0)
+            {
+                var close = part.IndexOf(']', bracket);
+                if (close < 0 || !int.TryParse(part.AsSpan(bracket + 1, close - bracket - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+                {
+                    // Not an index after all (a key with a bracket in it): keep the text as a name.
+                    segments.RemoveRange(start, segments.Count - start);
+                    segments.Add(new PathSegment(part, null));
+                    break;
+                }
+
+                segments.Add(new PathSegment(null, index));
+                bracket = part.IndexOf('[', close);
+            }
+        }
+
+        return segments;
+    }
+}

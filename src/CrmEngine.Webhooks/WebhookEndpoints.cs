@@ -1,0 +1,219 @@
+using System.Globalization;
+using System.Text.Json;
+using CrmEngine.Api;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace CrmEngine.Webhooks;
+
+/// <summary>A subscription in API answers. The secret is only in the answer to its creation.</summary>
+internal sealed record SubscriptionView(string Id, string Url, IReadOnlyList<string> Events, bool Active, string? Description,
+    DateTimeOffset CreatedAt, string CreatedBy, DateTimeOffset UpdatedAt)
+{
+    public static SubscriptionView Of(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt);
+}
+
+internal sealed record CreatedSubscriptionView(string Id, string Url, IReadOnlyList<string> Events, bool Active, string? Description,
+    DateTimeOffset CreatedAt, string CreatedBy, DateTimeOffset UpdatedAt, string Secret);
+
+internal sealed record DeliveryView(string Id, long Sequence, string Event, string Entity, string EntityId, string State, int Attempts,
+    int? LastStatusCode, string? LastError, DateTimeOffset? NextAttemptAt, DateTimeOffset CreatedAt, DateTimeOffset? LastAttemptAt,
+    DateTimeOffset? DeliveredAt)
+{
+    public static DeliveryView Of(WebhookDelivery d) => new(d.Id, d.Sequence, d.Event, d.Entity, d.EntityId, d.State.ToString().ToLowerInvariant(),
+        d.Attempts, d.LastStatusCode, d.LastError, d.NextAttemptAt, d.CreatedAt, d.LastAttemptAt, d.DeliveredAt);
+}
+
+internal sealed record ListView<T>(IReadOnlyList<T> Items, string? Next);
+
+internal sealed record PingView(string DeliveryId, bool Delivered, int? StatusCode, string? Error);
+
+/// <summary>
+/// <c>/api/webhooks</c>: manage subscriptions, read delivery history, redeliver parked deliveries, ping a receiver.
+/// Admin scope for all of it: a subscription decides where customer data goes.
+/// </summary>
+internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dispatcher, TimeProvider time) : IApiEndpointModule
+{
+    private const int MaxPage = 500;
+
+    public void Map(IEndpointRouteBuilder api, IEndpointRouteBuilder root)
+    {
+        var group = api.MapGroup("/webhooks").RequireAuthorization(ApiPolicies.Admin).WithTags("Webhooks");
+        group.MapPost("/", (Delegate)CreateAsync).WithName("CreateWebhook").Accepts<JsonElement>("application/json");
+        group.MapGet("/", List).WithName("ListWebhooks");
+        group.MapGet("/{id}", Get).WithName("GetWebhook");
+        group.MapMethods("/{id}", ["PATCH"], UpdateAsync).WithName("UpdateWebhook").Accepts<JsonElement>("application/json");
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook");
+        group.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries");
+        group.MapGet("/{id}/deliveries/{deliveryId}", Delivery).WithName("GetWebhookDelivery");
+        group.MapPost("/{id}/deliveries/{deliveryId}/retry", RetryAsync).WithName("RetryWebhookDelivery");
+        group.MapPost("/{id}/ping", PingAsync).WithName("PingWebhook");
+    }
+
+    private async Task<Results<Created<CreatedSubscriptionView>, ValidationProblem, ProblemHttpResult>> CreateAsync(HttpContext context)
+    {
+        var (body, problem) = await ReadBodyAsync(context);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var input = SubscriptionInput.Read(body, create: true);
+        if (input.Errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(input.Errors, title: "The subscription is not valid");
+        }
+
+        var (s, secret) = await store.CreateAsync(input.Url!, input.Events!, input.Secret, input.Active ?? true, input.Description, ActorOf(context));
+        dispatcher.Wake();
+        return TypedResults.Created($"/api/webhooks/{s.Id}",
+            new CreatedSubscriptionView(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt, secret));
+    }
+
+    private Ok<ListView<SubscriptionView>> List() =>
+        TypedResults.Ok(new ListView<SubscriptionView>(store.List().Select(SubscriptionView.Of).ToList(), null));
+
+    private Results<Ok<SubscriptionView>, ProblemHttpResult> Get(string id) =>
+        store.Get(id) is { } s ? TypedResults.Ok(SubscriptionView.Of(s)) : NotFound(id);
+
+    private async Task<Results<Ok<SubscriptionView>, ValidationProblem, ProblemHttpResult>> UpdateAsync(string id, HttpContext context)
+    {
+        var (body, problem) = await ReadBodyAsync(context);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var input = SubscriptionInput.Read(body, create: false);
+        if (input.Errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(input.Errors, title: "The change is not valid");
+        }
+
+        var patch = new SubscriptionPatch(input.Url, input.Events, input.Secret, input.Active,
+            input.HasDescription ? input.Description ?? "" : null);
+        var updated = await store.UpdateAsync(id, patch);
+        if (updated is null)
+        {
+            return NotFound(id);
+        }
+
+        dispatcher.Wake();
+        return TypedResults.Ok(SubscriptionView.Of(updated));
+    }
+
+    private async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id) =>
+        await store.DeleteAsync(id) ? TypedResults.NoContent() : NotFound(id);
+
+    private Results<Ok<ListView<DeliveryView>>, ValidationProblem, ProblemHttpResult> Deliveries(string id, string? state, int? limit, long? before)
+    {
+        if (store.Get(id) is null)
+        {
+            return NotFound(id);
+        }
+
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        DeliveryState? filter = null;
+        if (state is not null)
+        {
+            if (Enum.TryParse<DeliveryState>(state, ignoreCase: true, out var parsed) && !int.TryParse(state, out _))
+            {
+                filter = parsed;
+            }
+            else
+            {
+                errors["state"] = ["must be pending, retrying, delivered or parked."];
+            }
+        }
+
+        if (limit is < 1 or > MaxPage)
+        {
+            errors["limit"] = [$"must be between 1 and {MaxPage}."];
+        }
+
+        if (before is < 1)
+        {
+            errors["before"] = ["must be a sequence number (the 'next' value of the previous page)."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors, title: "The query is not valid");
+        }
+
+        var take = limit ?? 100;
+        var items = store.History(id, filter, take, before);
+        var next = items.Count == take ? items[^1].Sequence.ToString(CultureInfo.InvariantCulture) : null;
+        return TypedResults.Ok(new ListView<DeliveryView>(items.Select(DeliveryView.Of).ToList(), next));
+    }
+
+    private Results<Ok<DeliveryView>, ProblemHttpResult> Delivery(string id, string deliveryId) =>
+        store.Delivery(deliveryId) is { } d && d.SubscriptionId == id
+            ? TypedResults.Ok(DeliveryView.Of(d))
+            : TypedResults.Problem(statusCode: 404, title: "No such delivery", detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
+
+    private async Task<Results<Accepted<DeliveryView>, ProblemHttpResult>> RetryAsync(string id, string deliveryId)
+    {
+        switch (await store.RetryParkedAsync(id, deliveryId))
+        {
+            case RetryOutcome.Requeued:
+                dispatcher.Wake();
+                return TypedResults.Accepted($"/api/webhooks/{id}/deliveries/{deliveryId}", DeliveryView.Of(store.Delivery(deliveryId)!));
+            case RetryOutcome.NotParked:
+                var current = store.Delivery(deliveryId)!;
+                return TypedResults.Problem(statusCode: 409, title: "Only a parked delivery can be redelivered",
+                    detail: $"Delivery '{deliveryId}' is {current.State.ToString().ToLowerInvariant()}.");
+            default:
+                return TypedResults.Problem(statusCode: 404, title: "No such delivery", detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
+        }
+    }
+
+    /// <summary>Sends a signed <c>ping</c> event now and answers what the receiver said (not stored, not retried).</summary>
+    private async Task<Results<Ok<PingView>, ProblemHttpResult>> PingAsync(string id, CancellationToken cancellationToken)
+    {
+        if (store.Target(id) is not { } target)
+        {
+            return NotFound(id);
+        }
+
+        var deliveryId = "ping-" + Guid.CreateVersion7().ToString("N");
+        var body = JsonSerializer.Serialize(new
+        {
+            deliveryId,
+            sequence = 0,
+            @event = "ping",
+            subscriptionId = id,
+            at = time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+        }, WebhookJson.Compact);
+        var result = await dispatcher.SendAsync(target.Url, target.Secret, "ping", deliveryId, body, cancellationToken);
+        return TypedResults.Ok(new PingView(deliveryId, result.Delivered, result.StatusCode, result.Error));
+    }
+
+    private static ProblemHttpResult NotFound(string id) =>
+        TypedResults.Problem(statusCode: 404, title: "No such webhook subscription", detail: $"There is no webhook subscription '{id}'.");
+
+    /// <summary>Who is calling, as the API's authentication names it; kept on the subscription for later access rules.</summary>
+    private static string ActorOf(HttpContext context) =>
+        context.User.Identity?.Name is { Length: > 0 } name ? name : "unknown";
+
+    private static async Task<(JsonElement Body, ProblemHttpResult? Problem)> ReadBodyAsync(HttpContext context)
+    {
+        if (context.Request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return (default, TypedResults.Problem(statusCode: 415, title: "Send JSON",
+                detail: "The body must be JSON with Content-Type: application/json."));
+        }
+
+        try
+        {
+            using var doc = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            return (doc.RootElement.Clone(), null);
+        }
+        catch (JsonException ex)
+        {
+            return (default, TypedResults.Problem(statusCode: 400, title: "The body is not valid JSON", detail: ex.Message));
+        }
+    }
+}

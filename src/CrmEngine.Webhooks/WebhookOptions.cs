@@ -1,0 +1,37 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace CrmEngine.Webhooks;
+
+/// <summary>Section <c>Webhooks</c>: how outbound deliveries are sent and retried.</summary>
+public sealed class WebhookOptions
+{
+    public const string Section = "Webhooks";
+
+    /// <summary>Tries of one delivery (the first send included) before it is parked with its last error.</summary>
+    [Range(1, 100)]
+    public int MaxAttempts { get; set; } = 8;
+
+    /// <summary>Wait before the second try; doubles per try up to <see cref="RetryMaxDelay"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "1.00:00:00")]
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest wait between two tries.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "7.00:00:00")]
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Budget of one POST (connect, send, response headers); past it the try counts as failed.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often the dispatcher looks for new changes when nothing woke it.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Subscriptions sent to at the same time (each subscription itself gets one delivery at a time).</summary>
+    [Range(1, 256)]
+    public int MaxConcurrentSubscriptions { get; set; } = 8;
+
+    /// <summary>How long delivered deliveries stay in the history before they are removed.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
+    public TimeSpan DeliveredRetention { get; set; } = TimeSpan.FromDays(30);
+}
