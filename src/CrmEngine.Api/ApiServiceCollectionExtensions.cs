@@ -37,6 +37,7 @@ public static class ApiServiceCollectionExtensions
         services.AddSingleton<IHealthContributor, StoreHealth>();
         services.AddSingleton<IHealthContributor>(sp => new PluginsHealth(sp));
         services.AddSingleton<IHealthContributor>(sp => new SchedulerHealthContributor(sp));
+        Resources.ResourceServiceCollectionExtensions.AddCrmApiResources(services); // customers, contacts, activities, orders, products, consents, segments
         services.TryAddSingleton(new EngineServiceCollection(services));
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<ApiServer>(sp));
         services.AddHostedService(sp => sp.GetRequiredService<ApiServer>());
