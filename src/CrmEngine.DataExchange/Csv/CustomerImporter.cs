@@ -431,7 +431,7 @@ public sealed class CustomerImporter
                 return;
             }
 
-            var results = await _store.Customers.WriteManyAsync(writes, ct);
+            var results = await WriteAsync(writes, ct);
             foreach (var result in results)
             {
                 var item = written[result.Index];
@@ -458,6 +458,39 @@ public sealed class CustomerImporter
 
             // A bulk call stopped by cancellation reports only the writes it made.
             ct.ThrowIfCancellationRequested();
+        }
+
+        /// <summary>
+        /// The batch's creates go first as one all-or-nothing call (one transaction), which is the fast path while
+        /// <c>WriteManyAsync</c> writes one record per call; if any create is refused, they are written again through
+        /// <c>WriteManyAsync</c>, which reports each one's outcome. Updates always take <c>WriteManyAsync</c>.
+        /// </summary>
+        private async Task<IReadOnlyList<BulkWriteResult<Customer>>> WriteAsync(List<BulkWrite<Customer>> writes, CancellationToken ct)
+        {
+            var creates = writes.Select((w, i) => (w, i)).Where(x => x.w.Operation == BulkOperation.Create).ToList();
+            var results = new List<BulkWriteResult<Customer>>(writes.Count);
+            var rest = writes.Select((w, i) => (w, i)).ToList();
+            if (creates.Count > 1)
+            {
+                try
+                {
+                    var stored = await _store.Customers.CreateManyAsync(creates.Select(c => c.w.Entity).ToList(), ct);
+                    results.AddRange(creates.Select((c, k) => new BulkWriteResult<Customer>(c.i, stored[k], null)));
+                    rest = rest.Where(x => x.w.Operation != BulkOperation.Create).ToList();
+                }
+                catch (StoreException)
+                {
+                    // One of them was refused and none was stored: per-record outcomes below.
+                }
+            }
+
+            if (rest.Count > 0)
+            {
+                var outcomes = await _store.Customers.WriteManyAsync(rest.Select(x => x.w).ToList(), ct);
+                results.AddRange(outcomes.Select(o => o with { Index = rest[o.Index].i }));
+            }
+
+            return results;
         }
 
         private async Task<Customer?> MatchAsync(Customer patch, CancellationToken ct)
