@@ -41,7 +41,7 @@ try
     var results = new List<(string Name, int Count, TimeSpan Time, string Baseline)>();
 
     // ---- engine: batch inserts through the full pipeline (validate, index keys, change feed, audit), one transaction per batch
-    TimeSpan engineInsert, engineRead, engineSingles, engineConcurrent, engineFind;
+    TimeSpan engineInsert, engineUpdate, engineRead, engineSingles, engineConcurrent, engineFind;
     string[] ids;
     using (var db = new CrmDatabase(new StoreOptions { DataDirectory = Path.Combine(root, "engine"), FileName = "crm.db" }))
     {
@@ -51,11 +51,31 @@ try
         var created = new List<Customer>(n);
         foreach (var chunk in customers.Chunk(batch))
         {
-            created.AddRange(await store.Customers.CreateManyAsync(chunk));
+            var outcome = await store.Customers.WriteManyAsync(chunk.Select(c => new BulkWrite<Customer>(BulkOperation.Create, c)).ToList());
+            created.AddRange(outcome.Select(r => r.Stored ?? throw new InvalidOperationException(r.Error!.Message)));
         }
 
         engineInsert = sw.Elapsed;
         ids = created.Select(c => c.Id).ToArray();
+
+        // bulk update of every record (a changed stage and a new tag), through the full pipeline
+        foreach (var c in created)
+        {
+            c.Stage = LifecycleStage.RepeatCustomer;
+            c.Tags.Add("bulk-updated");
+        }
+
+        sw.Restart();
+        foreach (var chunk in created.Chunk(batch))
+        {
+            var outcome = await store.Customers.WriteManyAsync(chunk.Select(c => new BulkWrite<Customer>(BulkOperation.Update, c)).ToList());
+            if (outcome.FirstOrDefault(r => !r.Succeeded) is { } failed)
+            {
+                throw new InvalidOperationException(failed.Error!.Message);
+            }
+        }
+
+        engineUpdate = sw.Elapsed;
 
         // one CreateAsync per record: a transaction (and a durable commit) per write
         sw.Restart();
@@ -150,7 +170,7 @@ try
     // ---- second baseline: bare LiteDB doing the same storage work the engine does per record
     // (document with look-up keys and the same indexes, a change record, a field-level audit record),
     // one transaction per batch, without the pipeline: the difference to the engine is the pipeline itself.
-    TimeSpan sameWorkInsert;
+    TimeSpan sameWorkInsert, sameWorkUpdate;
     using (var sameWork = new CrmDatabase(new StoreOptions { DataDirectory = Path.Combine(root, "same-work"), FileName = "crm.db" }))
     {
         var pipeline = new WritePipeline(sameWork, new WriteHandlerRegistry(), new PipelineOptions());
@@ -181,6 +201,36 @@ try
         }
 
         sameWorkInsert = sw.Elapsed;
+
+        // the same update as the engine's: the document with its new keys, a change record, an audit record of the changed fields
+        var updated = prepared.Select((p, i) =>
+        {
+            var c = customers[i];
+            c.Stage = LifecycleStage.RepeatCustomer;
+            c.Tags.Add("bulk-updated");
+            c.Version = 2;
+            var after = pipeline.ToDocument(CoreEntities.Customer, c);
+            var audit = new BsonArray(AuditDiff.Compute(p.Doc, after).Select(f => (BsonValue)new BsonDocument { ["f"] = f.Field, ["b"] = f.Before, ["a"] = f.After }));
+            return (Doc: after, Audit: audit);
+        }).ToList();
+        sw.Restart();
+        foreach (var chunk in updated.Chunk(batch))
+        {
+            await sameWork.WriteAsync(_ =>
+            {
+                foreach (var (doc, audit) in chunk)
+                {
+                    seq++;
+                    lite.GetCollection("customers").Update(doc);
+                    lite.GetCollection("_changes").Insert(new BsonDocument { ["_id"] = seq, ["entity"] = "customer", ["entityId"] = doc["_id"], ["op"] = "Update", ["version"] = 2, ["at"] = "t", ["actor"] = "bench" });
+                    lite.GetCollection("_audit").Insert(new BsonDocument { ["_id"] = "customer\u0001" + doc["_id"].AsString + "\u0001" + seq, ["seq"] = seq, ["changes"] = audit });
+                }
+
+                return 0;
+            });
+        }
+
+        sameWorkUpdate = sw.Elapsed;
     }
 
     static string Rate(int count, TimeSpan t) => (count / Math.Max(t.TotalSeconds, 1e-9)).ToString("N0", CultureInfo.InvariantCulture) + "/s";
@@ -188,11 +238,14 @@ try
 
     Console.WriteLine($"{"measure",-58} {"count",10} {"time",12} {"rate",14}");
     void Row(string name, int count, TimeSpan t) => Console.WriteLine($"{name,-58} {count,10:N0} {Ms(t),12} {Rate(count, t),14}");
-    Row("insert: engine CreateManyAsync (full pipeline, batches)", n, engineInsert);
+    Row("insert: engine WriteManyAsync (full pipeline, batches)", n, engineInsert);
     Row("insert: bare LiteDatabase.InsertBulk (same documents)", n, bareInsert);
     Console.WriteLine($"{"  engine / bare",-58} {engineInsert / bareInsert,33:0.0}x");
     Row("insert: bare LiteDB, same storage work (indexes+change+audit)", n, sameWorkInsert);
     Console.WriteLine($"{"  engine / same storage work (= pipeline overhead)",-58} {engineInsert / sameWorkInsert,33:0.0}x");
+    Row("update: engine WriteManyAsync (full pipeline, batches)", n, engineUpdate);
+    Row("update: bare LiteDB, same storage work (indexes+change+audit)", n, sameWorkUpdate);
+    Console.WriteLine($"{"  engine / same storage work",-58} {engineUpdate / sameWorkUpdate,33:0.0}x");
     Row("insert: engine CreateAsync, one write per call", singles, engineSingles);
     Row("insert: engine CreateAsync, 16 concurrent callers", singles, engineConcurrent);
     Row("read: engine ListAsync pages of 1000 (mapped)", n + 2 * singles, engineRead);
