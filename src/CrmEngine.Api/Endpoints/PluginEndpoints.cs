@@ -34,7 +34,6 @@ internal static class PluginEndpoints
                     .WithTags("Plugins")
                     .WithName($"plugin:{endpoint.PluginId}:{d.Method}:{d.Pattern}")
                     .WithSummary($"Plugin {endpoint.PluginId}: {d.Method} {d.Pattern} (needs the {d.Scope.ToString().ToLowerInvariant()} scope)")
-                    .Accepts<byte[]>("application/json", "application/octet-stream", "text/plain")
                     .Produces(StatusCodes.Status200OK, contentType: "application/json")
                     .ProducesProblem(StatusCodes.Status500InternalServerError)
                     .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
@@ -46,7 +45,7 @@ internal static class PluginEndpoints
             }
         }
 
-        api.Map("/plugins/{pluginId}/{**path}", (string pluginId, string? path) => Unmatched(plugins, pluginId, path))
+        api.MapMethods("/plugins/{pluginId}/{**path}", ["GET", "POST", "PUT", "PATCH", "DELETE"], (string pluginId, string? path) => Unmatched(plugins, pluginId, path))
             .RequireAuthorization(ApiPolicies.Read)
             .WithTags("Plugins")
             .WithName("PluginFallback")

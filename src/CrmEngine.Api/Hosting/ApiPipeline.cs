@@ -35,6 +35,21 @@ internal static class ApiPipeline
         }
     }
 
+    /// <summary>Problems written by the framework itself (no route, wrong method, body too large) say what happened.</summary>
+    internal static void DescribeStatus(ProblemDetailsContext problem)
+    {
+        var request = problem.HttpContext.Request;
+        problem.ProblemDetails.Instance ??= request.Path;
+        problem.ProblemDetails.Detail ??= problem.ProblemDetails.Status switch
+        {
+            404 => $"no endpoint answers {request.Path}",
+            405 => $"{request.Method} is not allowed on {request.Path}",
+            413 => $"the request body is larger than the limit of {problem.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize} bytes",
+            415 => "send the body as JSON (Content-Type: application/json)",
+            _ => null,
+        };
+    }
+
     /// <summary>An endpoint's <see cref="IRequestSizeLimitMetadata"/> (for example the CSV import) replaces the global limit.</summary>
     private static Task ApplyBodyLimit(HttpContext context, Func<Task> next)
     {
@@ -172,25 +187,5 @@ internal static class ApiPipeline
             _ when t.StartsWith("List`1", StringComparison.Ordinal) || t.EndsWith("[]", StringComparison.Ordinal) || t.Contains("`1", StringComparison.Ordinal) => "an array",
             _ => t,
         };
-    }
-}
-
-/// <summary>Endpoint conventions for the API's endpoint code.</summary>
-public static class ApiEndpointConventions
-{
-    /// <summary>
-    /// Lets this endpoint take a larger (or smaller) body than <c>Api:MaxRequestBodyBytes</c>, for example a CSV import:
-    /// <c>api.MapPost("import/customers", ...).WithMaxRequestBodySize(512L * 1024 * 1024)</c>. Null removes the limit.
-    /// </summary>
-    public static TBuilder WithMaxRequestBodySize<TBuilder>(this TBuilder builder, long? bytes) where TBuilder : IEndpointConventionBuilder
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        builder.Add(e => e.Metadata.Add(new BodySizeLimit(bytes)));
-        return builder;
-    }
-
-    private sealed class BodySizeLimit(long? bytes) : IRequestSizeLimitMetadata
-    {
-        public long? MaxRequestBodySize { get; } = bytes;
     }
 }

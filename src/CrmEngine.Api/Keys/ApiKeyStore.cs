@@ -52,6 +52,10 @@ internal sealed class ApiKeyStore
         _time = time ?? database.TimeProvider;
         _db.WriteAsync(_ =>
         {
+            // The change feed is read by /api/changes from the first request on. Created here, in a write of its own,
+            // so LiteDB never serves a read of it while the first data write is creating it (seen as a LiteException).
+            _db.Database.GetCollection(CrmDatabase.ChangesCollection).EnsureIndex("_id");
+            _db.Database.GetCollection(CrmDatabase.AuditCollection).EnsureIndex("_id");
             Keys.EnsureIndex("ix_hash", "$.hash", unique: true);
             Keys.EnsureIndex("ix_name", "LOWER($.name)", unique: false);
             return true;

@@ -87,6 +87,7 @@ public sealed class ApiTestHost : IAsyncDisposable
     public HttpClient Admin { get; private set; } = null!;
 
     private readonly CapturedLog _log = new();
+    private int _disposed;
 
     public static async Task<ApiTestHost> StartAsync(Action<ApiTestHostOptions>? configure = null)
     {
@@ -217,6 +218,11 @@ public sealed class ApiTestHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         foreach (var client in _clients)
         {
             client.Dispose();
