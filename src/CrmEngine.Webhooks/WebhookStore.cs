@@ -332,7 +332,7 @@ internal sealed class WebhookStore
             ["version"] = change.Version,
             ["at"] = change.At.ToString("O", CultureInfo.InvariantCulture),
             ["actor"] = change.Actor,
-            ["data"] = data,
+            ["data"] = data?.DeepClone(), // one image serves every subscription; a node has only one parent
         };
         return body.ToJsonString(WebhookJson.Compact);
     }

@@ -73,7 +73,8 @@ public class DeliveryTests
         await engine.Store.Products.DeleteAsync(p.Id);
         await engine.Store.Customers.DeleteAsync(c.Id);
 
-        await Eventually.WaitAsync(() => receiver.Delivered.Count(r => r.Path == "/all") == 5, "all five changes reach the '*' subscription");
+        await Eventually.WaitAsync(() => receiver.Delivered.Count(r => r.Path == "/all") == 5, "all five changes reach the '*' subscription",
+            explain: () => string.Join(", ", receiver.Requests.Select(r => $"{r.Path} {r.Event} {r.AnsweredStatus}")) + "\n" + engine.Logs.Errors);
         await Eventually.WaitAsync(() => receiver.Delivered.Count(r => r.Path == "/deletes") == 2, "both deletes reach '*.deleted'");
         await Eventually.WaitAsync(() => receiver.Delivered.Count(r => r.Path == "/products") == 2, "product create and delete reach 'product.*'");
         await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/created"), "the customer create reaches 'customer.created'");
@@ -231,7 +232,8 @@ public class DeliveryTests
         var (moved, _) = await engine.SubscribeAsync(receiver.Url("/moved"), "customer.created");
         await engine.Store.Customers.CreateAsync(new Customer { Name = "Edge Cases" });
 
-        await Eventually.WaitAsync(async () => (await engine.DeliversAsync(slow)).GetProperty("state").GetString() == "parked", "the slow one is parked");
+        await Eventually.WaitAsync(async () => (await engine.DeliversAsync(slow)).GetProperty("state").GetString() == "parked", "the slow one is parked",
+            explain: () => engine.Logs.Errors);
         await Eventually.WaitAsync(async () => (await engine.DeliversAsync(moved)).GetProperty("state").GetString() == "parked", "the redirected one is parked");
         Assert.Contains("no answer within 0.3 s", (await engine.DeliversAsync(slow)).GetProperty("lastError").GetString(), StringComparison.Ordinal);
         var redirect = await engine.DeliversAsync(moved);

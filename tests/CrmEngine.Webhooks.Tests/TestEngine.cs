@@ -207,7 +207,7 @@ internal sealed class LogSink : ILoggerProvider
 internal static class Eventually
 {
     /// <summary>Polls until <paramref name="condition"/> holds; generous timeout for a loaded CI machine.</summary>
-    public static async Task WaitAsync(Func<Task<bool>> condition, string what, int timeoutSeconds = 60)
+    public static async Task WaitAsync(Func<Task<bool>> condition, string what, int timeoutSeconds = 60, Func<string>? explain = null)
     {
         var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
         while (true)
@@ -219,15 +219,15 @@ internal static class Eventually
 
             if (DateTime.UtcNow > deadline)
             {
-                Assert.Fail($"Timed out waiting for: {what}");
+                Assert.Fail($"Timed out waiting for: {what}\n{explain?.Invoke()}");
             }
 
             await Task.Delay(25);
         }
     }
 
-    public static Task WaitAsync(Func<bool> condition, string what, int timeoutSeconds = 60) =>
-        WaitAsync(() => Task.FromResult(condition()), what, timeoutSeconds);
+    public static Task WaitAsync(Func<bool> condition, string what, int timeoutSeconds = 60, Func<string>? explain = null) =>
+        WaitAsync(() => Task.FromResult(condition()), what, timeoutSeconds, explain);
 }
 
 internal static class Json
