@@ -53,6 +53,7 @@ internal static class ConfigChecker
         (CrmEngine.Mail.MailOptions.Section, typeof(CrmEngine.Mail.MailOptions)),
         (CrmEngine.DataExchange.DataExchangeOptions.Section, typeof(CrmEngine.DataExchange.DataExchangeOptions)),
         (CrmEngine.Templates.TemplatesOptions.Section, typeof(CrmEngine.Templates.TemplatesOptions)),
+        (CrmEngine.Webhooks.WebhookOptions.Section, typeof(CrmEngine.Webhooks.WebhookOptions)),
     ];
 
     /// <summary>

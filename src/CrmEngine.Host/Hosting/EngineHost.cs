@@ -59,6 +59,9 @@ internal static class EngineHost
         builder.Services.AddCrmScheduling(builder.Configuration);
         // After the scheduler: event rules register into the pipeline; segments follow the change feed.
         builder.Services.AddCrmRules(builder.Configuration);
+        // After the rules: webhooks follow the change feed from their own stored cursor (independent of the order of other
+        // feed readers); registered before the API is mapped so it finds the /api/webhooks module and the health part.
+        CrmEngine.Webhooks.WebhooksServiceCollectionExtensions.AddCrmWebhooks(builder.Services, builder.Configuration);
         // After the rules: the templates folder is read at start (refused files logged) and watched; renders read files lazily, so the order only decides when refusals are logged.
         CrmEngine.Templates.TemplatesServiceCollectionExtensions.AddCrmTemplates(builder.Services, builder.Configuration);
         // After the templates (and the API): the outbox renders through the templates and adds its endpoints and health to the API; its sender stops first.
