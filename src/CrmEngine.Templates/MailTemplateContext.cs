@@ -144,7 +144,11 @@ internal static class DataMembers
         // Members of the framework's own types (Type, Assembly, strings, collections ...) are never exposed:
         // lists and dictionaries are read through Scriban's list/dictionary access, not their properties.
         var declaring = member.DeclaringType;
-        if (declaring is null || declaring.Namespace is null || declaring.Namespace == "System" || declaring.Namespace.StartsWith("System.", StringComparison.Ordinal)
+        if (declaring is not null && declaring.Namespace is null && declaring.IsDefined(typeof(System.Runtime.CompilerServices.CompilerGeneratedAttribute), false))
+        {
+            // Anonymous objects (new { number = "CS-1" }) handed in as extra values: plain data.
+        }
+        else if (declaring is null || declaring.Namespace is null || declaring.Namespace == "System" || declaring.Namespace.StartsWith("System.", StringComparison.Ordinal)
             || declaring.Namespace.StartsWith("Microsoft.", StringComparison.Ordinal) || declaring.Namespace.StartsWith("Scriban", StringComparison.Ordinal))
         {
             return false;

@@ -18,6 +18,12 @@ public static class TemplatesServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
+        if (services.Any(d => d.ServiceType == typeof(MailTemplates)))
+        {
+            // Registered already (one folder, one watcher, one start-up read).
+            return services;
+        }
+
         services.AddOptions<TemplatesOptions>().Bind(configuration.GetSection(TemplatesOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(sp =>
         {

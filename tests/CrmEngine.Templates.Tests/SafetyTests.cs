@@ -88,13 +88,13 @@ public sealed class SafetyTests : IDisposable
     [Fact]
     public void Templates_see_data_properties_only_never_types_methods_or_services()
     {
-        var extra = new Dictionary<string, object?> { ["probe"] = new Probe() };
+        var extra = new Dictionary<string, object?> { ["probe"] = new Probe(), ["anonymous"] = new { Number = "CS-1" } };
         var (error, html) = RenderHtml(
             "[{{ customer.name }}][{{ customer.get_type }}][{{ customer.GetType }}][{{ probe.runtime_type }}][{{ probe.runtime_type.assembly }}]" +
-            "[{{ probe.services }}][{{ probe.callback }}][{{ probe.secret }}][{{ probe.visible }}][{{ probe.to_string }}][{{ customer.name.length }}]",
+            "[{{ probe.services }}][{{ probe.callback }}][{{ probe.secret }}][{{ probe.visible }}][{{ probe.to_string }}][{{ customer.name.length }}][{{ anonymous.number }}]",
             Samples.Accented(extra));
         Assert.Null(error);
-        Assert.Equal("[Müller &amp; Söhne GmbH][][][][][][][][shown][][]", html);
+        Assert.Equal("[Müller &amp; Söhne GmbH][][][][][][][][shown][][][CS-1]", html);
     }
 
     [Fact]
