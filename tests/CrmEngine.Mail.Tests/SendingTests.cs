@@ -231,6 +231,7 @@ public sealed class SendingTests
         var file = Path.Combine(world.PickupFolder, result.MessageId + ".eml");
         Assert.True(File.Exists(file), $"{file} exists");
         Assert.Single(Directory.GetFiles(world.PickupFolder));
+        Assert.Contains("\r\n\r\n", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
         var message = MimeMessage.Load(file);
         Assert.Equal("José Álvarez", ((MailboxAddress)message.To[0]).Name);
         Assert.Equal(sent.MessageId, message.MessageId);

@@ -191,6 +191,16 @@ internal sealed class SmtpTransport(MailOptions options, TimeProvider time) : IM
 /// </summary>
 internal sealed class PickupTransport(string folder) : IMailTransport
 {
+    /// <summary>RFC 5322 line ends (CRLF) on every OS, as mail programs and pickup-folder MTAs expect.</summary>
+    private static readonly FormatOptions CrLf = CreateFormat();
+
+    private static FormatOptions CreateFormat()
+    {
+        var format = FormatOptions.Default.Clone();
+        format.NewLineFormat = NewLineFormat.Dos;
+        return format;
+    }
+
     public async Task<string> SendAsync(MimeMessage message, string fileName, CancellationToken cancellationToken)
     {
         try
@@ -200,7 +210,7 @@ internal sealed class PickupTransport(string folder) : IMailTransport
             var temp = Path.Combine(folder, "." + fileName + ".tmp");
             await using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 16384, FileOptions.Asynchronous))
             {
-                await message.WriteToAsync(FormatOptions.Default, stream, cancellationToken).ConfigureAwait(false);
+                await message.WriteToAsync(CrLf, stream, cancellationToken).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
             }
 
