@@ -49,6 +49,7 @@ internal static class CrmCommandLine
         root.Subcommands.Add(MailCommands.Mail());
         root.Subcommands.Add(DataCommands.Import()); root.Subcommands.Add(DataCommands.Export()); root.Subcommands.Add(DataCommands.Duplicates()); root.Subcommands.Add(DataCommands.Customers());
         root.Subcommands.Add(TemplatesCommands.Templates());
+        root.Subcommands.Add(ApiKeysCommands.ApiKeys());
         return root;
     }
 

@@ -54,6 +54,7 @@ internal static class ConfigChecker
         (CrmEngine.DataExchange.DataExchangeOptions.Section, typeof(CrmEngine.DataExchange.DataExchangeOptions)),
         (CrmEngine.Templates.TemplatesOptions.Section, typeof(CrmEngine.Templates.TemplatesOptions)),
         (CrmEngine.Webhooks.WebhookOptions.Section, typeof(CrmEngine.Webhooks.WebhookOptions)),
+        (CrmEngine.Api.ApiOptions.Section, typeof(CrmEngine.Api.ApiOptions)),
     ];
 
     /// <summary>

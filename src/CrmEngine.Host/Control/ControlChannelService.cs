@@ -188,6 +188,12 @@ internal sealed class ControlChannelService(
             Commands.MailCommands.MapControl(app, mail);
         }
 
+        // API keys (crm apikeys ...): the control channel, not the API, so the first key needs no key.
+        if (services.GetService<CrmEngine.Api.Keys.ApiKeyAdministration>() is { } apiKeys)
+        {
+            Commands.ApiKeysCommands.MapControl(app, apiKeys);
+        }
+
         // Scheduled jobs and business calendars (crm jobs ..., crm calendars show).
         if (services.GetService<SchedulingControl>() is { } scheduling)
         {

@@ -62,12 +62,14 @@ internal static class EngineHost
         // After the rules: webhooks follow the change feed from their own stored cursor (independent of the order of other
         // feed readers); registered before the API is mapped so it finds the /api/webhooks module and the health part.
         CrmEngine.Webhooks.WebhooksServiceCollectionExtensions.AddCrmWebhooks(builder.Services, builder.Configuration);
+        // After the rules: the API starts once plugins (their endpoints), scheduler and rules are up and stops before them; modules and health contributors registered later are read at its start.
+        CrmEngine.Api.ApiServiceCollectionExtensions.AddCrmApi(builder.Services, builder.Configuration);
+        // After the rules: the duplicate checks join the pipeline once core and rules are in (handlers of one stage run by order, then registration), and the API finds the data-exchange module and redirects.
+        builder.Services.AddCrmDataExchange(builder.Configuration);
         // After the rules: the templates folder is read at start (refused files logged) and watched; renders read files lazily, so the order only decides when refusals are logged.
         CrmEngine.Templates.TemplatesServiceCollectionExtensions.AddCrmTemplates(builder.Services, builder.Configuration);
         // After the templates (and the API): the outbox renders through the templates and adds its endpoints and health to the API; its sender stops first.
         CrmEngine.Mail.MailServiceCollectionExtensions.AddCrmMail(builder.Services, builder.Configuration);
-        // After the rules: the duplicate checks join the pipeline once core and rules are in (handlers of one stage run by order, then registration), and the API finds the data-exchange module and redirects.
-        builder.Services.AddCrmDataExchange(builder.Configuration);
         builder.Services.AddHostedService<ControlChannelService>();
         builder.Services.AddHostedService<ReadyAnnouncer>();
         return builder;
