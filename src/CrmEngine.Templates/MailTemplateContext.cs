@@ -79,11 +79,16 @@ internal sealed class MailTemplateContext : TemplateContext
         return this;
     }
 
+    // Accessors depend only on the type (the filter and renamer are the same for every render): built once per type,
+    // not once per render, because building one reflects over the type and runs the member filter on each member.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, IObjectAccessor?> MemberAccessors = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, IListAccessor?> ListAccessors = new();
+
     protected override IObjectAccessor? GetMemberAccessorImpl(object target) =>
-        base.GetMemberAccessorImpl(target) is { } accessor ? new ReadOnlyAccessor(accessor) : null;
+        MemberAccessors.GetOrAdd(target.GetType(), _ => base.GetMemberAccessorImpl(target) is { } accessor ? new ReadOnlyAccessor(accessor) : null);
 
     protected override IListAccessor? GetListAccessorImpl(object target, Type type) =>
-        base.GetListAccessorImpl(target, type) is { } accessor ? new ReadOnlyList(accessor) : null;
+        ListAccessors.GetOrAdd(type, _ => base.GetListAccessorImpl(target, type) is { } accessor ? new ReadOnlyList(accessor) : null);
 
     private sealed class ReadOnlyAccessor(IObjectAccessor inner) : IObjectAccessor
     {

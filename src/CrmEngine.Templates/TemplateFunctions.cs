@@ -217,7 +217,13 @@ internal static class TemplateFunctions
     }
 
     /// <summary>The symbol for an ISO 4217 code: the culture's own when it uses that currency, else the symbol of the code's home region.</summary>
-    internal static string SymbolOf(string isoCode, CultureInfo culture)
+    internal static string SymbolOf(string isoCode, CultureInfo culture) =>
+        // Cached per (currency, culture): a RegionInfo costs an ICU look-up, too much for every amount of every render.
+        CultureSymbols.GetOrAdd((isoCode, culture.Name), static (key, c) => FindSymbol(key.Item1, c), culture);
+
+    private static readonly ConcurrentDictionary<(string, string), string> CultureSymbols = new();
+
+    private static string FindSymbol(string isoCode, CultureInfo culture)
     {
         try
         {

@@ -118,6 +118,8 @@ internal static class TemplateModelGlobals
         }
     }
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, CultureInfo?> Cultures = new(StringComparer.Ordinal);
+
     public static CultureInfo CultureOf(string? name)
     {
         if (string.IsNullOrWhiteSpace(name))
@@ -125,13 +127,17 @@ internal static class TemplateModelGlobals
             return CultureInfo.GetCultureInfo("en-US");
         }
 
-        try
+        // Cached: the predefined-culture check asks ICU on every call.
+        return Cultures.GetOrAdd(name.Trim(), static key =>
         {
-            return CultureInfo.GetCultureInfo(name.Trim(), predefinedOnly: true);
-        }
-        catch (CultureNotFoundException)
-        {
-            throw new TemplateRenderException($"culture '{name}' is not known (use a name like en-US, de-DE or zh-CN)");
-        }
+            try
+            {
+                return CultureInfo.GetCultureInfo(key, predefinedOnly: true);
+            }
+            catch (CultureNotFoundException)
+            {
+                return null;
+            }
+        }) ?? throw new TemplateRenderException($"culture '{name}' is not known (use a name like en-US, de-DE or zh-CN)");
     }
 }
