@@ -47,7 +47,11 @@ public sealed class DataCommandTests(ITestOutputHelper output)
         Assert.Equal(0, code);
         Assert.Contains("5 customers scanned: 0 duplicate groups", text, StringComparison.Ordinal);
 
+        // Both cards have an ERP id: refused without --force, the kept id wins with it.
         (code, text) = await CrmProcess.RunAsync(root.Path, output, "customers", "merge", ids[0], ids[1]);
+        Assert.Equal(1, code);
+        Assert.Contains("external id erp: C1001 vs C1002", text, StringComparison.Ordinal);
+        (code, text) = await CrmProcess.RunAsync(root.Path, output, "customers", "merge", ids[0], ids[1], "--force");
         Assert.Equal(0, code);
         Assert.Contains($"{ids[1]} now redirects to {ids[0]}", text, StringComparison.Ordinal);
         (code, text) = await CrmProcess.RunAsync(root.Path, output, "customers", "merge", ids[0], ids[1]);
