@@ -197,6 +197,19 @@ public sealed class CrmDatabase : IDisposable
         }
 
         _db.GetCollection(DeliveriesCollection).EnsureIndex("ix_status", "$.status");
+
+        // The change feed and the audit log are read from the start (API, webhooks, segments) but LiteDB creates a
+        // collection only on its first insert; a read racing with the transaction that creates it fails with
+        // "page type must be collection page" and closes the engine. So they exist before anyone can read them.
+        foreach (var name in new[] { ChangesCollection, AuditCollection, DeliveriesCollection })
+        {
+            if (!_db.CollectionExists(name))
+            {
+                var col = _db.GetCollection(name);
+                col.Insert(new BsonDocument { ["_id"] = "\u0001create" });
+                col.Delete("\u0001create");
+            }
+        }
     }
 
     /// <summary>
