@@ -188,6 +188,9 @@ internal sealed class ControlChannelService(
             Commands.MailCommands.MapControl(app, mail);
         }
 
+        // Customer data in and out (crm import/export customers, duplicates scan, customers merge|erase|export).
+        Commands.DataCommands.MapControl(app, services);
+
         // API keys (crm apikeys ...): the control channel, not the API, so the first key needs no key.
         if (services.GetService<CrmEngine.Api.Keys.ApiKeyAdministration>() is { } apiKeys)
         {
