@@ -1,0 +1,222 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace CrmEngine.Host.Tests;
+
+/// <summary>
+/// The HTTP API of the real <c>crm</c> process: a key made with <c>crm apikeys create</c> while the engine is stopped
+/// (directly on the database), health and OpenAPI without a key, 401 without one, a customer created and read back
+/// with its ETag, and — while the engine runs, through the control channel — a read key refused a write (403) and the
+/// first key revoked (401 from then on).
+/// </summary>
+public sealed partial class ApiHostTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(2);
+
+    [GeneratedRegex(@"^crm_\S+$")]
+    private static partial Regex KeyLine();
+
+    [Fact]
+    public async Task Keys_made_offline_and_while_running_authorize_scope_and_revoke_over_real_http()
+    {
+        var port = FreePort();
+        var baseAddress = new Uri($"http://127.0.0.1:{port}/");
+        using var root = new TestRoot(s => s["Api"]!["Urls"] = baseAddress.ToString().TrimEnd('/'));
+
+        // Stopped: the key is made directly on the database and printed once.
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "create", "--name", "e2e", "--scope", "write");
+        Assert.Equal(0, code);
+        Assert.Contains("API key 'e2e'", text, StringComparison.Ordinal);
+        Assert.Contains("scope write", text, StringComparison.Ordinal);
+        var writeKey = ParseKey(text);
+
+        (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "list");
+        Assert.Equal(0, code);
+        Assert.Contains("e2e", text, StringComparison.Ordinal);
+        Assert.Contains("write", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(writeKey, text, StringComparison.Ordinal);
+
+        using (var crm = CrmProcess.Start(root.Path, output, "run"))
+        {
+            await crm.WaitForReadyAsync();
+            await crm.WaitForLineAsync(l => l.Contains("HTTP API listening on", StringComparison.Ordinal) && l.Contains($":{port}", StringComparison.Ordinal), Bound);
+            using var http = new HttpClient { BaseAddress = baseAddress, Timeout = Bound };
+
+            // No key needed for health and the OpenAPI document.
+            using (var health = await EventuallyAsync(() => http.GetAsync("health"), r => r.StatusCode == HttpStatusCode.OK, "GET /health → 200"))
+            {
+                var body = JsonNode.Parse(await health.Content.ReadAsStringAsync())!;
+                Assert.Contains(body["status"]!.GetValue<string>(), new[] { "ok", "degraded" });
+            }
+
+            using (var openApi = await http.GetAsync("openapi/v1.json"))
+            {
+                Assert.Equal(HttpStatusCode.OK, openApi.StatusCode);
+                Assert.Equal("application/json", openApi.Content.Headers.ContentType?.MediaType);
+                var doc = JsonNode.Parse(await openApi.Content.ReadAsStringAsync())!;
+                Assert.NotNull(doc["openapi"]);
+                Assert.NotNull(doc["paths"]!["/api/customers"]);
+            }
+
+            // /api without a key: 401 as a problem.
+            using (var anonymous = await http.GetAsync("api/customers"))
+            {
+                await AssertProblemAsync(anonymous, HttpStatusCode.Unauthorized);
+            }
+
+            // With the write key: create, then read it back with its ETag.
+            string id;
+            string etag;
+            using (var created = await SendAsync(http, HttpMethod.Post, "api/customers", writeKey, new { name = "E2E Kunde GmbH" }))
+            {
+                var body = await created.Content.ReadAsStringAsync();
+                Assert.True(created.StatusCode == HttpStatusCode.Created, $"{(int)created.StatusCode}: {body}");
+                Assert.NotNull(created.Headers.Location);
+                Assert.NotNull(created.Headers.ETag);
+                etag = created.Headers.ETag!.Tag;
+                id = JsonNode.Parse(body)!["id"]!.GetValue<string>();
+                Assert.False(string.IsNullOrEmpty(id));
+            }
+
+            using (var read = await SendAsync(http, HttpMethod.Get, $"api/customers/{id}", writeKey))
+            {
+                var body = await read.Content.ReadAsStringAsync();
+                Assert.True(read.StatusCode == HttpStatusCode.OK, $"{(int)read.StatusCode}: {body}");
+                Assert.Equal(etag, read.Headers.ETag?.Tag);
+                var customer = JsonNode.Parse(body)!;
+                Assert.Equal(id, customer["id"]!.GetValue<string>());
+                Assert.Equal("E2E Kunde GmbH", customer["name"]!.GetValue<string>());
+            }
+
+            // Running: a read key through the control channel may read but not write.
+            (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "create", "--name", "e2e-read", "--scope", "read");
+            Assert.Equal(0, code);
+            Assert.Contains("API key 'e2e-read'", text, StringComparison.Ordinal);
+            var readKey = ParseKey(text);
+            Assert.NotEqual(writeKey, readKey);
+
+            using (var allowed = await SendAsync(http, HttpMethod.Get, $"api/customers/{id}", readKey))
+            {
+                Assert.True(allowed.StatusCode == HttpStatusCode.OK, $"{(int)allowed.StatusCode}: {await allowed.Content.ReadAsStringAsync()}");
+            }
+
+            using (var refused = await SendAsync(http, HttpMethod.Post, "api/customers", readKey, new { name = "Not Stored" }))
+            {
+                var problem = await AssertProblemAsync(refused, HttpStatusCode.Forbidden);
+                Assert.Equal("write", problem["requiredScope"]?.GetValue<string>());
+            }
+
+            (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "list");
+            Assert.Equal(0, code);
+            Assert.Contains("e2e-read", text, StringComparison.Ordinal);
+            Assert.DoesNotContain(writeKey, text, StringComparison.Ordinal);
+            Assert.DoesNotContain(readKey, text, StringComparison.Ordinal);
+
+            // Revoked while running: the old key gets 401 from then on; the read key still works.
+            (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "revoke", "e2e");
+            Assert.Equal(0, code);
+            Assert.Contains("API key 'e2e'", text, StringComparison.Ordinal);
+            Assert.Contains("revoked", text, StringComparison.Ordinal);
+
+            using (var revoked = await SendAsync(http, HttpMethod.Get, $"api/customers/{id}", writeKey))
+            {
+                await AssertProblemAsync(revoked, HttpStatusCode.Unauthorized);
+            }
+
+            using (var revokedWrite = await SendAsync(http, HttpMethod.Post, "api/customers", writeKey, new { name = "Not Stored Either" }))
+            {
+                await AssertProblemAsync(revokedWrite, HttpStatusCode.Unauthorized);
+            }
+
+            using (var search = await SendAsync(http, HttpMethod.Get, "api/customers", readKey))
+            {
+                var body = await search.Content.ReadAsStringAsync();
+                Assert.True(search.StatusCode == HttpStatusCode.OK, $"{(int)search.StatusCode}: {body}");
+                Assert.Contains("E2E Kunde GmbH", body, StringComparison.Ordinal);
+                Assert.DoesNotContain("Not Stored", body, StringComparison.Ordinal);
+            }
+
+            crm.Signal(CrmProcess.SIGTERM);
+            Assert.Equal(0, await crm.WaitForExitAsync(Bound));
+            Assert.DoesNotContain(writeKey, crm.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(readKey, crm.Output, StringComparison.Ordinal);
+        }
+
+        // Stopped again: the database shows the revocation.
+        (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "list");
+        Assert.Equal(0, code);
+        var e2eLine = text.Split('\n').Single(l => l.StartsWith("e2e ", StringComparison.Ordinal));
+        Assert.DoesNotMatch(@"\s-\s*$", e2eLine);
+        var readLine = text.Split('\n').Single(l => l.StartsWith("e2e-read ", StringComparison.Ordinal));
+        Assert.Matches(@"\s-\s*$", readLine);
+    }
+
+    private static string ParseKey(string text) =>
+        text.Split('\n').Select(l => l.Trim()).SingleOrDefault(l => KeyLine().IsMatch(l))
+        ?? throw new Xunit.Sdk.XunitException("no key (crm_...) in the output:\n" + text);
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, HttpMethod method, string path, string key, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("X-Api-Key", key);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+
+        return await http.SendAsync(request);
+    }
+
+    private static async Task<JsonNode> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonNode.Parse(body)!;
+        Assert.Equal((int)status, problem["status"]!.GetValue<int>());
+        Assert.False(string.IsNullOrEmpty(problem["title"]?.GetValue<string>()));
+        return problem;
+    }
+
+    private static async Task<HttpResponseMessage> EventuallyAsync(Func<Task<HttpResponseMessage>> send, Func<HttpResponseMessage, bool> done, string what)
+    {
+        var until = DateTime.UtcNow + Bound;
+        var last = "";
+        while (true)
+        {
+            try
+            {
+                var response = await send();
+                if (done(response))
+                {
+                    return response;
+                }
+
+                last = $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}";
+                response.Dispose();
+            }
+            catch (HttpRequestException ex)
+            {
+                last = ex.Message;
+            }
+
+            if (DateTime.UtcNow > until)
+            {
+                throw new Xunit.Sdk.XunitException($"timed out waiting for {what}; last: {last}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
