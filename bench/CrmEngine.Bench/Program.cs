@@ -7,24 +7,6 @@ using CrmEngine.Core.Storage;
 using LiteDB;
 
 // Usage: dotnet run -c Release --project bench/CrmEngine.Bench -- [N] [batchSize]
-//        dotnet run -c Release --project bench/CrmEngine.Bench -- stages [N] [batchSize]   (where a bulk create's time goes)
-if (args.Length > 0 && args[0] is "stages" or "bulk")
-{
-    var stagesRoot = Path.Combine(Path.GetTempPath(), "crm-bench-" + Guid.NewGuid().ToString("N"));
-    try
-    {
-        Func<List<Customer>, int, string, Task> mode = args[0] == "bulk" ? CrmEngine.Bench.StoreStages.BulkOnlyAsync : CrmEngine.Bench.StoreStages.RunAsync;
-        await mode(Generate(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20_000),
-            args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5_000, stagesRoot);
-    }
-    finally
-    {
-        Directory.Delete(stagesRoot, recursive: true);
-    }
-
-    return;
-}
-
 var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100_000;
 var batch = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5_000;
 var singles = Math.Min(n, 500);

@@ -229,7 +229,7 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
     {
         using var root = new TestRoot(s =>
         {
-            s["Mail"] = new System.Text.Json.Nodes.JsonObject { ["Host"] = "smtp.example.com" };
+            s["Mailer"] = new System.Text.Json.Nodes.JsonObject { ["Host"] = "smtp.example.com" };
             s["Plugins"]!["sample.welcom"] = new System.Text.Json.Nodes.JsonObject { ["DueInDays"] = 2 };
             // A file where the log folder should be: not writable, even for root.
             s["NLog"]!["variables"]!["logDirectory"] = "appsettings.json/logs";
@@ -240,7 +240,7 @@ public sealed class HostLifecycleTests(ITestOutputHelper output)
         var text = crm.Output;
 
         Assert.Equal(2, code);
-        Assert.Contains("configuration error: Mail: unknown section (from " + root.File_("appsettings.json"), text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: Mailer: unknown section (from " + root.File_("appsettings.json"), text, StringComparison.Ordinal);
         Assert.Contains("configuration error: Storage: unknown section (from the command line", text, StringComparison.Ordinal);
         Assert.Contains("configuration error: Smtp: unknown section (from a CRM_ environment variable", text, StringComparison.Ordinal);
         Assert.DoesNotContain("Unrelated", text, StringComparison.Ordinal);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using CrmEngine.Abstractions.Store;
 using LiteDB;
-using LiteDB.Engine;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -26,8 +25,6 @@ public sealed class CrmDatabase : IDisposable
     internal const string PluginsCollection = "_plugins";
 
     private readonly LiteDatabase _db;
-    private readonly LiteDbFileStream? _dataFile;
-    private readonly LiteDbFileStream? _logFile;
     private readonly WriteExecutor _executor;
     private readonly ILogger _logger;
     private readonly DurableFlush _flush;
@@ -51,43 +48,35 @@ public sealed class CrmDatabase : IDisposable
         Mapper = CrmBsonMapper.Create();
         try
         {
-            // LiteDB runs on the engine's own file streams (see LiteDbFileStream: one journal sync per commit, not per page).
-            _dataFile = LiteDbFileStream.Open(FilePath, isJournal: false);
-            _logFile = LiteDbFileStream.Open(LogFileOf(FilePath), isJournal: true);
-            var engine = new LiteEngine(new EngineSettings
-            {
-                DataStream = _dataFile,
-                LogStream = _logFile,
-                Collation = new Collation(CollationName), // ordinal: index ranges exact ("key\u0001id" sorts by key, then id)
-            });
-            _db = new LiteDatabase(engine, Mapper, disposeOnClose: true);
+            _db = new LiteDatabase(ConnectionString(FilePath), Mapper);
         }
         catch (IOException ex)
         {
-            CloseFiles();
             throw new StoreException($"The database file '{FilePath}' cannot be opened: {ex.Message} Is another CrmEngine process using it?", ex);
         }
         catch (LiteException ex)
         {
-            CloseFiles();
             throw new StoreException($"'{FilePath}' cannot be opened as a CrmEngine database (it is not a CrmEngine database or it is damaged): {ex.Message}", ex);
-        }
-        catch
-        {
-            CloseFiles();
-            throw;
         }
 
         try
         {
             InitializeSchema();
             _lastSequence = ReadLastSequence();
+        }
+        catch
+        {
+            _db.Dispose();
+            throw;
+        }
+
+        try
+        {
             _flush = new DurableFlush(LiteDbDiskWriterProbe.Find(_db), FilePath, options.DiskSyncTimeout);
         }
         catch
         {
             _db.Dispose();
-            CloseFiles();
             throw;
         }
 
@@ -133,29 +122,7 @@ public sealed class CrmDatabase : IDisposable
     }
 
     /// <summary>Ordinal collation keeps index ranges exact ("key\u0001id" entries sort by key, then id).</summary>
-    private const string CollationName = "en-US/Ordinal";
-
-    /// <summary>
-    /// Closes the engine's file handles (after LiteDB is closed) and removes an empty journal, as LiteDB does on a
-    /// file it opened itself; a journal with pages (LiteDB could not checkpoint) stays and is replayed at next start.
-    /// </summary>
-    private void CloseFiles()
-    {
-        _dataFile?.Dispose();
-        _logFile?.Dispose();
-        try
-        {
-            var log = new FileInfo(LogFileOf(FilePath));
-            if (log.Exists && log.Length == 0)
-            {
-                log.Delete();
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            _logger.LogWarning(ex, "Could not remove the empty journal of {File}", FilePath);
-        }
-    }
+    private static string ConnectionString(string file) => $"Filename={file};Connection=direct;Collation=en-US/Ordinal";
 
     private void InitializeSchema()
     {
@@ -418,9 +385,6 @@ public sealed class CrmDatabase : IDisposable
             rest = rest.GetRange(failedAt + 1, rest.Count - failedAt - 1);
         }
     }
-
-    /// <summary>Journal syncs made before a commit's confirmed page, i.e. one per commit (see <see cref="LiteDbFileStream"/>).</summary>
-    internal int JournalBarriers => _logFile?.Barriers ?? 0;
 
     /// <summary>Waits for LiteDB's journal writer and fsyncs the files (see <see cref="DurableFlush"/>).</summary>
     internal DurableFlush Flush => _flush;
@@ -764,8 +728,6 @@ public sealed class CrmDatabase : IDisposable
         {
             _logger.LogWarning(ex, "LiteDB had already closed its engine: {File}", FilePath);
         }
-
-        CloseFiles();
 
         _logger.LogInformation("Store closed: {File}", FilePath);
     }
