@@ -188,6 +188,15 @@ public sealed class CrmDatabase : IDisposable
     /// </summary>
     internal string ClaimPluginCollection(string pluginId, string name)
     {
+        // Every claim from a plain caller (not only the first) makes sure the collection exists before the caller
+        // reads it: the first claim may have come from the writer thread, where creation waits for the write.
+        var stored = ClaimPluginCollectionName(pluginId, name);
+        CreateCollectionAhead(stored);
+        return stored;
+    }
+
+    private string ClaimPluginCollectionName(string pluginId, string name)
+    {
         var entity = CrmStore.PluginEntityName(pluginId, name);
         string stored;
         lock (_claims)
@@ -223,7 +232,6 @@ public sealed class CrmDatabase : IDisposable
             _claimsByEntity.Add(entity, claim);
         }
 
-        CreateCollectionAhead(stored);
         return stored;
     }
 
