@@ -48,7 +48,16 @@ public class DeliveryTests
         // Non-ASCII is sent as UTF-8, not escaped, and the signature is over those bytes.
         Assert.Contains("张伟", Encoding.UTF8.GetString(r.Body), StringComparison.Ordinal);
 
+        // The receiver answers before the dispatcher stores the outcome: wait for it.
         var history = await engine.DeliveriesAsync(id);
+        for (var until = DateTime.UtcNow.AddSeconds(30);
+             history.Count != 1 || history[0].GetProperty("state").GetString() != "delivered";
+             history = await engine.DeliveriesAsync(id))
+        {
+            Assert.True(DateTime.UtcNow < until, "the delivery was not recorded as delivered in time");
+            await Task.Delay(50);
+        }
+
         var entry = Assert.Single(history);
         Assert.Equal(r.DeliveryId, entry.GetProperty("id").GetString());
         Assert.Equal("delivered", entry.GetProperty("state").GetString());

@@ -664,6 +664,19 @@ public sealed class SegmentService : BackgroundService
         _wake.Release();
     }
 
+    /// <summary>
+    /// Claims (and so creates) the service's collections before the background loop and any reader start: LiteDB 5
+    /// can fail a read with "page type must be collection page" when it races with the write creating the collection.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _ = Members;
+        _ = States;
+        _ = Versions;
+        _ = Cursors;
+        return base.StartAsync(cancellationToken);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
