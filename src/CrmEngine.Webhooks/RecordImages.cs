@@ -10,7 +10,8 @@ namespace CrmEngine.Webhooks;
 /// transaction as every change). Reading the live record instead would hand a receiver a later state whenever
 /// the record changed again before the dispatcher caught up (bulk imports, bursts), so the audit entries of the
 /// record up to the change's sequence are folded: each entry holds the new JSON value of every field it changed.
-/// Field names are the stored ones (<c>Id</c>, <c>Email</c>, <c>Profile.Region</c> becomes a nested object).
+/// Field names are the stored ones (<c>Id</c>, <c>Email</c>, <c>Profile.Region</c> becomes a nested object);
+/// <see cref="PayloadShape"/> turns the image into the API's shape.
 /// </summary>
 internal sealed class RecordImages(CrmDatabase database)
 {

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Options;
 namespace CrmEngine.Webhooks;
 
 /// <summary>What one POST to a receiver came to.</summary>
-internal sealed record SendResult(bool Delivered, int? StatusCode, string? Error);
+internal sealed record SendResult(bool Delivered, int? StatusCode, string? Error, bool Permanent = false);
 
 /// <summary>
 /// Follows the change feed from the stored cursor, turns each change into durable deliveries for the matching
@@ -53,6 +53,9 @@ internal sealed class WebhookDispatcher : BackgroundService
             ConnectTimeout = _options.RequestTimeout,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             UseCookies = false,
+            // The target itself is checked and connected to; a proxy from the environment would hide it.
+            UseProxy = false,
+            ConnectCallback = (context, ct) => TargetGuard.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, _options.AllowPrivateTargets, ct),
         })
         {
             // The per-request budget is a CancellationTokenSource, so a timeout is told from a shutdown.
@@ -215,7 +218,7 @@ internal sealed class WebhookDispatcher : BackgroundService
 
         var attempt = send.Attempts + 1;
         TimeSpan? retryAfter = null;
-        if (!result.Delivered && attempt < _options.MaxAttempts)
+        if (!result.Delivered && !result.Permanent && attempt < _options.MaxAttempts)
         {
             retryAfter = RetryDelay(attempt);
         }
@@ -290,10 +293,27 @@ internal sealed class WebhookDispatcher : BackgroundService
         {
             return new SendResult(false, null, $"no answer within {_options.RequestTimeout.TotalSeconds:0.###} s (Webhooks:RequestTimeout)");
         }
+        catch (HttpRequestException ex) when (Refusal(ex) is { } refused)
+        {
+            return new SendResult(false, null, refused.Message, Permanent: true);
+        }
         catch (HttpRequestException ex)
         {
             return new SendResult(false, null, "connection failed: " + ex.Message);
         }
+    }
+
+    private static TargetRefusedException? Refusal(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is TargetRefusedException refused)
+            {
+                return refused;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The start of an error answer, on one line, for the delivery history.</summary>

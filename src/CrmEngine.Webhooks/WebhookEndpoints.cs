@@ -34,7 +34,7 @@ internal sealed record PingView(string DeliveryId, bool Delivered, int? StatusCo
 /// <c>/api/webhooks</c>: manage subscriptions, read delivery history, redeliver parked deliveries, ping a receiver.
 /// Admin scope for all of it: a subscription decides where customer data goes.
 /// </summary>
-internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dispatcher, TimeProvider time) : IApiEndpointModule
+internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dispatcher, TimeProvider time, WebhookOptions options) : IApiEndpointModule
 {
     private const int MaxPage = 500;
 
@@ -60,7 +60,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
             return problem;
         }
 
-        var input = SubscriptionInput.Read(body, create: true);
+        var input = SubscriptionInput.Read(body, create: true, options.AllowPrivateTargets);
         if (input.Errors.Count > 0)
         {
             return TypedResults.ValidationProblem(input.Errors, title: "The subscription is not valid");
@@ -86,7 +86,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
             return problem;
         }
 
-        var input = SubscriptionInput.Read(body, create: false);
+        var input = SubscriptionInput.Read(body, create: false, options.AllowPrivateTargets);
         if (input.Errors.Count > 0)
         {
             return TypedResults.ValidationProblem(input.Errors, title: "The change is not valid");

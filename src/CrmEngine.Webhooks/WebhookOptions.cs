@@ -31,6 +31,13 @@ public sealed class WebhookOptions
     [Range(1, 256)]
     public int MaxConcurrentSubscriptions { get; set; } = 8;
 
+    /// <summary>
+    /// False (default): subscriptions may not point at loopback, private, link-local or other non-public addresses, and a
+    /// delivery whose host resolves only to such addresses is refused and parked (SSRF protection). True for receivers
+    /// inside your own network (and tests with a loopback listener).
+    /// </summary>
+    public bool AllowPrivateTargets { get; set; }
+
     /// <summary>How long delivered deliveries stay in the history before they are removed.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
     public TimeSpan DeliveredRetention { get; set; } = TimeSpan.FromDays(30);

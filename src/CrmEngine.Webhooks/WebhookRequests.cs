@@ -19,7 +19,7 @@ internal sealed class SubscriptionInput
 
     public Dictionary<string, string[]> Errors { get; } = new(StringComparer.Ordinal);
 
-    public static SubscriptionInput Read(JsonElement body, bool create)
+    public static SubscriptionInput Read(JsonElement body, bool create, bool allowPrivateTargets)
     {
         var input = new SubscriptionInput();
         if (body.ValueKind != JsonValueKind.Object)
@@ -42,7 +42,7 @@ internal sealed class SubscriptionInput
                     else
                     {
                         input.Url = value.GetString();
-                        if (ValidateUrl(input.Url!) is { } problem)
+                        if (ValidateUrl(input.Url!, allowPrivateTargets) is { } problem)
                         {
                             input.Add("url", problem);
                         }
@@ -165,7 +165,7 @@ internal sealed class SubscriptionInput
     }
 
     /// <summary>Null when <paramref name="url"/> can be delivered to, else why not.</summary>
-    internal static string? ValidateUrl(string url)
+    internal static string? ValidateUrl(string url, bool allowPrivateTargets)
     {
         if (url.Length > 2048)
         {
@@ -190,6 +190,11 @@ internal sealed class SubscriptionInput
         if (!string.IsNullOrEmpty(uri.Fragment))
         {
             return "must not have a fragment (#...).";
+        }
+
+        if (!allowPrivateTargets && TargetGuard.RefuseByText(uri) is { } refused)
+        {
+            return $"must point at a public address: {refused} (set Webhooks:AllowPrivateTargets to true for receivers in your own network).";
         }
 
         return null;

@@ -268,7 +268,7 @@ internal sealed class WebhookStore
 
                 if (!dataRead)
                 {
-                    data = change.Operation == ChangeOperation.Delete ? null : images.After(change.Entity, change.EntityId, change.Sequence);
+                    data = change.Operation == ChangeOperation.Delete ? null : PayloadShape.ToApi(change.Entity, images.After(change.Entity, change.EntityId, change.Sequence));
                     dataRead = true;
                 }
 

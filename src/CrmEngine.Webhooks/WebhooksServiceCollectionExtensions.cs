@@ -30,7 +30,7 @@ public static class WebhooksServiceCollectionExtensions
             sp.GetService<ILogger<WebhookDispatcher>>()));
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
         services.AddSingleton<IApiEndpointModule>(sp => new WebhookEndpoints(sp.GetRequiredService<WebhookStore>(),
-            sp.GetRequiredService<WebhookDispatcher>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<WebhookDispatcher>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<WebhookOptions>>().Value));
         services.AddSingleton<IHealthContributor>(sp => new WebhookHealth(sp.GetRequiredService<WebhookStore>(),
             sp.GetRequiredService<WebhookDispatcher>(), sp.GetRequiredService<CrmDatabase>()));
         return services;

@@ -106,6 +106,39 @@ public sealed class AuthenticationTests
         Assert.Contains("not in the future", past.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_key_revoked_outside_this_process_cache_stops_working_within_the_documented_bound()
+    {
+        await using var api = await ApiTestHost.StartAsync();
+        Assert.Equal(HttpStatusCode.OK, (await api.Reader.GetAsync("api/changes")).StatusCode); // now cached
+
+        // A second key store on the same database stands in for anything that is not this process's cache.
+        var elsewhere = new ApiKeyStore(api.GetService<CrmEngine.Core.Storage.CrmDatabase>());
+        Assert.NotNull(await elsewhere.RevokeAsync("test-read"));
+        await Eventually.TrueAsync(async () => (await api.Reader.GetAsync("api/changes")).StatusCode == HttpStatusCode.Unauthorized,
+            "the revoked key is refused", TimeSpan.FromSeconds(60));
+        // Not a timing assertion on the machine's speed: the bound itself is what docs/api.md promises.
+        Assert.Equal(TimeSpan.FromSeconds(10), ApiKeyStore.CacheBound);
+        Assert.Equal(HttpStatusCode.OK, (await api.Writer.GetAsync("api/changes")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_refused_request_is_logged_once_and_without_the_key()
+    {
+        await using var api = await ApiTestHost.StartAsync();
+        const string wrong = "crm_this-key-does-not-exist-0123456789";
+        await ApiTestHost.AssertProblemAsync(await api.Client(wrong).GetAsync("api/changes"), 401);
+        await ApiTestHost.AssertProblemAsync(await api.Anonymous.GetAsync("api/customers"), 401);
+        await ApiTestHost.AssertProblemAsync(await api.Reader.PostAsync("api/customers", ApiTestHost.Json("""{"name":"x"}""")), 403);
+
+        var log = api.Log.Split('\n');
+        Assert.Single(log, l => l.Contains("refused: unknown API key", StringComparison.Ordinal));
+        // ASP.NET's own line for a failed authentication, once per refused request (not once per policy evaluation).
+        Assert.Single(log, l => l.Contains("ApiKey was not authenticated", StringComparison.Ordinal) && l.Contains("not valid", StringComparison.Ordinal));
+        Assert.DoesNotContain(wrong, api.Log, StringComparison.Ordinal);
+        Assert.DoesNotContain(api.ReadKey, api.Log, StringComparison.Ordinal);
+    }
+
     /// <summary>The system clock moved forward by <see cref="Shift"/> (timers stay real).</summary>
     private sealed class ShiftedClock : TimeProvider
     {

@@ -95,4 +95,28 @@ public sealed class PluginEndpointTests
         Assert.Equal("degraded", health.GetProperty("status").GetString());
         Assert.Equal(1, health.GetProperty("checks").GetProperty("plugins").GetProperty("details").GetProperty("malfunctioned").GetInt32());
     }
+
+    [Fact]
+    public async Task A_plugin_that_became_active_after_the_api_started_is_served_and_a_wrong_method_gets_405()
+    {
+        await using var api = await StartAsync(o => o.ApiBeforePlugins = true);
+        Assert.Equal(PluginState.Active, api.GetService<PluginManager>().Find("fixture.http")!.State);
+        // The API logged no plugin endpoints at its start: none were known then.
+        Assert.DoesNotContain("API: plugin endpoint", api.Log, StringComparison.Ordinal);
+
+        var response = await api.Reader.GetAsync("api/plugins/fixture.http/echo/7");
+        var json = await ApiTestHost.ReadJsonAsync(response);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, json.ToString());
+        Assert.Equal("7", json.GetProperty("id").GetString());
+
+        // The declared scope still holds for a plugin activated later.
+        await ApiTestHost.AssertProblemAsync(await api.Reader.PostAsync("api/plugins/fixture.http/notes", ApiTestHost.Json("""{"text":"x"}""")), 403);
+        var wrong = await api.Reader.PutAsync("api/plugins/fixture.http/echo/7", ApiTestHost.Json("{}"));
+        await ApiTestHost.AssertProblemAsync(wrong, 405);
+        Assert.Contains("GET", wrong.Content.Headers.Allow);
+
+        // And the OpenAPI document lists it now.
+        var doc = await ApiTestHost.ReadJsonAsync(await api.Anonymous.GetAsync("openapi/v1.json"));
+        Assert.True(doc.GetProperty("paths").TryGetProperty("/api/plugins/fixture.http/echo/{id}", out _));
+    }
 }

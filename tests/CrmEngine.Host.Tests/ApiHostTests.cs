@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
@@ -23,9 +22,9 @@ public sealed partial class ApiHostTests(ITestOutputHelper output)
     [Fact]
     public async Task Keys_made_offline_and_while_running_authorize_scope_and_revoke_over_real_http()
     {
-        var port = FreePort();
-        var baseAddress = new Uri($"http://127.0.0.1:{port}/");
-        using var root = new TestRoot(s => s["Api"]!["Urls"] = baseAddress.ToString().TrimEnd('/'));
+        using var root = new TestRoot();
+        var port = root.ApiPort;
+        var baseAddress = root.ApiBase;
 
         // Stopped: the key is made directly on the database and printed once.
         var (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "create", "--name", "e2e", "--scope", "write");
@@ -211,12 +210,5 @@ public sealed partial class ApiHostTests(ITestOutputHelper output)
 
             await Task.Delay(100);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

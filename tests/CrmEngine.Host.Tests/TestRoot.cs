@@ -28,11 +28,28 @@ public sealed class TestRoot : IDisposable
         }
 
         settings["PluginHost"]!["Directories"] = directories;
+        // Every root gets its own free API port, so no test depends on the default 5080 (a patch may still set Api:Urls).
+        ApiPort = FreePort();
+        settings["Api"]!["Urls"] = $"http://127.0.0.1:{ApiPort}";
         patch?.Invoke(settings);
         File.WriteAllText(System.IO.Path.Combine(Path, "appsettings.json"), settings.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     public string Path { get; }
+
+    /// <summary>The free loopback port written into this root's <c>Api:Urls</c> (unless a patch replaced it).</summary>
+    public int ApiPort { get; }
+
+    /// <summary>The API's base address for <see cref="ApiPort"/>.</summary>
+    public Uri ApiBase => new($"http://127.0.0.1:{ApiPort}/");
+
+    /// <summary>A loopback port nobody listens on right now.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     public string DataDirectory => System.IO.Path.Combine(Path, "data");
 

@@ -41,10 +41,13 @@ public class DeliveryTests
         Assert.True(body.GetProperty("sequence").GetInt64() > 0);
         Assert.True(DateTimeOffset.TryParse(body.GetProperty("at").GetString(), out _));
         var data = body.GetProperty("data");
-        Assert.Equal(customer.Id, data.GetProperty("Id").GetString());
-        Assert.Equal("Zoë Ångström 张伟", data.GetProperty("Name").GetString());
-        Assert.Equal("zoe@example.com", data.GetProperty("Emails")[0].GetString());
-        Assert.Equal("vip", data.GetProperty("Tags")[0].GetString());
+        Assert.Equal(customer.Id, data.GetProperty("id").GetString());
+        Assert.Equal("Zoë Ångström 张伟", data.GetProperty("name").GetString());
+        Assert.Equal("zoe@example.com", data.GetProperty("emails")[0].GetString());
+        Assert.Equal("vip", data.GetProperty("tags")[0].GetString());
+        // The API's names (camelCase, as GET /api/customers/{id}), never the stored PascalCase ones.
+        Assert.All(data.EnumerateObject(), p => Assert.True(char.IsLower(p.Name[0]), $"member '{p.Name}' is not camelCase"));
+        Assert.Equal(customer.CreatedAt, data.GetProperty("createdAt").GetDateTimeOffset());
         // Non-ASCII is sent as UTF-8, not escaped, and the signature is over those bytes.
         Assert.Contains("张伟", Encoding.UTF8.GetString(r.Body), StringComparison.Ordinal);
 
@@ -109,9 +112,9 @@ public class DeliveryTests
         await Eventually.WaitAsync(() => receiver.Delivered.Count == 3, "create, update and delete are delivered");
         var update = receiver.Delivered[1].Json;
         Assert.Equal("update", update.GetProperty("operation").GetString());
-        Assert.Equal("Gone Sooner", update.GetProperty("data").GetProperty("Name").GetString());
-        Assert.Equal(2, update.GetProperty("data").GetProperty("Version").GetInt64());
-        Assert.Equal("Lyon", update.GetProperty("data").GetProperty("Addresses")[0].GetProperty("City").GetString());
+        Assert.Equal("Gone Sooner", update.GetProperty("data").GetProperty("name").GetString());
+        Assert.Equal(2, update.GetProperty("data").GetProperty("version").GetInt64());
+        Assert.Equal("Lyon", update.GetProperty("data").GetProperty("addresses")[0].GetProperty("city").GetString());
 
         var delete = receiver.Delivered[2].Json;
         Assert.Equal("customer.deleted", delete.GetProperty("event").GetString());

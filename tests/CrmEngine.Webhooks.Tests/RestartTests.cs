@@ -79,22 +79,26 @@ public class RestartTests
             Assert.Equal([1L, 2L, 3L], bodies.Select(b => b.GetProperty("version").GetInt64()));
 
             var first = bodies[0].GetProperty("data");
-            Assert.Equal("First name", first.GetProperty("Name").GetString());
-            Assert.Equal(["a", "b"], first.GetProperty("Tags").EnumerateArray().Select(t => t.GetString()));
-            Assert.Equal(1, first.GetProperty("Version").GetInt64());
+            Assert.Equal("First name", first.GetProperty("name").GetString());
+            Assert.Equal(["a", "b"], first.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+            Assert.Equal(1, first.GetProperty("version").GetInt64());
 
             var second = bodies[1].GetProperty("data");
-            Assert.Equal("Second name", second.GetProperty("Name").GetString());
-            Assert.Equal(["b"], second.GetProperty("Tags").EnumerateArray().Select(t => t.GetString()));
-            Assert.Equal("Gent", second.GetProperty("Addresses")[0].GetProperty("City").GetString());
+            Assert.Equal("Second name", second.GetProperty("name").GetString());
+            Assert.Equal(["b"], second.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+            Assert.Equal("Gent", second.GetProperty("addresses")[0].GetProperty("city").GetString());
 
             var third = bodies[2].GetProperty("data");
-            Assert.Equal("Third name", third.GetProperty("Name").GetString());
-            Assert.Equal(0, third.GetProperty("Addresses").GetArrayLength());
+            Assert.Equal("Third name", third.GetProperty("name").GetString());
+            Assert.Equal(0, third.GetProperty("addresses").GetArrayLength());
 
             // The engine's own API gives the same record for the last change as the payload did.
             var stored = await engine.Store.Customers.GetAsync(id);
-            Assert.Equal(stored!.Version, third.GetProperty("Version").GetInt64());
+            Assert.Equal(stored!.Version, third.GetProperty("version").GetInt64());
+            // In the API's shape: exactly what GET /api/customers/{id} answers (camelCase, every member).
+            var api = System.Text.Json.JsonSerializer.SerializeToNode(stored, CrmEngine.Api.ApiJson.Options)!;
+            Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(api, System.Text.Json.Nodes.JsonNode.Parse(third.GetRawText())),
+                $"payload data differs from the API's shape:\n{third.GetRawText()}\n{api.ToJsonString()}");
         }
     }
 

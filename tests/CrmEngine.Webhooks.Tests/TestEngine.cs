@@ -73,6 +73,8 @@ internal sealed class TestEngine : IAsyncDisposable
             ["Webhooks:MaxAttempts"] = "4",
             ["Webhooks:RequestTimeout"] = "00:00:05",
             ["Webhooks:PollInterval"] = "00:00:00.050",
+            // The receivers are loopback listeners; TargetTests turns this off to see the refusal.
+            ["Webhooks:AllowPrivateTargets"] = "true",
         };
         foreach (var (key, value) in settings ?? [])
         {

@@ -36,6 +36,11 @@ internal static class ApiOpenApi
                 };
                 return Task.CompletedTask;
             });
+            options.AddDocumentTransformer((document, context, _) =>
+            {
+                AddPluginEndpoints(document, context.ApplicationServices);
+                return Task.CompletedTask;
+            });
             options.AddOperationTransformer((operation, context, _) =>
             {
                 var metadata = context.Description.ActionDescriptor.EndpointMetadata;
@@ -57,6 +62,48 @@ internal static class ApiOpenApi
                 return Task.CompletedTask;
             });
         });
+    }
+
+    /// <summary>
+    /// Plugin endpoints are dispatched per request (a plugin may become Active after the API started), so they are not
+    /// routes of their own: each one declared right now is added to the document under its full path.
+    /// </summary>
+    private static void AddPluginEndpoints(OpenApiDocument document, IServiceProvider services)
+    {
+        document.Paths ??= new OpenApiPaths();
+        foreach (var endpoint in Endpoints.PluginEndpoints.Describe(services))
+        {
+            var d = endpoint.Declaration;
+            // {id:int}, {**rest} and {id?} are all {id} in OpenAPI.
+            var pattern = System.Text.RegularExpressions.Regex.Replace(d.Pattern.Trim('/'), @"\{\**([^:}=?]+)[^}]*\}", "{$1}");
+            var path = $"/api/plugins/{endpoint.PluginId}/{pattern}".TrimEnd('/');
+            if (!document.Paths.TryGetValue(path, out var item) || item is not OpenApiPathItem pathItem)
+            {
+                pathItem = new OpenApiPathItem();
+                document.Paths[path] = pathItem;
+            }
+
+            var scope = d.Scope.ToString().ToLowerInvariant();
+            var operation = new OpenApiOperation
+            {
+                OperationId = $"plugin:{endpoint.PluginId}:{d.Method}:{d.Pattern}",
+                Summary = $"Plugin {endpoint.PluginId}: {d.Method} {d.Pattern}",
+                Description = $"Needs an API key with the **{scope}** scope. 503 when the plugin is not active.",
+                Tags = new HashSet<OpenApiTagReference> { new("Plugins", document) },
+                Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyAuthenticationHandler.SchemeName, document)] = [] }],
+                Parameters = System.Text.RegularExpressions.Regex.Matches(pattern, @"\{([^}]+)\}")
+                    .Select(m => (IOpenApiParameter)new OpenApiParameter { Name = m.Groups[1].Value, In = ParameterLocation.Path, Required = true, Schema = new OpenApiSchema { Type = JsonSchemaType.String } })
+                    .ToList(),
+                Responses = new OpenApiResponses
+                {
+                    ["200"] = new OpenApiResponse { Description = "The plugin's answer" },
+                    ["401"] = new OpenApiResponse { Description = "No, unknown, revoked or expired API key (problem details)" },
+                    ["403"] = new OpenApiResponse { Description = $"The key lacks the {scope} scope (problem details)" },
+                    ["503"] = new OpenApiResponse { Description = "The plugin is not active (problem details)" },
+                },
+            };
+            pathItem.AddOperation(new HttpMethod(d.Method.ToUpperInvariant()), operation);
+        }
     }
 
     public static void Map(WebApplication app) => app.MapOpenApi(DocumentPath).AllowAnonymous();

@@ -82,10 +82,14 @@ internal sealed class ApiServer(
         builder.Services.AddSingleton(engine.GetRequiredService<Keys.ApiKeyStore>());
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        builder.Services.AddAuthorizationBuilder()
-            .AddPolicy(ApiPolicies.Read, p => p.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName).RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(Abstractions.Http.ApiScope.Read)))
-            .AddPolicy(ApiPolicies.Write, p => p.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName).RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(Abstractions.Http.ApiScope.Write)))
-            .AddPolicy(ApiPolicies.Admin, p => p.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName).RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(Abstractions.Http.ApiScope.Admin)));
+        // The policies name no scheme: UseAuthentication already ran the default (ApiKey) scheme once per request, and a
+        // scheme named in a policy would be authenticated again (and a refusal logged twice).
+        var authorization = builder.Services.AddAuthorizationBuilder();
+        foreach (var scope in Enum.GetValues<Abstractions.Http.ApiScope>())
+        {
+            authorization.AddPolicy(ApiPolicies.For(scope), p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(scope)));
+        }
+
         builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
         ApiOpenApi.Add(builder.Services);
         EngineServiceBridge.Forward(engineServices.Services, engine, builder.Services, _logger);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -34,6 +35,9 @@ internal enum KeyRefusal { None, Unknown, Revoked, Expired }
 /// (base64url, prefixed <c>crm_</c>); only their SHA-256 is stored: a high-entropy secret needs no slow hash,
 /// and the digest found by the index is compared again in constant time. Every write runs on the store's
 /// writer thread (<c>CrmDatabase.WriteAsync</c>); reads run on the caller's thread.
+/// Verified keys are cached in memory by hash for at most <see cref="CacheBound"/>, so a busy client does not read
+/// LiteDB per request; a revoke through this store drops the key from the cache at once, and a change made by
+/// anything else (another process on the database) is seen within the bound.
 /// </summary>
 internal sealed class ApiKeyStore
 {
@@ -43,8 +47,24 @@ internal sealed class ApiKeyStore
     // Last-used is written at most this often per key, so a busy client does not turn every read into a write.
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
+    /// <summary>Longest time a cached key is trusted without reading the store again (documented in docs/api.md).</summary>
+    internal static readonly TimeSpan CacheBound = TimeSpan.FromSeconds(10);
+
+    // A flood of distinct valid keys cannot grow the cache without limit; past this it starts over.
+    private const int CacheLimit = 10_000;
+
     private readonly CrmDatabase _db;
     private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, CachedKey> _cache = new(StringComparer.Ordinal);
+    private long _generation;
+
+    /// <summary>A key read from the store and when; <see cref="Info"/> is replaced when last-used is written.</summary>
+    private sealed class CachedKey(ApiKeyInfo info, DateTimeOffset loaded)
+    {
+        public ApiKeyInfo Info { get; set; } = info;
+
+        public DateTimeOffset Loaded { get; } = loaded;
+    }
 
     public ApiKeyStore(CrmDatabase database, TimeProvider? time = null)
     {
@@ -112,12 +132,12 @@ internal sealed class ApiKeyStore
         Keys.FindAll().Select(ToInfo).OrderBy(k => k.Created).ThenBy(k => k.Id, StringComparer.Ordinal).ToList();
 
     /// <summary>Revokes the key with this id, or else the live key with this name; null when none matches.</summary>
-    public Task<ApiKeyInfo?> RevokeAsync(string nameOrId, CancellationToken cancellationToken = default)
+    public async Task<ApiKeyInfo?> RevokeAsync(string nameOrId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrId);
         cancellationToken.ThrowIfCancellationRequested();
         var now = _time.GetUtcNow();
-        return _db.WriteAsync(_ =>
+        var revoked = await _db.WriteAsync(_ =>
         {
             var doc = Keys.FindById(nameOrId.Trim())
                       ?? Keys.Find(Query.EQ("LOWER($.name)", nameOrId.Trim().ToLowerInvariant()))
@@ -135,6 +155,27 @@ internal sealed class ApiKeyStore
 
             return ToInfo(doc);
         });
+
+        if (revoked is not null)
+        {
+            // After the commit, so the next request with this key reads the revocation and is refused.
+            Forget(revoked.Id);
+        }
+
+        return revoked;
+    }
+
+    private void Forget(string keyId)
+    {
+        // A lookup that read the store before the commit must not put the old state back in the cache.
+        Interlocked.Increment(ref _generation);
+        foreach (var (hash, cached) in _cache)
+        {
+            if (cached.Info.Id == keyId)
+            {
+                _cache.TryRemove(hash, out _);
+            }
+        }
     }
 
     /// <summary>Looks a presented key up; a refused key says why (for the 401 answer, never the key).</summary>
@@ -146,14 +187,37 @@ internal sealed class ApiKeyStore
         }
 
         var hash = Hash(presented);
-        var doc = Keys.FindOne(Query.EQ("hash", new BsonValue(hash)));
-        if (doc is null || !CryptographicOperations.FixedTimeEquals(doc["hash"].AsBinary, hash))
+        var now = _time.GetUtcNow();
+        var cacheKey = Convert.ToBase64String(hash);
+        CachedKey? cached = null;
+        if (_cache.TryGetValue(cacheKey, out var hit) && now - hit.Loaded < CacheBound && now >= hit.Loaded)
         {
-            return (null, KeyRefusal.Unknown);
+            cached = hit;
+        }
+        else
+        {
+            var generation = Interlocked.Read(ref _generation);
+            var doc = Keys.FindOne(Query.EQ("hash", new BsonValue(hash)));
+            if (doc is null || !CryptographicOperations.FixedTimeEquals(doc["hash"].AsBinary, hash))
+            {
+                // Unknown keys are not cached: they would let anyone fill the cache.
+                _cache.TryRemove(cacheKey, out _);
+                return (null, KeyRefusal.Unknown);
+            }
+
+            if (_cache.Count >= CacheLimit)
+            {
+                _cache.Clear();
+            }
+
+            cached = new CachedKey(ToInfo(doc), now);
+            if (Interlocked.Read(ref _generation) == generation)
+            {
+                _cache[cacheKey] = cached;
+            }
         }
 
-        var info = ToInfo(doc);
-        var now = _time.GetUtcNow();
+        var info = cached.Info;
         if (info.IsRevoked)
         {
             return (info, KeyRefusal.Revoked);
@@ -167,6 +231,7 @@ internal sealed class ApiKeyStore
         if (info.LastUsed is not { } last || now - last >= LastUsedResolution)
         {
             // Not awaited: the request does not wait for a disk sync to record when the key was last used.
+            cached.Info = info with { LastUsed = now };
             _ = TouchAsync(info.Id, now);
         }
 

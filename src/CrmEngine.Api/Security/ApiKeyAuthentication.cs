@@ -114,14 +114,19 @@ internal sealed class ProblemAuthorizationResultHandler : IAuthorizationMiddlewa
         if (authorizeResult.Forbidden)
         {
             var needed = policy.Requirements.OfType<ScopeRequirement>().Select(r => r.Scope).DefaultIfEmpty(ApiScope.Admin).Max();
-            var has = ApiCaller.ScopeOf(context.User);
-            var name = needed.ToString().ToLowerInvariant();
-            await ApiProblems.WriteAsync(context, StatusCodes.Status403Forbidden, "Forbidden",
-                $"this needs an API key with the '{name}' scope; the key '{context.User.Identity?.Name}' has '{has?.ToString().ToLowerInvariant() ?? "none"}'",
-                extensions: new Dictionary<string, object?> { ["requiredScope"] = name });
+            await ApiProblems.WriteAsync(context, Forbidden(context.User, needed));
             return;
         }
 
         await _default.HandleAsync(next, context, policy, authorizeResult);
+    }
+
+    /// <summary>403 naming the scope needed and the one the caller's key has (also used by plugin endpoints, checked per request).</summary>
+    internal static Microsoft.AspNetCore.Mvc.ProblemDetails Forbidden(ClaimsPrincipal user, ApiScope needed)
+    {
+        var name = needed.ToString().ToLowerInvariant();
+        return ApiProblems.Build(StatusCodes.Status403Forbidden, "Forbidden",
+            $"this needs an API key with the '{name}' scope; the key '{user.Identity?.Name}' has '{ApiCaller.ScopeOf(user)?.ToString().ToLowerInvariant() ?? "none"}'",
+            extensions: new Dictionary<string, object?> { ["requiredScope"] = name });
     }
 }

@@ -30,6 +30,9 @@ public sealed class ApiTestHostOptions
     /// <summary>Extra engine services (endpoint modules, health contributors, fakes); run after the engine's own registrations.</summary>
     public Action<IServiceCollection, IConfiguration>? ConfigureServices { get; set; }
 
+    /// <summary>True: the API is registered (and so started) before the plugin host, so every plugin becomes Active after the API started.</summary>
+    public bool ApiBeforePlugins { get; set; }
+
     /// <summary>False: no API keys are made at start (the read/write/admin clients then have no key).</summary>
     public bool CreateKeys { get; set; } = true;
 }
@@ -126,10 +129,18 @@ public sealed class ApiTestHost : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Trace);
         builder.Logging.AddProvider(log);
         builder.Services.AddCrmCore(builder.Configuration);
+        if (options.ApiBeforePlugins)
+        {
+            builder.Services.AddCrmApi(builder.Configuration);
+        }
+
         builder.Services.AddCrmPluginHost(builder.Configuration);
         builder.Services.AddCrmScheduling(builder.Configuration);
         options.ConfigureServices?.Invoke(builder.Services, builder.Configuration);
-        builder.Services.AddCrmApi(builder.Configuration);
+        if (!options.ApiBeforePlugins)
+        {
+            builder.Services.AddCrmApi(builder.Configuration);
+        }
 
         var host = builder.Build();
         var test = new ApiTestHost(host, root);
