@@ -46,8 +46,10 @@ public sealed class FieldMask
     /// <summary>May <paramref name="field"/> be used to filter or sort? Hidden fields may not (their values would leak).</summary>
     public AccessDecision CheckQueryField(string field)
     {
-        var top = field.Split('.')[0];
-        return Hidden.Contains(top)
+        ArgumentNullException.ThrowIfNull(field);
+        var asked = field.Split('.')[0];
+        var top = Hidden.FirstOrDefault(h => string.Equals(h, asked, StringComparison.OrdinalIgnoreCase));
+        return top is not null
             ? AccessDecision.Deny($"{Entity}.{top}:read", $"user '{UserId}' may not read {Entity}.{top}, so it cannot be used to filter or sort")
             : AccessDecision.Allow("not a hidden field");
     }

@@ -54,6 +54,16 @@ public sealed class OwnershipTransfer
             throw new SecurityAdminException($"--from '{from}' is not a user (crm users list shows them)");
         }
 
+        // Reach depends on the owner only, so one check per entity up front keeps a refused run from moving anything.
+        foreach (var entity in new[] { EntityNames.Customer, EntityNames.Activity, EntityNames.Order })
+        {
+            var decision = access.Check(Privilege.Assign, new RecordRef(entity, "", from));
+            if (!decision.Allowed)
+            {
+                throw new SecurityAdminException($"'{actingUser}' may not reassign {entity} records of '{from}': {decision}");
+            }
+        }
+
         var store = _stores.ForActor(actingUser);
         int customers = 0, activities = 0, orders = 0;
         while (true)
