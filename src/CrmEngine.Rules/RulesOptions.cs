@@ -55,7 +55,11 @@ public sealed class RulesOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan ChangePollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Full rebuild of every segment this often (time-based conditions such as "no order in 180 days"); zero disables it.</summary>
+    /// <summary>
+    /// Segments whose result depends on the time of evaluation ("no order in 180 days") are rebuilt this often, so a
+    /// customer who does not change still moves in or out as time passes; zero turns it off. Runs as a recurring job of
+    /// the engine's scheduler (<c>rules.segments-time-refresh</c>) when it is there, else on the segment service's own clock.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "7.00:00:00")]
-    public TimeSpan PeriodicRebuild { get; set; } = TimeSpan.FromHours(24);
+    public TimeSpan TimeRefresh { get; set; } = TimeSpan.FromHours(1);
 }

@@ -1,4 +1,5 @@
 using CrmEngine.Abstractions.Rules;
+using CrmEngine.Abstractions.Scheduling;
 using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
 using CrmEngine.Rules.Events;
@@ -42,7 +43,9 @@ public static class RulesServiceCollectionExtensions
             sp.GetService<ILogger<EventRules>>(), () => sp.GetService<CrmEngine.Abstractions.Mail.IMailOutbox>()));
         services.TryAddSingleton(sp => new SegmentService(sp.GetRequiredService<JsRuleEngine>(), sp.GetRequiredService<RuleCatalog>(),
             sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<IOptions<RulesOptions>>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<SegmentService>>()));
+            sp.GetService<ILogger<SegmentService>>(), sp.GetService<IScheduler>()));
+        // A full rebuild can take minutes on a big database; runs of the job never overlap.
+        services.AddJobHandler<SegmentTimeRefreshJob>(SegmentService.TimeRefreshJobKind, o => o.Timeout = TimeSpan.FromHours(2));
         services.TryAddSingleton(sp => new RuleTester(sp.GetRequiredService<JsRuleEngine>(), sp.GetRequiredService<RuleCatalog>(),
             sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new Admin.RulesAdministration(sp.GetRequiredService<RuleTester>(), sp.GetRequiredService<SegmentService>()));

@@ -77,6 +77,32 @@ public class HostileScriptTests(EngineFixture fixture) : IClassFixture<EngineFix
     }
 
     [Fact]
+    public async Task The_budget_report_gives_each_budget_used_and_its_limit_including_call_depth()
+    {
+        async Task<RuleRunResult> Run(string code) =>
+            await _engine.RunAsync(_engine.Compile(new RuleSource("depth", code, "rules/segments/depth.js"), ["customer"]), [null]);
+        const string Recurse = "function f(n) { return n > 0 ? 1 + f(n - 1) : 0; }\n"; // not a tail call: each level nests
+
+        var five = await Run(Recurse + "return f(5);");
+        var ten = await Run(Recurse + "return f(10);");
+        var flat = await Run("return 1;");
+        Assert.Equal(5, ten.Usage.CallDepth - five.Usage.CallDepth);
+        Assert.Equal(1, flat.Usage.CallDepth); // the script's own body
+        Assert.Equal(50, five.Usage.Limits!.RecursionDepth); // the fixture's engine-wide limits
+        Assert.Equal(50_000, five.Usage.Limits.Statements);
+        Assert.Contains("call depth " + five.Usage.CallDepth + " of 50", JsRuleEngine.Describe(five.Usage), StringComparison.Ordinal);
+
+        // A budget error carries the whole report, so the recorded error shows it too.
+        var deep = await Run("// @recursion 20\n" + Recurse + "return f(100);");
+        Assert.Equal(RuleBudgetKind.Recursion, deep.Error!.Budget);
+        Assert.Equal(20, deep.Usage.Limits!.RecursionDepth);
+        Assert.Contains("of 20", deep.Error.Message, StringComparison.Ordinal);
+        Assert.Matches(@"call depth \d+ of 20", deep.Error.ToString());
+        var loop = await Run("// @statements 500\nwhile (true) {}");
+        Assert.Matches(@"\d+ of 500 statements, .* KB of \d+ KB memory, call depth 1 of 50", loop.Error!.Message);
+    }
+
+    [Fact]
     public void The_catalogue_holds_at_least_twenty_scripts() => Assert.True(Catalogue.Count() >= 20);
 
     [Fact]

@@ -35,6 +35,7 @@ public class ToolingTests
         Assert.Contains("read customer.totalSpent = 1600", text, StringComparison.Ordinal);
         Assert.Contains("log: checking Rich", text, StringComparison.Ordinal);
         Assert.Contains("statements", text, StringComparison.Ordinal);
+        Assert.Matches(@"used [\d.]+ ms of 500 ms, \d+ of 100000 statements, [\d.]+ KB of 16384 KB memory, call depth \d+ of 64", text);
     }
 
     [Fact]
@@ -144,6 +145,8 @@ public class ToolingTests
             var segments = host.Services.GetRequiredService<SegmentService>();
             await SegmentTests.WaitFor(async () => await segments.IsMemberAsync("everyone", c.Id));
             Assert.NotNull(host.Services.GetRequiredService<IRuleEngine>());
+            Assert.Equal(1, (await segments.StateAsync("everyone"))!.Rebuilds); // one rebuild at first start, not one per start step
+            Assert.True(segments.IsTimeDependent(host.Services.GetRequiredService<RuleCatalog>().Find(RuleKind.Segment, "everyone")!) is false);
         }
         finally
         {

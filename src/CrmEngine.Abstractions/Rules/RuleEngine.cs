@@ -123,7 +123,18 @@ public sealed record RuleRunOptions
 public sealed record RuleFieldRead(string Path, object? Value);
 
 /// <summary>How much of the budget a run used.</summary>
-public sealed record RuleUsage(TimeSpan Elapsed, long Statements, long AllocatedBytes);
+public sealed record RuleUsage(TimeSpan Elapsed, long Statements, long AllocatedBytes)
+{
+    /// <summary>
+    /// The deepest nesting of JavaScript function calls the run reached, counted as the recursion budget counts it: the
+    /// script's body is level 1, each call of a function (the script's own or a helper) one more; a call in tail
+    /// position (<c>return f(n - 1)</c>) does not nest.
+    /// </summary>
+    public int CallDepth { get; init; }
+
+    /// <summary>The budget the run had: the engine's defaults with the script's and the caller's overrides applied.</summary>
+    public RuleBudget? Limits { get; init; }
+}
 
 /// <summary>The outcome of one run; nothing is written by the engine itself.</summary>
 public sealed record RuleRunResult

@@ -22,6 +22,12 @@ internal sealed class BudgetConstraint : Constraint
 
     public long Statements => _statements;
 
+    /// <summary>The deepest call nesting seen in this run (sampled before every statement).</summary>
+    public int MaxCallDepth { get; private set; }
+
+    /// <summary>Reads the engine's current call depth; null when this Jint version does not let us (then depth is not reported).</summary>
+    public Func<int>? CallDepth { get; set; }
+
     public long Allocated => GC.GetAllocatedBytesForCurrentThread() - _memoryStart;
 
     public TimeSpan Elapsed => Stopwatch.GetElapsedTime(_startTicks);
@@ -36,6 +42,7 @@ internal sealed class BudgetConstraint : Constraint
         _deadlineTicks = _startTicks + (long)(time.TotalSeconds * Stopwatch.Frequency);
         _memoryStart = GC.GetAllocatedBytesForCurrentThread();
         _cancel = cancel;
+        MaxCallDepth = 0;
         Budget = budget;
         _active = true;
     }
@@ -69,6 +76,11 @@ internal sealed class BudgetConstraint : Constraint
         if (!_active)
         {
             return;
+        }
+
+        if (CallDepth is { } depth && depth() is var d && d > MaxCallDepth)
+        {
+            MaxCallDepth = d;
         }
 
         if (++_statements > _maxStatements)

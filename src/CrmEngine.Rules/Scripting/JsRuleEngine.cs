@@ -116,6 +116,47 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
         };
     }
 
+    /// <summary>
+    /// "1.2 ms of 500 ms, 42 of 100000 statements, 3.1 KB of 16384 KB memory, call depth 3 of 64": each budget, used and limit
+    /// (dry runs print it; budget errors carry it).
+    /// </summary>
+    public static string Describe(RuleUsage usage)
+    {
+        ArgumentNullException.ThrowIfNull(usage);
+        var l = usage.Limits;
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        string Of(string used, object? limit, string unit) => limit is null ? used + unit : string.Create(c, $"{used}{unit} of {limit}{unit}");
+        return string.Join(", ",
+            Of(usage.Elapsed.TotalMilliseconds.ToString("0.###", c), l?.Time?.TotalMilliseconds, " ms"),
+            Of(usage.Statements.ToString(c), l?.Statements, "") + " statements",
+            Of((usage.AllocatedBytes / 1024.0).ToString("0.#", c), l?.MemoryBytes / 1024, " KB") + " memory",
+            "call depth " + Of(usage.CallDepth.ToString(c), l?.RecursionDepth, ""));
+    }
+
+    /// <summary>
+    /// Jint keeps the call stack depth to itself; it is read through a compiled accessor of its internal
+    /// <c>Engine.CallStack.Count</c>. Null when a Jint version has no such member: depth is then reported as 0.
+    /// </summary>
+    private static readonly Func<Jint.Engine, int>? CallDepthOf = BuildCallDepthAccessor();
+
+    private static Func<Jint.Engine, int>? BuildCallDepthAccessor()
+    {
+        try
+        {
+            var engine = System.Linq.Expressions.Expression.Parameter(typeof(Jint.Engine), "engine");
+            var stack = System.Linq.Expressions.Expression.Field(engine, "CallStack");
+            var count = System.Linq.Expressions.Expression.Property(stack, "Count");
+            var body = count.Type == typeof(int) ? (System.Linq.Expressions.Expression)count : System.Linq.Expressions.Expression.Convert(count, typeof(int));
+            return System.Linq.Expressions.Expression.Lambda<Func<Jint.Engine, int>>(body, engine).Compile();
+        }
+#pragma warning disable CA1031 // depth reporting is optional; the recursion limit itself is Jint's own check
+        catch (Exception)
+        {
+            return null;
+        }
+#pragma warning restore CA1031
+    }
+
     public static string HashOf(string code) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(code)))[..16];
 
@@ -296,6 +337,11 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
                 o.LimitMemory(Math.Max(options.MaxMemoryBytes * 4, 256L * 1024 * 1024));
             });
             budget.Where = () => engine.Advanced.StackTrace;
+            if (CallDepthOf is { } depthOf)
+            {
+                budget.CallDepth = () => depthOf(engine);
+            }
+
             var now = new ClrFunction(engine, "now", (_, _) => JsNumber.Create(_nowMs));
             var log = new ClrFunction(engine, "log", (_, args) =>
             {
@@ -427,6 +473,18 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
                 _log.Add($"({_logDropped} more log lines dropped: at most {_owner._options.MaxLogLines} are kept)");
             }
 
+            var limits = _owner.DefaultBudget.With(budget);
+            var usage = new RuleUsage(Stopwatch.GetElapsedTime(started), slot?.Budget.Statements ?? 0, Math.Max(0, slot?.Budget.Allocated ?? 0))
+            {
+                CallDepth = slot?.Budget.MaxCallDepth ?? 0,
+                Limits = limits,
+            };
+            if (error is { Kind: RuleErrorKind.Budget })
+            {
+                // The recorded error carries the whole budget report: which one broke, and how much of each was used.
+                error = error with { Message = error.Message + " (used " + JsRuleEngine.Describe(usage) + ")" };
+            }
+
             return new RuleRunResult
             {
                 ScriptName = script.Name,
@@ -436,7 +494,7 @@ public sealed class JsRuleEngine : IRuleEngine, IDisposable
                 Log = _log,
                 Reads = _reads ?? (IReadOnlyList<RuleFieldRead>)[],
                 Arguments = argumentsAfter,
-                Usage = new RuleUsage(Stopwatch.GetElapsedTime(started), slot?.Budget.Statements ?? 0, Math.Max(0, slot?.Budget.Allocated ?? 0)),
+                Usage = usage,
             };
         }
 

@@ -75,18 +75,25 @@ public static class CustomerFacts
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(customer);
-        var orders = mayHaveOrders && NeedsOrders(fields) ? await AllAsync(store.Orders, customer.Id, cancellationToken) : [];
-        var activities = mayHaveActivities && NeedsActivities(fields) ? await AllAsync(store.Activities, customer.Id, cancellationToken) : [];
-        var facts = Build(customer, orders, activities, asOf);
-        if (fields is not null)
+        var orders = new OrderFigures(asOf, ListsOrders(fields));
+        if (mayHaveOrders && NeedsOrders(fields))
         {
-            foreach (var key in facts.Keys.Where(k => !fields.Contains(k)).ToList())
+            foreach (var o in await AllAsync(store.Orders, customer.Id, cancellationToken))
             {
-                facts.Remove(key);
+                orders.Add(o);
             }
         }
 
-        return facts;
+        var activities = new ActivityFigures();
+        if (mayHaveActivities && NeedsActivities(fields))
+        {
+            foreach (var a in await AllAsync(store.Activities, customer.Id, cancellationToken))
+            {
+                activities.Add(a);
+            }
+        }
+
+        return Build(customer, orders, activities, asOf, fields);
     }
 
     private static async Task<List<T>> AllAsync<T>(IEntitySet<T> set, string customerId, CancellationToken ct) where T : class, IEntity
@@ -106,112 +113,155 @@ public static class CustomerFacts
         }
     }
 
+    /// <summary>True when the script reads <c>customer.orders</c> (then each order is kept, not only the sums).</summary>
+    public static bool ListsOrders(IReadOnlySet<string>? fields) => fields is null || fields.Contains("orders");
+
     public static Dictionary<string, object?> Build(Customer customer, IReadOnlyList<Order> orders, IReadOnlyList<Activity> activities, DateTimeOffset asOf)
     {
-        ArgumentNullException.ThrowIfNull(customer);
         ArgumentNullException.ThrowIfNull(orders);
         ArgumentNullException.ThrowIfNull(activities);
-        var facts = Card(customer);
-
-        var bought = orders.Where(Counts).OrderByDescending(o => o.OrderedAt).ThenByDescending(o => o.Id, StringComparer.Ordinal).ToList();
-        var totals = bought.Select(o => (o, Total: (double)o.Total)).ToList();
-        double SpentSince(int days) => Math.Round(totals.Where(t => t.o.OrderedAt > asOf.AddDays(-days)).Sum(t => t.Total), 6);
-        var total = Math.Round(totals.Sum(t => t.Total), 6);
-        var first = bought.Count > 0 ? bought[^1].OrderedAt : (DateTimeOffset?)null;
-        var last = bought.Count > 0 ? bought[0].OrderedAt : (DateTimeOffset?)null;
-        facts["orderCount"] = bought.Count;
-        facts["totalSpent"] = total;
-        facts["averageSpent"] = bought.Count > 0 ? Math.Round(total / bought.Count, 6) : 0d;
-        facts["firstOrderDate"] = first;
-        facts["lastOrderDate"] = last;
-        facts["daysSinceLastOrder"] = last is { } l ? (double)DaysBetween(l, asOf) : null;
-        facts["spentLast30Days"] = SpentSince(30);
-        facts["spentLast90Days"] = SpentSince(90);
-        facts["spentLast180Days"] = SpentSince(180);
-        facts["spentLast365Days"] = SpentSince(365);
-        facts["ordersLast180Days"] = bought.Count(o => o.OrderedAt > asOf.AddDays(-180));
-        facts["orders"] = totals.Take(MaxListedOrders).Select(t => (object?)new Dictionary<string, object?>
+        var o = new OrderFigures(asOf, keepOrders: true);
+        foreach (var order in orders)
         {
-            ["id"] = t.o.Id,
-            ["number"] = t.o.Number,
-            ["date"] = t.o.OrderedAt,
-            ["total"] = t.Total,
-            ["currency"] = t.o.Currency,
-            ["status"] = t.o.Status.ToString(),
-        }).ToList();
+            o.Add(order);
+        }
 
-        var lastActivity = activities.Count == 0 ? (DateTimeOffset?)null
-            : activities.Max(a => a.EndAt ?? a.StartAt ?? a.UpdatedAt);
-        facts["activityCount"] = activities.Count;
-        facts["lastActivityDate"] = lastActivity;
-        facts["daysSinceLastActivity"] = lastActivity is { } la ? (double)DaysBetween(la, asOf) : null;
-        facts["openActivities"] = activities.Count(a => a.Status == ActivityStatus.Planned);
-        // Cases belong to the Service plugin, which does not exist yet: always 0 until it does.
-        facts["openCases"] = 0;
+        var a = new ActivityFigures();
+        foreach (var activity in activities)
+        {
+            a.Add(activity);
+        }
+
+        return Build(customer, o, a, asOf, null);
+    }
+
+    /// <summary>
+    /// The customer object from the card and the figures summed over its orders and activities; only the
+    /// <paramref name="fields"/> named (all when null) are built. Full rebuilds sum the figures from one scan of
+    /// each collection, incremental updates from the customer's own records: the sums are exact (decimal), so
+    /// both give the same values whatever the order the records come in.
+    /// </summary>
+    public static Dictionary<string, object?> Build(Customer customer, OrderFigures? orders, ActivityFigures? activities, DateTimeOffset asOf,
+        IReadOnlySet<string>? fields)
+    {
+        ArgumentNullException.ThrowIfNull(customer);
+        orders ??= new OrderFigures(asOf, false);
+        activities ??= new ActivityFigures();
+        var facts = new Dictionary<string, object?>(fields?.Count ?? CardFields.Length + DerivedFields.Length, StringComparer.Ordinal);
+        foreach (var (name, get) in CardFields)
+        {
+            if (fields is null || fields.Contains(name))
+            {
+                facts[name] = get(customer);
+            }
+        }
+
+        foreach (var (name, get) in DerivedFields)
+        {
+            if (fields is null || fields.Contains(name))
+            {
+                facts[name] = get(orders, activities, asOf);
+            }
+        }
+
         return facts;
     }
 
+    private static double Money(decimal amount) => (double)Math.Round(amount, 6);
+
     private static long DaysBetween(DateTimeOffset from, DateTimeOffset to) => (long)Math.Floor((to - from).TotalDays);
+
+    private static readonly (string Name, Func<OrderFigures, ActivityFigures, DateTimeOffset, object?> Get)[] DerivedFields =
+    [
+        ("orderCount", (o, _, _) => o.Count),
+        ("totalSpent", (o, _, _) => Money(o.Total)),
+        ("averageSpent", (o, _, _) => o.Count > 0 ? Money(o.Total / o.Count) : 0d),
+        ("firstOrderDate", (o, _, _) => o.First),
+        ("lastOrderDate", (o, _, _) => o.Last),
+        ("daysSinceLastOrder", (o, _, asOf) => o.Last is { } l ? (double)DaysBetween(l, asOf) : null),
+        ("spentLast30Days", (o, _, _) => Money(o.Spent30)),
+        ("spentLast90Days", (o, _, _) => Money(o.Spent90)),
+        ("spentLast180Days", (o, _, _) => Money(o.Spent180)),
+        ("spentLast365Days", (o, _, _) => Money(o.Spent365)),
+        ("ordersLast180Days", (o, _, _) => o.Count180),
+        ("orders", (o, _, _) => o.Listed()),
+        ("activityCount", (_, a, _) => a.Count),
+        ("lastActivityDate", (_, a, _) => a.Last),
+        ("daysSinceLastActivity", (_, a, asOf) => a.Last is { } la ? (double)DaysBetween(la, asOf) : null),
+        ("openActivities", (_, a, _) => a.Open),
+        // Cases belong to the Service plugin, which does not exist yet: always 0 until it does.
+        ("openCases", (_, _, _) => 0),
+    ];
 
     /// <summary>The card fields as plain values (also the record a customer business rule sees).</summary>
     public static Dictionary<string, object?> Card(Customer customer)
     {
         ArgumentNullException.ThrowIfNull(customer);
-        var mailing = customer.Addresses.FirstOrDefault(a => a.Kind == AddressKind.Mailing) ?? customer.Addresses.FirstOrDefault();
-        return new Dictionary<string, object?>(StringComparer.Ordinal)
+        var card = new Dictionary<string, object?>(CardFields.Length, StringComparer.Ordinal);
+        foreach (var (name, get) in CardFields)
         {
-            ["id"] = customer.Id,
-            ["name"] = customer.Name,
-            ["kind"] = customer.Kind.ToString(),
-            ["status"] = customer.Status.ToString(),
-            ["stage"] = customer.Stage.ToString(),
-            ["owner"] = customer.Owner,
-            ["emails"] = customer.Emails.Cast<object?>().ToList(),
-            ["phones"] = customer.Phones.Cast<object?>().ToList(),
-            ["tags"] = customer.Tags.Cast<object?>().ToList(),
-            ["creditLevel"] = customer.CreditLevel,
-            ["creditLimit"] = customer.CreditLimit is { } cl ? (double)cl : null,
-            ["blacklisted"] = customer.Blacklisted,
-            ["blacklistReason"] = customer.BlacklistReason,
-            ["paymentTerms"] = customer.PaymentTerms,
-            ["overdueAmount"] = (double)customer.OverdueAmount,
-            ["currency"] = customer.Currency,
-            ["tradingHabits"] = customer.TradingHabits,
-            ["salesStatus"] = customer.SalesStatus,
-            ["visitIntervalDays"] = customer.VisitIntervalDays,
-            ["nextVisitAt"] = customer.NextVisitAt,
-            ["verifiedAt"] = customer.VerifiedAt,
-            ["createdAt"] = customer.CreatedAt,
-            ["updatedAt"] = customer.UpdatedAt,
-            ["region"] = customer.Profile.Region ?? mailing?.Region,
-            ["country"] = mailing?.Country,
-            ["city"] = mailing?.City,
-            ["postalCode"] = mailing?.PostalCode,
-            ["profile"] = new Dictionary<string, object?>
-            {
-                ["region"] = customer.Profile.Region,
-                ["gender"] = customer.Profile.Gender,
-                ["ageBand"] = customer.Profile.AgeBand,
-                ["incomeBand"] = customer.Profile.IncomeBand,
-                ["occupation"] = customer.Profile.Occupation,
-                ["family"] = customer.Profile.Family,
-                ["informationSource"] = customer.Profile.InformationSource,
-                ["birthday"] = customer.Profile.Birthday,
-                ["interests"] = customer.Profile.Interests.Cast<object?>().ToList(),
-            },
-            ["addresses"] = customer.Addresses.Select(a => (object?)new Dictionary<string, object?>
-            {
-                ["kind"] = a.Kind.ToString(),
-                ["line1"] = a.Line1,
-                ["line2"] = a.Line2,
-                ["postalCode"] = a.PostalCode,
-                ["city"] = a.City,
-                ["region"] = a.Region,
-                ["country"] = a.Country,
-            }).ToList(),
-            ["custom"] = customer.Custom.ToDictionary(p => p.Key, p => CustomToPlain(p.Value), StringComparer.Ordinal),
-        };
+            card[name] = get(customer);
+        }
+
+        return card;
     }
+
+    private static Address? Mailing(Customer c) => c.Addresses.FirstOrDefault(a => a.Kind == AddressKind.Mailing) ?? c.Addresses.FirstOrDefault();
+
+    /// <summary>Each card field with how it is read; a rebuild builds only the ones the script names.</summary>
+    private static readonly (string Name, Func<Customer, object?> Get)[] CardFields =
+    [
+        ("id", c => c.Id),
+        ("name", c => c.Name),
+        ("kind", c => c.Kind.ToString()),
+        ("status", c => c.Status.ToString()),
+        ("stage", c => c.Stage.ToString()),
+        ("owner", c => c.Owner),
+        ("emails", c => c.Emails.Cast<object?>().ToList()),
+        ("phones", c => c.Phones.Cast<object?>().ToList()),
+        ("tags", c => c.Tags.Cast<object?>().ToList()),
+        ("creditLevel", c => c.CreditLevel),
+        ("creditLimit", c => c.CreditLimit is { } cl ? (double)cl : null),
+        ("blacklisted", c => c.Blacklisted),
+        ("blacklistReason", c => c.BlacklistReason),
+        ("paymentTerms", c => c.PaymentTerms),
+        ("overdueAmount", c => (double)c.OverdueAmount),
+        ("currency", c => c.Currency),
+        ("tradingHabits", c => c.TradingHabits),
+        ("salesStatus", c => c.SalesStatus),
+        ("visitIntervalDays", c => c.VisitIntervalDays),
+        ("nextVisitAt", c => c.NextVisitAt),
+        ("verifiedAt", c => c.VerifiedAt),
+        ("createdAt", c => c.CreatedAt),
+        ("updatedAt", c => c.UpdatedAt),
+        ("region", c => c.Profile.Region ?? Mailing(c)?.Region),
+        ("country", c => Mailing(c)?.Country),
+        ("city", c => Mailing(c)?.City),
+        ("postalCode", c => Mailing(c)?.PostalCode),
+        ("profile", c => new Dictionary<string, object?>
+        {
+            ["region"] = c.Profile.Region,
+            ["gender"] = c.Profile.Gender,
+            ["ageBand"] = c.Profile.AgeBand,
+            ["incomeBand"] = c.Profile.IncomeBand,
+            ["occupation"] = c.Profile.Occupation,
+            ["family"] = c.Profile.Family,
+            ["informationSource"] = c.Profile.InformationSource,
+            ["birthday"] = c.Profile.Birthday,
+            ["interests"] = c.Profile.Interests.Cast<object?>().ToList(),
+        }),
+        ("addresses", c => c.Addresses.Select(a => (object?)new Dictionary<string, object?>
+        {
+            ["kind"] = a.Kind.ToString(),
+            ["line1"] = a.Line1,
+            ["line2"] = a.Line2,
+            ["postalCode"] = a.PostalCode,
+            ["city"] = a.City,
+            ["region"] = a.Region,
+            ["country"] = a.Country,
+        }).ToList()),
+        ("custom", c => c.Custom.ToDictionary(p => p.Key, p => CustomToPlain(p.Value), StringComparer.Ordinal)),
+    ];
 
     public static object? CustomToPlain(CustomValue? value) => value?.Type switch
     {
@@ -221,4 +271,80 @@ public static class CustomerFacts
         CustomValueType.Boolean => value.Boolean,
         _ => null,
     };
+}
+
+/// <summary>
+/// The order figures of one customer as of one moment, summed one order at a time (so a full rebuild can
+/// sum them from one scan of the orders). Amounts are summed as decimals: exact, so the order the records
+/// come in does not change a value.
+/// </summary>
+public sealed class OrderFigures(DateTimeOffset asOf, bool keepOrders)
+{
+    private List<(string Id, string? Number, DateTimeOffset Date, decimal Total, string Currency, OrderStatus Status)>? _orders;
+
+    public int Count { get; private set; }
+    public decimal Total { get; private set; }
+    public decimal Spent30 { get; private set; }
+    public decimal Spent90 { get; private set; }
+    public decimal Spent180 { get; private set; }
+    public decimal Spent365 { get; private set; }
+    public int Count180 { get; private set; }
+    public DateTimeOffset? First { get; private set; }
+    public DateTimeOffset? Last { get; private set; }
+
+    public void Add(Order order)
+    {
+        ArgumentNullException.ThrowIfNull(order);
+        if (!CustomerFacts.Counts(order))
+        {
+            return;
+        }
+
+        var total = order.Total;
+        var at = order.OrderedAt;
+        Count++;
+        Total += total;
+        Spent30 += at > asOf.AddDays(-30) ? total : 0;
+        Spent90 += at > asOf.AddDays(-90) ? total : 0;
+        Spent180 += at > asOf.AddDays(-180) ? total : 0;
+        Spent365 += at > asOf.AddDays(-365) ? total : 0;
+        Count180 += at > asOf.AddDays(-180) ? 1 : 0;
+        First = First is { } f && f <= at ? f : at;
+        Last = Last is { } l && l >= at ? l : at;
+        if (keepOrders)
+        {
+            (_orders ??= []).Add((order.Id, order.Number, at, total, order.Currency, order.Status));
+        }
+    }
+
+    /// <summary><c>customer.orders</c>: the most recent <see cref="CustomerFacts.MaxListedOrders"/> (ties by id, newest first).</summary>
+    internal List<object?> Listed() => _orders is null ? [] : _orders
+        .OrderByDescending(o => o.Date).ThenByDescending(o => o.Id, StringComparer.Ordinal)
+        .Take(CustomerFacts.MaxListedOrders)
+        .Select(o => (object?)new Dictionary<string, object?>
+        {
+            ["id"] = o.Id,
+            ["number"] = o.Number,
+            ["date"] = o.Date,
+            ["total"] = (double)o.Total,
+            ["currency"] = o.Currency,
+            ["status"] = o.Status.ToString(),
+        }).ToList();
+}
+
+/// <summary>The activity figures of one customer, summed one activity at a time.</summary>
+public sealed class ActivityFigures
+{
+    public int Count { get; private set; }
+    public int Open { get; private set; }
+    public DateTimeOffset? Last { get; private set; }
+
+    public void Add(Activity activity)
+    {
+        ArgumentNullException.ThrowIfNull(activity);
+        Count++;
+        Open += activity.Status == ActivityStatus.Planned ? 1 : 0;
+        var at = activity.EndAt ?? activity.StartAt ?? activity.UpdatedAt;
+        Last = Last is { } l && l >= at ? l : at;
+    }
 }

@@ -29,6 +29,10 @@ public sealed class SegmentState : Entity
     public long Members { get; set; }
     /// <summary>Hash of the script the last full rebuild ran; incremental updates follow it.</summary>
     public string? RebuiltWithHash { get; set; }
+    /// <summary>The change-feed position the last full rebuild started from (later changes were not in it for sure).</summary>
+    public long RebuiltFromSequence { get; set; }
+    /// <summary>Full rebuilds run so far (by a new script version, a time refresh, or on request).</summary>
+    public long Rebuilds { get; set; }
 }
 
 /// <summary>Every script version that ever decided something (collection <c>rules_versions</c>, id = hash).</summary>

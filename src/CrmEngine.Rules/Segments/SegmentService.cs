@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Rules;
+using CrmEngine.Abstractions.Scheduling;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core;
 using CrmEngine.Core.Storage;
@@ -46,14 +47,16 @@ public sealed class SegmentService : BackgroundService
     private readonly RulesOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger? _logger;
+    private readonly IScheduler? _scheduler;
     private readonly SemaphoreSlim _work = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0);
     private readonly ConcurrentQueue<string> _rebuilds = new();
     private readonly ConcurrentDictionary<string, Health> _health = new(StringComparer.Ordinal);
 
     public SegmentService(JsRuleEngine engine, RuleCatalog catalog, IStoreProvider stores, IOptions<RulesOptions> options,
-        TimeProvider? timeProvider = null, ILogger<SegmentService>? logger = null)
+        TimeProvider? timeProvider = null, ILogger<SegmentService>? logger = null, IScheduler? scheduler = null)
     {
+        _scheduler = scheduler;
         ArgumentNullException.ThrowIfNull(stores);
         _engine = engine ?? throw new ArgumentNullException(nameof(engine));
         _catalog = catalog ?? throw new ArgumentNullException(nameof(catalog));
@@ -140,45 +143,50 @@ public sealed class SegmentService : BackgroundService
     private async Task<RebuildReport> RebuildLockedAsync(LoadedRule rule, CancellationToken ct)
     {
         var started = _time.GetTimestamp();
+        // Changes after this position are (re)read from the change feed by whoever starts from it.
+        var fromSequence = await _store.Changes.LastSequenceAsync(ct);
         await RememberVersionAsync(rule, ct);
         var health = _health.GetOrAdd(rule.Name, _ => new Health());
         health.Failures = 0;
         health.LastError = null;
         health.Dirty = true;
-        var existing = await MemberIdsAsync(rule.Name, ct);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var existing = await MemberHashesAsync(rule.Name, ct);
+        var unseen = new HashSet<string>(existing.Keys, StringComparer.Ordinal);
         long customers = 0, added = 0, removed = 0, failed = 0;
         var asOf = _time.GetUtcNow();
-        string? after = null;
         var lastError = default(RuleError);
-        // One scan of orders/activities tells which customers have any: the others need no look-up.
-        // Records written during the rebuild come through the change feed afterwards.
+        // One scan of the orders (and activities) sums every customer's figures; the customers are then read a
+        // page at a time, the next page while the script runs on this one. Records written during the rebuild
+        // come through the change feed afterwards.
         var fields = FieldsOf(rule);
-        var withOrders = CustomerFacts.NeedsOrders(fields) ? await OwnersOfAsync(_store.Orders, o => o.CustomerId, ct) : null;
-        var withActivities = CustomerFacts.NeedsActivities(fields) ? await OwnersOfAsync(_store.Activities, a => a.CustomerId, ct) : null;
+        var orders = CustomerFacts.NeedsOrders(fields) ? await OrderFiguresAsync(asOf, CustomerFacts.ListsOrders(fields), ct) : null;
+        var activities = CustomerFacts.NeedsActivities(fields) ? await ActivityFiguresAsync(ct) : null;
+        var options = new RuleRunOptions { Now = asOf };
+        var next = ReadPageAsync(null, ct);
         while (true)
         {
-            var page = await _store.Customers.ListAsync(Page, after, ct);
+            var page = await next;
             if (page.Count == 0)
             {
                 break;
             }
 
-            after = page[^1].Id;
-            var facts = new List<IReadOnlyList<object?>>(page.Count);
-            foreach (var c in page)
+            next = page.Count < Page ? Task.FromResult<IReadOnlyList<Customer>>([]) : ReadPageAsync(page[^1].Id, ct);
+            var facts = new IReadOnlyList<object?>[page.Count];
+            for (var i = 0; i < page.Count; i++)
             {
-                facts.Add([await CustomerFacts.LoadAsync(_store, c, asOf, ct, fields,
-                    withOrders?.Contains(c.Id) ?? false, withActivities?.Contains(c.Id) ?? false)]);
+                var c = page[i];
+                facts[i] = [CustomerFacts.Build(c, orders?.GetValueOrDefault(c.Id), activities?.GetValueOrDefault(c.Id), asOf, fields)];
             }
 
-            var results = await _engine.RunManyAsync(rule.Script, facts, new RuleRunOptions { Now = asOf }, ct);
-            var creates = new List<SegmentMember>();
+            var results = await _engine.RunManyAsync(rule.Script, facts, options, ct);
+            var writes = new List<BulkWrite<SegmentMember>>();
+            var deletes = new List<string>();
             for (var i = 0; i < page.Count; i++)
             {
                 customers++;
                 var id = page[i].Id;
-                seen.Add(id);
+                unseen.Remove(id);
                 var result = CheckResult(results[i]);
                 if (result.Error is not null)
                 {
@@ -188,75 +196,120 @@ public sealed class SegmentService : BackgroundService
                 }
 
                 var isIn = (bool)result.Value!;
-                if (isIn && !existing.Contains(id))
+                var stored = existing.GetValueOrDefault(id);
+                if (isIn && stored is null)
                 {
-                    creates.Add(NewMember(rule, id, asOf));
+                    writes.Add(new BulkWrite<SegmentMember>(BulkOperation.Create, NewMember(rule, id, asOf)));
+                    existing[id] = rule.Hash;
+                    added++;
                 }
-                else if (isIn)
+                else if (isIn && stored != rule.Hash)
                 {
-                    var stored = await Members.GetAsync(SegmentMember.IdOf(rule.Name, id), ct);
-                    if (stored is not null && stored.ScriptHash != rule.Hash)
-                    {
-                        stored.ScriptHash = rule.Hash;
-                        stored.DecidedAt = asOf;
-                        await Members.UpdateAsync(stored, ct);
-                    }
+                    deletes.Add(id); // decided by another version: stored again with this one
+                    writes.Add(new BulkWrite<SegmentMember>(BulkOperation.Create, NewMember(rule, id, asOf)));
+                    existing[id] = rule.Hash;
                 }
-                else if (existing.Contains(id))
+                else if (!isIn && stored is not null)
                 {
-                    await Members.DeleteAsync(SegmentMember.IdOf(rule.Name, id), null, ct);
+                    deletes.Add(id);
                     existing.Remove(id);
                     removed++;
                 }
             }
 
-            if (creates.Count > 0)
-            {
-                await Members.CreateManyAsync(creates, ct);
-                foreach (var m in creates)
-                {
-                    existing.Add(m.CustomerId);
-                }
-
-                added += creates.Count;
-            }
+            await StoreAsync(rule.Name, deletes, writes, ct);
         }
 
-        foreach (var gone in existing.Where(id => !seen.Contains(id)).ToList())
+        var gone = unseen.ToList();
+        foreach (var id in gone)
         {
-            await Members.DeleteAsync(SegmentMember.IdOf(rule.Name, gone), null, ct);
-            existing.Remove(gone);
-            removed++;
+            existing.Remove(id);
         }
 
+        removed += gone.Count;
+        await StoreAsync(rule.Name, gone, [], ct);
         var allFailed = customers > 0 && failed == customers;
         health.Failures = allFailed ? Math.Max(_options.SegmentFailureThreshold, (int)Math.Min(int.MaxValue, failed)) : 0;
         health.LastError = lastError;
-        await SaveStateAsync(rule, health, existing.Count, rebuilt: true, ct);
+        await SaveStateAsync(rule, health, existing.Count, rebuilt: true, ct, fromSequence);
         var report = new RebuildReport(rule.Name, rule.Hash, customers, existing.Count, added, removed, failed, _time.GetElapsedTime(started));
         _logger?.LogInformation("Segment '{Segment}' rebuilt with version {Hash}: {Customers} customers, {Members} members (+{Added} -{Removed}), {Failed} failed",
             rule.Name, rule.Hash, customers, existing.Count, added, removed, failed);
         return report;
     }
 
-    private static async Task<HashSet<string>> OwnersOfAsync<T>(IEntitySet<T> set, Func<T, string> customerOf, CancellationToken ct) where T : class, IEntity
+    /// <summary>The next page of customers, read on the thread pool so that it overlaps the script runs of the page before.</summary>
+    private Task<IReadOnlyList<Customer>> ReadPageAsync(string? after, CancellationToken ct) =>
+        Task.Run(() => _store.Customers.ListAsync(Page, after, ct), ct);
+
+    /// <summary>Membership changes of one page: deletes first (queued together, so they share the writer's group commit), then the creates in one batch.</summary>
+    private async Task StoreAsync(string segment, IReadOnlyList<string> deletes, IReadOnlyList<BulkWrite<SegmentMember>> creates, CancellationToken ct)
     {
-        var owners = new HashSet<string>(StringComparer.Ordinal);
-        string? after = null;
+        for (var i = 0; i < deletes.Count; i += 256)
+        {
+            await Task.WhenAll(deletes.Skip(i).Take(256).Select(id => Members.DeleteAsync(SegmentMember.IdOf(segment, id), null, ct)));
+        }
+
+        if (creates.Count > 0)
+        {
+            foreach (var r in await Members.WriteManyAsync(creates, ct))
+            {
+                if (r.Error is not null)
+                {
+                    throw new InvalidOperationException($"Segment '{segment}': storing member {creates[r.Index].Entity.CustomerId} failed: {r.Error.Message}", r.Error);
+                }
+            }
+        }
+    }
+
+    private async Task<Dictionary<string, OrderFigures>> OrderFiguresAsync(DateTimeOffset asOf, bool keepOrders, CancellationToken ct)
+    {
+        var figures = new Dictionary<string, OrderFigures>(StringComparer.Ordinal);
+        await ScanAsync(_store.Orders, o =>
+        {
+            if (!figures.TryGetValue(o.CustomerId, out var f))
+            {
+                figures[o.CustomerId] = f = new OrderFigures(asOf, keepOrders);
+            }
+
+            f.Add(o);
+        }, ct);
+        return figures;
+    }
+
+    private async Task<Dictionary<string, ActivityFigures>> ActivityFiguresAsync(CancellationToken ct)
+    {
+        var figures = new Dictionary<string, ActivityFigures>(StringComparer.Ordinal);
+        await ScanAsync(_store.Activities, a =>
+        {
+            if (!figures.TryGetValue(a.CustomerId, out var f))
+            {
+                figures[a.CustomerId] = f = new ActivityFigures();
+            }
+
+            f.Add(a);
+        }, ct);
+        return figures;
+    }
+
+    /// <summary>Every record of a collection, a page at a time (the next page is read while this one is summed).</summary>
+    private static async Task ScanAsync<T>(IEntitySet<T> set, Action<T> each, CancellationToken ct) where T : class, IEntity
+    {
+        const int Size = 5000;
+        var next = Task.Run(() => set.ListAsync(Size, null, ct), ct);
         while (true)
         {
-            var page = await set.ListAsync(5000, after, ct);
+            var page = await next;
+            next = page.Count < Size ? Task.FromResult<IReadOnlyList<T>>([]) : Task.Run(() => set.ListAsync(Size, page[^1].Id, ct), ct);
             foreach (var item in page)
             {
-                owners.Add(customerOf(item));
+                each(item);
             }
 
-            if (page.Count < 5000)
+            if (page.Count < Size)
             {
-                return owners;
+                return;
             }
-
-            after = page[^1].Id;
         }
     }
 
@@ -268,6 +321,18 @@ public sealed class SegmentService : BackgroundService
         ScriptHash = rule.Hash,
         DecidedAt = at,
     };
+
+    /// <summary>Customer id to the hash of the script version that put it in.</summary>
+    private async Task<Dictionary<string, string>> MemberHashesAsync(string segment, CancellationToken ct)
+    {
+        var members = new Dictionary<string, string>(StringComparer.Ordinal);
+        await foreach (var m in MembersOfAsync(segment, ct))
+        {
+            members[m.CustomerId] = m.ScriptHash;
+        }
+
+        return members;
+    }
 
     private async Task<HashSet<string>> MemberIdsAsync(string segment, CancellationToken ct)
     {
@@ -413,14 +478,8 @@ public sealed class SegmentService : BackgroundService
     public async Task<int> ProcessChangesAsync(CancellationToken cancellationToken = default)
     {
         var cursor = await Cursors.GetAsync(CursorId, cancellationToken);
-        if (cursor is null)
-        {
-            // First start: everything up to now is covered by a full rebuild.
-            var last = await _store.Changes.LastSequenceAsync(cancellationToken);
-            await RebuildAllAsync(cancellationToken);
-            await Cursors.CreateAsync(new RulesCursor { Id = CursorId, Position = last }, cancellationToken);
-            return 0;
-        }
+        // First start: rebuild what is not current, then read on from where the oldest rebuild started.
+        cursor ??= await StartFeedAsync(cancellationToken);
 
         var from = Math.Max(cursor.Position, Interlocked.Read(ref _skipTo));
         var changes = await _store.Changes.ReadAsync(from, 1000, cancellationToken);
@@ -470,6 +529,29 @@ public sealed class SegmentService : BackgroundService
     }
 
     private long _skipTo;
+
+    /// <summary>
+    /// First start: every segment not yet rebuilt with its current script is rebuilt once; the change feed is then
+    /// followed from the oldest position any segment's rebuild started at, so no change is missed (re-reading a
+    /// change only re-evaluates a customer again).
+    /// </summary>
+    private async Task<RulesCursor> StartFeedAsync(CancellationToken ct)
+    {
+        var position = await _store.Changes.LastSequenceAsync(ct);
+        foreach (var rule in _catalog.Segments)
+        {
+            var state = await States.GetAsync(rule.Name, ct);
+            if (state?.RebuiltWithHash != rule.Hash)
+            {
+                await RebuildAsync(rule.Name, ct);
+                state = await States.GetAsync(rule.Name, ct);
+            }
+
+            position = Math.Min(position, state?.RebuiltFromSequence ?? 0);
+        }
+
+        return await Cursors.CreateAsync(new RulesCursor { Id = CursorId, Position = position }, ct);
+    }
 
     /// <summary>The customer(s) an order or activity change concerns (before and after, in case it moved).</summary>
     private async Task<IEnumerable<string>> CustomersOfAsync(ChangeRecord change, CancellationToken ct)
@@ -538,7 +620,7 @@ public sealed class SegmentService : BackgroundService
 
     private readonly ConcurrentDictionary<string, bool> _known = new(StringComparer.Ordinal);
 
-    private async Task SaveStateAsync(LoadedRule rule, Health health, long? members, bool rebuilt, CancellationToken ct)
+    private async Task SaveStateAsync(LoadedRule rule, Health health, long? members, bool rebuilt, CancellationToken ct, long fromSequence = 0)
     {
         var state = await States.GetAsync(rule.Name, ct);
         var isNew = state is null;
@@ -561,6 +643,8 @@ public sealed class SegmentService : BackgroundService
         {
             state.LastRebuildAt = _time.GetUtcNow();
             state.RebuiltWithHash = rule.Hash;
+            state.RebuiltFromSequence = fromSequence;
+            state.Rebuilds++;
         }
 
         health.Dirty = false;
@@ -674,17 +758,107 @@ public sealed class SegmentService : BackgroundService
         _ = States;
         _ = Versions;
         _ = Cursors;
-        return base.StartAsync(cancellationToken);
+        return StartCoreAsync(cancellationToken);
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        if (_scheduler is not null)
+        {
+            await ScheduleTimeRefreshAsync(_scheduler, _options.TimeRefresh, cancellationToken);
+        }
+
+        await base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>The scheduler's job kind that refreshes the time-dependent segments.</summary>
+    public const string TimeRefreshJobKind = "rules.segments-time-refresh";
+
+    /// <summary>
+    /// Keeps one recurring job every <paramref name="interval"/> (none when zero). An existing job with the same
+    /// interval is kept, so a restart does not move its next run; a changed interval replaces it.
+    /// </summary>
+    internal static async Task ScheduleTimeRefreshAsync(IScheduler scheduler, TimeSpan interval, CancellationToken ct)
+    {
+        var existing = await scheduler.FindByKeyAsync(TimeRefreshJobKind, ct);
+        if (interval <= TimeSpan.Zero)
+        {
+            if (existing is not null)
+            {
+                await scheduler.CancelAsync(existing.Id, ct);
+            }
+
+            return;
+        }
+
+        if (existing is { Schedule.Type: JobScheduleType.Interval } && existing.Schedule.Interval == interval && existing.State != JobState.Parked)
+        {
+            return;
+        }
+
+        await scheduler.ScheduleAsync(new JobRequest
+        {
+            Kind = TimeRefreshJobKind,
+            Schedule = JobSchedule.Every(interval),
+            UniqueKey = TimeRefreshJobKind,
+            UniqueKeyPolicy = UniqueKeyPolicy.Replace,
+            Misfire = MisfirePolicy.RunOnce,
+        }, ct);
+    }
+
+    // ------------------------------------------------------------------ time-dependent segments
+
+    private static readonly HashSet<string> TimeFields = new(StringComparer.Ordinal)
+    {
+        "daysSinceLastOrder", "daysSinceLastActivity", "spentLast30Days", "spentLast90Days", "spentLast180Days",
+        "spentLast365Days", "ordersLast180Days",
+    };
+
+    private static readonly System.Text.RegularExpressions.Regex ReadsTheClock = new(
+        @"\bdates\s*\.\s*(now|today|daysSince|daysAgo|withinDays|olderThanDays)\b|\bDate\s*\.\s*now\b|\bnew\s+Date\s*\(\s*\)",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// Whether the segment's answer can change with time alone: the header says so (<c>// @timeDependent yes|no</c>),
+    /// or the script reads a figure counted from now (<c>daysSinceLastOrder</c>, <c>spentLast90Days</c>, ...), calls a
+    /// helper that reads the clock (<c>dates.now</c>, <c>dates.withinDays</c>, ...), or passes <c>customer</c> on so that
+    /// its reads cannot be told (then it is assumed to).
+    /// </summary>
+    public bool IsTimeDependent(LoadedRule rule)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        if (rule.Script.Header.TryGetValue("timedependent", out var declared))
+        {
+            return !(declared.Equals("no", StringComparison.OrdinalIgnoreCase) || declared.Equals("false", StringComparison.OrdinalIgnoreCase));
+        }
+
+        var fields = FieldsOf(rule);
+        return fields is null || fields.Overlaps(TimeFields) || ReadsTheClock.IsMatch(rule.Script.Code);
+    }
+
+    /// <summary>Rebuilds every active time-dependent segment (the scheduler's <see cref="TimeRefreshJobKind"/> job).</summary>
+    public async Task<IReadOnlyList<RebuildReport>> RefreshTimeDependentAsync(CancellationToken cancellationToken = default)
+    {
+        var reports = new List<RebuildReport>();
+        foreach (var rule in _catalog.Segments.Where(r => IsTimeDependent(r) && !IsFailed(r.Name)))
+        {
+            reports.Add(await RebuildAsync(rule.Name, cancellationToken));
+        }
+
+        return reports;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
-        var lastPeriodic = _time.GetUtcNow();
+        var lastRefresh = _time.GetUtcNow();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                // The first pass starts the change feed (rebuilding what is not current) before the reload queue is
+                // looked at, so a first start rebuilds each segment once.
+                var read = await ProcessChangesAsync(stoppingToken);
                 while (_rebuilds.TryDequeue(out var name))
                 {
                     if (_catalog.Find(RuleKind.Segment, name) is { } rule)
@@ -711,13 +885,13 @@ public sealed class SegmentService : BackgroundService
                     }
                 }
 
-                if (_options.PeriodicRebuild > TimeSpan.Zero && _time.GetUtcNow() - lastPeriodic >= _options.PeriodicRebuild)
+                if (_scheduler is null && _options.TimeRefresh > TimeSpan.Zero && _time.GetUtcNow() - lastRefresh >= _options.TimeRefresh)
                 {
-                    lastPeriodic = _time.GetUtcNow();
-                    await RebuildAllAsync(stoppingToken);
+                    lastRefresh = _time.GetUtcNow();
+                    await RefreshTimeDependentAsync(stoppingToken);
                 }
 
-                var read = await ProcessChangesAsync(stoppingToken);
+                read += await ProcessChangesAsync(stoppingToken);
                 if (read >= 1000)
                 {
                     continue;
@@ -774,4 +948,11 @@ public sealed class SegmentService : BackgroundService
         _wake.Dispose();
         base.Dispose();
     }
+}
+
+/// <summary>The scheduler job that refreshes the time-dependent segments (<see cref="SegmentService.TimeRefreshJobKind"/>).</summary>
+internal sealed class SegmentTimeRefreshJob(SegmentService segments) : IJobHandler
+{
+    public Task ExecuteAsync(JobExecutionContext context, CancellationToken cancellationToken) =>
+        segments.RefreshTimeDependentAsync(cancellationToken);
 }

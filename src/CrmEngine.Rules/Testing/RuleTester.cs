@@ -255,8 +255,7 @@ public static class RulesText
             text.AppendLine(CultureInfo.InvariantCulture, $"  log: {line}");
         }
 
-        text.AppendLine(CultureInfo.InvariantCulture,
-            $"  used {result.Usage.Elapsed.TotalMilliseconds:0.###} ms, {result.Usage.Statements} statements, {result.Usage.AllocatedBytes / 1024.0:0.#} KB");
+        text.AppendLine("  used " + JsRuleEngine.Describe(result.Usage));
         return text.ToString();
     }
 
