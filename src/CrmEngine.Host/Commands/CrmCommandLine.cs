@@ -50,6 +50,7 @@ internal static class CrmCommandLine
         root.Subcommands.Add(DataCommands.Import()); root.Subcommands.Add(DataCommands.Export()); root.Subcommands.Add(DataCommands.Duplicates()); root.Subcommands.Add(DataCommands.Customers());
         root.Subcommands.Add(TemplatesCommands.Templates());
         root.Subcommands.Add(ApiKeysCommands.ApiKeys());
+        foreach (var verb in SecurityCommands.Build()) { root.Subcommands.Add(verb); }
         return root;
     }
 

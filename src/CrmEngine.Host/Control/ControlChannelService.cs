@@ -188,6 +188,9 @@ internal sealed class ControlChannelService(
             Commands.MailCommands.MapControl(app, mail);
         }
 
+        // Users, teams, roles, units, shares, owners transfer (crm security|users|teams|roles|units|shares|owners).
+        Commands.SecurityCommands.MapControl(app, services);
+
         // Customer data in and out (crm import/export customers, duplicates scan, customers merge|erase|export).
         Commands.DataCommands.MapControl(app, services);
 

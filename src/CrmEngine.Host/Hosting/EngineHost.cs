@@ -53,6 +53,8 @@ internal static class EngineHost
 
         // Order matters: hosted services start in this order and stop in reverse.
         builder.Services.AddCrmCore(builder.Configuration);
+        // Users, teams, roles, shares (no hosted service: read on demand, changed by crm users|teams|... and owners transfer).
+        CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurity(builder.Services);
         builder.Services.AddCrmPluginHost(builder.Configuration);
         // After the plugin host: plugins register their job kinds before the first look for due jobs,
         // and the scheduler stops (its runs cancelled) before the plugins stop.
