@@ -19,7 +19,7 @@ internal sealed class TestEngine : IAsyncDisposable
         {
             ["Store:DataDirectory"] = _folder,
         }).Build();
-        _services = new ServiceCollection().AddLogging().AddCrmCore(config).AddCrmSecurity().BuildServiceProvider();
+        _services = new ServiceCollection().AddLogging().AddCrmCore(config).AddCrmSecurityWriteEnforcement().BuildServiceProvider();
     }
 
     public SecurityAdministration Security => _services.GetRequiredService<SecurityAdministration>();
@@ -27,6 +27,9 @@ internal sealed class TestEngine : IAsyncDisposable
     public OwnershipTransfer Transfer => _services.GetRequiredService<OwnershipTransfer>();
 
     public ICrmStore Store(string actor = "test") => _services.GetRequiredService<IStoreProvider>().ForActor(actor);
+
+    /// <summary>Registers the write-path checks (hosted services are not started by this engine on their own).</summary>
+    public Task EnforceWritesAsync() => _services.GetRequiredService<WriteEnforcement>().StartAsync(CancellationToken.None);
 
     public static string ShippedSeed => Path.Combine(AppContext.BaseDirectory, "security.json");
 
