@@ -94,7 +94,7 @@ public sealed class RulesAdministration : IDisposable
         foreach (var s in list)
         {
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"{s.Name,-32} {s.ScriptHash ?? "-",-16} {s.Status,-7} {s.Members,9} members  rebuilt {(s.LastRebuildAt is { } r ? r.ToString("u", CultureInfo.InvariantCulture) : "never")}"));
+                $"{s.Name,-32} {s.ScriptHash ?? "-",-16} {s.Status,-7} {s.Members,9} members  rebuilt {(s.LastRebuildAt is { } r ? r.ToString("u", CultureInfo.InvariantCulture) : "never")} ({s.Rebuilds} rebuilds){(s.TimeDependent ? "  time-dependent" : "")}"));
             if (s.RefusedError is not null)
             {
                 text.AppendLine("    refused (previous version active): " + s.RefusedError);

@@ -15,7 +15,14 @@ namespace CrmEngine.Rules.Segments;
 
 /// <summary>One segment as listed: its script, state and member count.</summary>
 public sealed record SegmentInfo(string Name, string? ScriptHash, SegmentStatus Status, long Members, string? LastError,
-    DateTimeOffset? LastRebuildAt, string? RefusedError);
+    DateTimeOffset? LastRebuildAt, string? RefusedError)
+{
+    /// <summary>Refreshed on the time-refresh schedule because its answer can change with time alone.</summary>
+    public bool TimeDependent { get; init; }
+
+    /// <summary>Full rebuilds run so far.</summary>
+    public long Rebuilds { get; init; }
+}
 
 /// <summary>Why a customer is (or is not) in a segment.</summary>
 public sealed record SegmentExplanation(
@@ -677,7 +684,11 @@ public sealed class SegmentService : BackgroundService
             }
 
             var refused = _catalog.RefusedFiles.FirstOrDefault(p => Path.GetFileNameWithoutExtension(p.Key) == rule.Name && p.Key.Contains("segments", StringComparison.Ordinal)).Value;
-            list.Add(new SegmentInfo(rule.Name, rule.Hash, state?.Status ?? SegmentStatus.Active, count, state?.LastError, state?.LastRebuildAt, refused?.ToString()));
+            list.Add(new SegmentInfo(rule.Name, rule.Hash, state?.Status ?? SegmentStatus.Active, count, state?.LastError, state?.LastRebuildAt, refused?.ToString())
+            {
+                TimeDependent = IsTimeDependent(rule),
+                Rebuilds = state?.Rebuilds ?? 0,
+            });
         }
 
         foreach (var (path, error) in _catalog.RefusedFiles.Where(p => p.Key.Contains("segments", StringComparison.Ordinal)))
