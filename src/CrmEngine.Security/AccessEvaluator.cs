@@ -207,6 +207,12 @@ public sealed class AccessContext
             return QueryFilter.Nothing(refused.Missing!, refused.Reason);
         }
 
+        // Scope only refuses (above), so the rest depends on the snapshot and user alone and is cached with the snapshot.
+        return _snapshot.Filters.GetOrAdd((UserId, entity, privilege), _ => BuildFilter(entity, privilege, missing));
+    }
+
+    private QueryFilter BuildFilter(string entity, Privilege privilege, string missing)
+    {
         var owners = new HashSet<string>(StringComparer.Ordinal);
         var unowned = false;
         var any = false;

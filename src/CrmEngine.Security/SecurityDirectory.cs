@@ -26,7 +26,14 @@ public sealed class SecurityDirectory
 
     private readonly IStoreProvider _stores;
     private readonly SemaphoreSlim _loadGate = new(1, 1);
+    /// <summary>
+    /// A snapshot older than this is loaded again, so a change that did not come through this class (a restored backup,
+    /// a direct store write) is seen within this time. Changes through the administration are seen at once.
+    /// </summary>
+    public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(30);
+
     private SecuritySnapshot? _snapshot;
+    private long _loadedAt;
     private long _generation;
 
     public SecurityDirectory(IStoreProvider stores) => _stores = stores ?? throw new ArgumentNullException(nameof(stores));
@@ -39,7 +46,7 @@ public sealed class SecurityDirectory
     /// <summary>The current model. Cheap when nothing changed since the last call.</summary>
     public async Task<SecuritySnapshot> SnapshotAsync(CancellationToken cancellationToken = default)
     {
-        if (Volatile.Read(ref _snapshot) is { } current)
+        if (Volatile.Read(ref _snapshot) is { } current && Fresh())
         {
             return current;
         }
@@ -47,7 +54,7 @@ public sealed class SecurityDirectory
         await _loadGate.WaitAsync(cancellationToken);
         try
         {
-            if (Volatile.Read(ref _snapshot) is { } loaded)
+            if (Volatile.Read(ref _snapshot) is { } loaded && Fresh())
             {
                 return loaded;
             }
@@ -64,6 +71,7 @@ public sealed class SecurityDirectory
             // A change made while loading leaves the cache empty, so the next reader loads again.
             if (Interlocked.Read(ref _generation) == generation)
             {
+                Volatile.Write(ref _loadedAt, Environment.TickCount64);
                 Volatile.Write(ref _snapshot, snapshot);
             }
 
@@ -74,6 +82,8 @@ public sealed class SecurityDirectory
             _loadGate.Release();
         }
     }
+
+    private bool Fresh() => Environment.TickCount64 - Volatile.Read(ref _loadedAt) < (long)MaxAge.TotalMilliseconds;
 
     /// <summary>Drops the cached model; called after every change made through the administration.</summary>
     public void Invalidate()
@@ -200,4 +210,7 @@ public sealed class SecuritySnapshot
     }
 
     internal AccessProfile ProfileOf(SecurityUser user) => _profiles.GetOrAdd(user.Id, _ => new AccessProfile(this, user));
+
+    /// <summary>Query filters are computed once per user, entity and privilege for this snapshot (it never changes).</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<(string User, string Entity, Privilege Privilege), QueryFilter> Filters { get; } = new();
 }
