@@ -48,6 +48,7 @@ public sealed class EdiElementDefinition
 
     private EdiElementDefinition[]? _componentArray;
 
+
     internal CodeSet? CodeBytes { get; init; }
 
     public IReadOnlyList<EdiElementDefinition> Components { get; init; } = [];
@@ -72,11 +73,29 @@ public sealed class EdiSegmentDefinition
 
     private EdiSyntaxRule[]? _ruleArray;
 
+    /// <summary>The rules as bit masks of element positions (null when a rule names a position above 63).</summary>
+    internal RuleMask[]? RuleMasks => _ruleMasksDone ? _ruleMasks : BuildRuleMasks();
+
+    private RuleMask[]? _ruleMasks;
+    private bool _ruleMasksDone;
+
+    private RuleMask[]? BuildRuleMasks()
+    {
+        _ruleMasks = RuleArray.All(r => r.Positions.Length > 0 && r.Positions.All(p => p is > 0 and < 64))
+            ? RuleArray.Select(r => new RuleMask(r.Kind, r.Positions.Aggregate(0UL, (m, p) => m | (1UL << p)), 1UL << r.Positions[0], r.Positions.Length)).ToArray()
+            : null;
+        _ruleMasksDone = true;
+        return _ruleMasks;
+    }
+
     internal int PackedTag { get; init; }
 
-    internal bool IsHl => _isHl ??= Tag == "HL";
+    internal bool IsHl => Tag == "HL";
 
-    private bool? _isHl;
+    /// <summary>Everything the validator's quick path needs of this segment, computed once, in plain fields.</summary>
+    internal SegmentPlan Plan => _plan ??= new SegmentPlan(this);
+
+    private SegmentPlan? _plan;
 
     /// <summary>The elements flattened for the validator's quick loop over plain segments.</summary>
     internal ElementCheck[] Checks => _checks ??= ElementArray.Select(e => new ElementCheck(e)).ToArray();
@@ -118,7 +137,10 @@ internal enum ElementCheckKind : byte
     /// <summary>Numeric, date, time: the full value check.</summary>
     Other,
 
-    /// <summary>Composite, repeating or alphabetic element: always the general path.</summary>
+    /// <summary>Composite that does not repeat: each component by its own check.</summary>
+    Composite,
+
+    /// <summary>Repeating or alphabetic element, nested composite: always the general path.</summary>
     General,
 }
 
@@ -127,14 +149,33 @@ internal readonly struct ElementCheck
 {
     public ElementCheck(EdiElementDefinition e)
     {
-        Kind = e.Type == EdiDataType.Composite || e.MaxRepeat > 1 || e.Type == EdiDataType.A ? ElementCheckKind.General
+        Kind = e.MaxRepeat > 1 || e.Type == EdiDataType.A ? ElementCheckKind.General
+            : e.Type == EdiDataType.Composite ? ElementCheckKind.Composite
             : e.Type is EdiDataType.AN or EdiDataType.ID ? ElementCheckKind.Text
             : ElementCheckKind.Other;
         Mandatory = e.Usage == EdiUsage.Mandatory;
         MinLength = e.MinLength;
         MaxLength = e.MaxLength;
         Codes = e.CodeBytes;
+        Definition = e;
+        if (Kind == ElementCheckKind.Composite)
+        {
+            Components = e.ComponentArray.Select(c => new ElementCheck(c)).ToArray();
+            LastMandatoryComponent = Array.FindLastIndex(e.ComponentArray, c => c.Usage == EdiUsage.Mandatory) + 1;
+        }
+        else
+        {
+            Components = [];
+        }
     }
+
+    /// <summary>A composite's components, flattened the same way.</summary>
+    public ElementCheck[] Components { get; }
+
+    /// <summary>Position of a composite's last mandatory component (0 when none): fewer components present means one is missing.</summary>
+    public int LastMandatoryComponent { get; }
+
+    public EdiElementDefinition Definition { get; }
 
     public ElementCheckKind Kind { get; }
 
@@ -146,6 +187,31 @@ internal readonly struct ElementCheck
 
     public CodeSet? Codes { get; }
 }
+
+internal sealed class SegmentPlan
+{
+    public SegmentPlan(EdiSegmentDefinition def)
+    {
+        Definition = def;
+        Elements = def.ElementArray;
+        Checks = def.Checks;
+        LastMandatoryPosition = def.LastMandatoryPosition;
+        HasRules = def.RuleArray.Length > 0;
+        RuleMasks = def.RuleMasks;
+        IsHl = def.IsHl;
+    }
+
+    public readonly EdiSegmentDefinition Definition;
+    public readonly EdiElementDefinition[] Elements;
+    public readonly ElementCheck[] Checks;
+    public readonly int LastMandatoryPosition;
+    public readonly bool HasRules;
+    public readonly RuleMask[]? RuleMasks;
+    public readonly bool IsHl;
+}
+
+/// <summary>A syntax note as bit masks (bit p = element p) for the validator's quick check.</summary>
+internal readonly record struct RuleMask(char Kind, ulong Mask, ulong First, int Count);
 
 /// <summary>X12 syntax note: P paired, R at least one, E at most one, C if first then all, L if first then at least one other.</summary>
 public sealed record EdiSyntaxRule(char Kind, int[] Positions);
@@ -167,9 +233,9 @@ public sealed class EdiStructureEntry
 
     internal EdiStructureEntry[]? ChildArray => _childArray ??= Children?.ToArray();
 
-    internal int[] ChildTags => _childTags ??= ChildArray?.Select(e => e.TriggerTag).ToArray() ?? [];
+    internal EdiLevel ChildLevel => _childLevel ??= new EdiLevel(ChildArray ?? []);
 
-    private int[]? _childTags;
+    private EdiLevel? _childLevel;
 
     private EdiStructureEntry[]? _childArray;
 
@@ -193,11 +259,48 @@ public sealed class EdiMessageDefinition
 
     internal EdiStructureEntry[] EntryArray => _entryArray ??= Entries.ToArray();
 
-    internal int[] EntryTags => _entryTags ??= EntryArray.Select(e => e.TriggerTag).ToArray();
+    internal EdiLevel EntryLevel => _entryLevel ??= new EdiLevel(EntryArray);
 
-    private int[]? _entryTags;
+    private EdiLevel? _entryLevel;
 
     private EdiStructureEntry[]? _entryArray;
+}
+
+/// <summary>
+/// One level of a structure (the message's entries or a loop's) prepared for the validator's walk: the trigger tags,
+/// a 64-bit filter of them (most levels are skipped without a search) and, per index, the next mandatory entry.
+/// </summary>
+internal sealed class EdiLevel
+{
+    public EdiLevel(EdiStructureEntry[] entries)
+    {
+        Entries = entries;
+        Tags = entries.Select(e => e.TriggerTag).ToArray();
+        foreach (int t in Tags)
+        {
+            Filter |= FilterBit(t);
+        }
+
+        NextMandatory = new int[entries.Length + 1];
+        NextMandatory[entries.Length] = entries.Length;
+        for (int k = entries.Length - 1; k >= 0; k--)
+        {
+            NextMandatory[k] = entries[k].Usage == EdiUsage.Mandatory ? k : NextMandatory[k + 1];
+        }
+    }
+
+    public EdiStructureEntry[] Entries { get; }
+
+    public int[] Tags { get; }
+
+    /// <summary>One bit per trigger tag (hashed): a clear bit means the tag is not at this level.</summary>
+    public ulong Filter { get; }
+
+    /// <summary>Index of the first mandatory entry at or after k (the entry count when none).</summary>
+    public int[] NextMandatory { get; }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static ulong FilterBit(int tag) => 1UL << (int)(((uint)tag * 0x9E3779B1u) >> 26);
 }
 
 /// <summary>Small code list compared as bytes (no string allocation per element).</summary>
@@ -243,6 +346,18 @@ internal sealed class CodeSet
     {
         if (value.Length <= 8)
         {
+            // Codes are ASCII and packed 7 bits a byte: a value with a byte above 0x7F could collide with one, and matches none.
+            byte any = 0;
+            foreach (byte b in value)
+            {
+                any |= b;
+            }
+
+            if (any >= 0x80)
+            {
+                return false;
+            }
+
             ulong key = Pack(value);
             if (_few.Length > 0 || _short.Count == 0)
             {

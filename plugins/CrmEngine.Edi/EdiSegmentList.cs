@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Text;
 
 namespace CrmEngine.Edi;
@@ -79,33 +81,51 @@ public sealed class EdiSegmentList
     /// <summary>The reader's per-segment path: one copy of the bytes and the bounds, the tag packed from its known length.</summary>
     internal void Add(EdiTokenizer t)
     {
-        var segment = t.SegmentBytes;
-        var bounds = t.ElementBounds;
-        if (_count == _segs.Length || _dataLength + segment.Length > _data.Length || _boundsLength + bounds.Length > _bounds.Length)
+        t.GetCurrent(out var src, out int srcOff, out int segLength, out var srcBounds, out int boundCount);
+        if (_count == _segs.Length || _dataLength + segLength + 32 > _data.Length || _boundsLength + boundCount + 8 > _bounds.Length)
         {
-            Add(segment, bounds, t.SegmentOffset, t.SegmentLine);
+            Add(t.SegmentBytes, t.ElementBounds, t.SegmentOffset, t.SegmentLine);
             _segs[_count - 1].Flags = t.SegmentFlags;
             return;
         }
 
-        segment.CopyTo(new Span<byte>(_data, _dataLength, segment.Length));
-        bounds.CopyTo(new Span<int>(_bounds, _boundsLength, bounds.Length));
+        // Short segments (most) are copied as one 32-byte block and their bounds as one 8-int block: the arena keeps
+        // that much slack, and bytes copied beyond the segment are overwritten by the next one.
+        ref byte from = ref src[srcOff];
+        if (segLength <= 32 && srcOff + 32 <= src.Length)
+        {
+            Vector256.LoadUnsafe(ref from).StoreUnsafe(ref _data[_dataLength]);
+        }
+        else
+        {
+            new ReadOnlySpan<byte>(src, srcOff, segLength).CopyTo(new Span<byte>(_data, _dataLength, segLength));
+        }
+
+        if (boundCount <= 8 && srcBounds.Length >= 8)
+        {
+            Vector256.LoadUnsafe(ref srcBounds[0]).StoreUnsafe(ref _bounds[_boundsLength]);
+        }
+        else
+        {
+            new ReadOnlySpan<int>(srcBounds, 0, boundCount).CopyTo(new Span<int>(_bounds, _boundsLength, boundCount));
+        }
+
         ref var r = ref _segs[_count++];
         r.DataStart = _dataLength;
         r.BoundsStart = _boundsLength;
-        r.ElementCount = bounds.Length - 1;
-        int tagLength = bounds.Length > 1 ? bounds[1] - 1 : segment.Length;
+        r.ElementCount = boundCount - 1;
+        int tagLength = boundCount > 1 ? srcBounds[1] - 1 : segLength;
         r.Tag = tagLength switch
         {
-            3 => (segment[0] << 16) | (segment[1] << 8) | segment[2],
-            2 => (segment[0] << 8) | segment[1],
-            _ => EdiTag.Pack(segment[..tagLength]),
+            3 => (from << 16) | (Unsafe.Add(ref from, 1) << 8) | Unsafe.Add(ref from, 2),
+            2 => (from << 8) | Unsafe.Add(ref from, 1),
+            _ => EdiTag.Pack(new ReadOnlySpan<byte>(src, srcOff, tagLength)),
         };
         r.Offset = t.SegmentOffset;
         r.Line = t.SegmentLine;
         r.Flags = t.SegmentFlags;
-        _dataLength += segment.Length;
-        _boundsLength += bounds.Length;
+        _dataLength += segLength;
+        _boundsLength += boundCount;
     }
 
     /// <summary>Appends a segment given as raw bytes and element start offsets (last entry = length + 1).</summary>

@@ -92,6 +92,16 @@ public sealed class EdiTokenizer : IDisposable
 
     public ReadOnlySpan<byte> Tag => Element(0);
 
+    /// <summary>The current segment's storage for a bulk copy: its bytes are src[offset..offset+length), its bounds bounds[0..count).</summary>
+    internal void GetCurrent(out byte[] src, out int offset, out int length, out int[] bounds, out int count)
+    {
+        src = _segArr;
+        offset = _segOff;
+        length = _segLen;
+        bounds = _bounds;
+        count = _elemCount + 1;
+    }
+
     /// <summary>Raw element <paramref name="index"/> (0 = tag), empty when absent.</summary>
     public ReadOnlySpan<byte> Element(int index)
     {
@@ -168,7 +178,7 @@ public sealed class EdiTokenizer : IDisposable
         SegmentOffset = _bufBase + _pos;
         SegmentLine = _line;
         SegmentColumn = (int)(SegmentOffset - _lineStart) + 1;
-        if (!Vector128.IsHardwareAccelerated || !TryReadPlainSegment(d))
+        if (!Vector256.IsHardwareAccelerated || !TryReadPlainSegment256(d))
         {
             ReadSegmentSlow(d);
         }
@@ -190,33 +200,36 @@ public sealed class EdiTokenizer : IDisposable
     }
 
     /// <summary>
-    /// The common case in one pass over the buffer, 16 bytes at a time: finds the terminator and the element separators
-    /// together and computes the segment flags. Gives up (false, nothing consumed) when a line break or release character
-    /// comes before the terminator, or fewer than 16 bytes are buffered: <see cref="ReadSegmentSlow"/> handles those.
+    /// The common case in one pass over the buffer, 32 bytes at a time (most segments end within the first block): finds
+    /// the terminator and the element separators together and computes the segment flags. Element bounds are written
+    /// straight into the bounds array. Gives up (false, nothing consumed) when a line break or release character comes
+    /// before the terminator, fewer than 32 bytes are buffered or the element limit is near: <see cref="ReadSegmentSlow"/>
+    /// handles those.
     /// </summary>
-    private bool TryReadPlainSegment(EdiDelimiters d)
+    private bool TryReadPlainSegment256(EdiDelimiters d)
     {
         int start = _pos;
-        int last = _end - 16;
+        int last = _end - 32;
         if (start > last)
         {
             return false;
         }
 
         byte term = d.Segment;
-        var vterm = Vector128.Create(term);
-        var vcr = Vector128.Create(Cr);
-        var vlf = Vector128.Create(Lf);
-        var vrel = Vector128.Create(d.Release != 0 ? d.Release : term);
-        var vsep = Vector128.Create(d.Element);
-        var vcomp = Vector128.Create(d.Component);
-        var vrep = Vector128.Create(d.Repetition != 0 ? d.Repetition : d.Component);
-        var v20 = Vector128.Create((byte)0x20);
-        var v5e = Vector128.Create((byte)0x5E);
-        int max = _options.MaxElementsPerSegment;
+        var vterm = Vector256.Create(term);
+        var vrel = Vector256.Create(d.Release != 0 ? d.Release : term);
+        var vsep = Vector256.Create(d.Element);
+        var vcomp = Vector256.Create(d.Component);
+        var vrep = Vector256.Create(d.Repetition != 0 ? d.Repetition : d.Component);
+        var v0a = Vector256.Create((byte)0x0A);
+        var v03 = Vector256.Create((byte)0x03);
+        var v20 = Vector256.Create((byte)0x20);
+        var v5e = Vector256.Create((byte)0x5E);
+        int max = Math.Min(_options.MaxElementsPerSegment, 1 << 20);
         ref byte r0 = ref MemoryMarshal.GetArrayDataReference(_buf);
-        int count = 0;
-        AddBound(ref count, 0, max);
+        var bounds = _bounds;
+        int count = 1;
+        bounds[0] = 0;
         uint special = 0;
         uint notPlain = 0;
         int i = start;
@@ -227,10 +240,12 @@ public sealed class EdiTokenizer : IDisposable
                 return false;
             }
 
-            var v = Vector128.LoadUnsafe(ref r0, (nuint)i);
-            uint stops = (Vector128.Equals(v, vterm) | Vector128.Equals(v, vcr) | Vector128.Equals(v, vlf) | Vector128.Equals(v, vrel)).ExtractMostSignificantBits();
-            uint seps = Vector128.Equals(v, vsep).ExtractMostSignificantBits();
-            uint keep = 0xFFFF;
+            var v = Vector256.LoadUnsafe(ref r0, (nuint)i);
+
+            // Stops: the terminator, the release character and 0x0A-0x0D (line breaks; VT/FF too, which the slow path takes as data).
+            uint stops = (Vector256.Equals(v, vterm) | Vector256.Equals(v, vrel) | Vector256.LessThanOrEqual(v - v0a, v03)).ExtractMostSignificantBits();
+            uint seps = Vector256.Equals(v, vsep).ExtractMostSignificantBits();
+            uint keep = uint.MaxValue;
             if (stops != 0)
             {
                 int k = BitOperations.TrailingZeroCount(stops);
@@ -242,14 +257,29 @@ public sealed class EdiTokenizer : IDisposable
                 keep = (1u << k) - 1;
             }
 
-            special |= (Vector128.Equals(v, vcomp) | Vector128.Equals(v, vrep)).ExtractMostSignificantBits() & keep;
-            notPlain |= Vector128.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & keep;
+            special |= (Vector256.Equals(v, vcomp) | Vector256.Equals(v, vrep)).ExtractMostSignificantBits() & keep;
+            notPlain |= Vector256.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & keep;
             seps &= keep;
-            int rel = i - start + 1;
-            while (seps != 0)
+            if (seps != 0)
             {
-                AddBound(ref count, rel + BitOperations.TrailingZeroCount(seps), max);
-                seps &= seps - 1;
+                if (count + 33 >= max || count + 34 >= bounds.Length)
+                {
+                    if (count + 33 >= max)
+                    {
+                        return false;
+                    }
+
+                    Array.Resize(ref _bounds, Math.Max(bounds.Length * 2, count + 64));
+                    bounds = _bounds;
+                }
+
+                int rel = i - start + 1;
+                do
+                {
+                    bounds[count++] = rel + BitOperations.TrailingZeroCount(seps);
+                    seps &= seps - 1;
+                }
+                while (seps != 0);
             }
 
             if (stops != 0)
@@ -264,18 +294,13 @@ public sealed class EdiTokenizer : IDisposable
                     NewLine(_bufBase + _pos);
                 }
 
-                if (_bounds.Length <= count)
-                {
-                    Array.Resize(ref _bounds, count * 2);
-                }
-
-                _bounds[count] = len + 1;
+                bounds[count] = len + 1;
                 _elemCount = count;
                 _flags = (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
                 return true;
             }
 
-            i += 16;
+            i += 32;
         }
     }
 

@@ -37,7 +37,7 @@ public sealed class EdiValidator
         public int Index;
         public string? LoopId;
         public EdiNode? Node;
-        public int[] Tags;
+        public EdiLevel Level;
     }
 
     public EdiValidator(EdiDefinitions? definitions = null)
@@ -141,7 +141,7 @@ public sealed class EdiValidator
         _hlIds?.Clear();
         _depth = 0;
         _root = buildTree ? new EdiNode(definition.Id, -1) : null;
-        Push(definition.EntryArray, definition.EntryTags, null);
+        Push(definition.EntryLevel, null);
         bool trailerMissing = set.Issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
         for (_cur = 0; _cur < _segs.Count; _cur++)
         {
@@ -166,8 +166,9 @@ public sealed class EdiValidator
         return root;
     }
 
-    private void Push(EdiStructureEntry[] entries, int[] tags, string? loopId)
+    private void Push(EdiLevel level, string? loopId)
     {
+        var entries = level.Entries;
         if (_depth == _frames.Length)
         {
             Array.Resize(ref _frames, _depth * 2);
@@ -184,7 +185,7 @@ public sealed class EdiValidator
         }
 
         f.Entries = entries;
-        f.Tags = tags;
+        f.Level = level;
         f.Index = 0;
         f.LoopId = loopId;
         if (_root == null)
@@ -204,12 +205,19 @@ public sealed class EdiValidator
 
     private void Place(int tag)
     {
+        ulong bit = EdiLevel.FilterBit(tag);
         for (int d = _depth - 1; d >= 0; d--)
         {
             ref var f = ref _frames[d];
+            var level = f.Level;
+            if ((level.Filter & bit) == 0)
+            {
+                continue;
+            }
+
             var entries = f.Entries;
             int from = d > 0 ? Math.Max(f.Index, 1) : f.Index;
-            int j = IndexOf(f.Tags, tag, from);
+            int j = IndexOf(level.Tags, tag, from);
 
             if (j < 0)
             {
@@ -235,12 +243,12 @@ public sealed class EdiValidator
                     SegmentIssue(EdiErrorKind.LoopOverMaximum, $"loop {e.Id} repeats more than {e.MaxUse} times", e.Id);
                 }
 
-                Push(e.ChildArray!, e.ChildTags, e.Id);
+                Push(e.ChildLevel, e.Id);
                 _frames[_depth - 1].Counts[0] = 1;
                 var trigger = e.Children![0];
                 while (trigger.IsLoop)
                 {
-                    Push(trigger.ChildArray!, trigger.ChildTags, trigger.Id);
+                    Push(trigger.ChildLevel, trigger.Id);
                     _frames[_depth - 1].Counts[0] = 1;
                     trigger = trigger.Children![0];
                 }
@@ -347,10 +355,11 @@ public sealed class EdiValidator
 
     private void CheckMissing(ref Frame f, int from, int to, bool trailerMissing)
     {
-        for (int k = from; k < to; k++)
+        var next = f.Level.NextMandatory;
+        for (int k = next[from]; k < to; k = next[k + 1])
         {
             var e = f.Entries[k];
-            if (e.Usage == EdiUsage.Mandatory && f.Counts[k] == 0)
+            if (f.Counts[k] == 0)
             {
                 if (trailerMissing && !e.IsLoop && e.Segment!.Tag is "SE" or "UNT")
                 {
@@ -421,6 +430,7 @@ public sealed class EdiValidator
 
     private void ValidateElements(EdiSegmentDefinition def)
     {
+        var plan = def.Plan;
         var d = _segs.Delimiters;
         _segs.GetSegment(_cur, out var data, out var bounds);
         int count = bounds.Length - 2;
@@ -439,13 +449,14 @@ public sealed class EdiValidator
             hasRelease = special && d.Release != 0 && data.IndexOf(d.Release) >= 0;
             _plain = data.IndexOfAnyExcept(PlainAscii) < 0;
         }
-        var defs = def.ElementArray;
+
+        var defs = plan.Elements;
         // Absent trailing elements only matter up to the last mandatory one.
-        int n = Math.Max(count, def.LastMandatoryPosition);
+        int n = Math.Max(count, plan.LastMandatoryPosition);
         int first = 1;
-        if (!special && !hasRelease)
+        if (!GeneralPathOnly && (!special || d.Repetition == 0 || data.IndexOf(d.Repetition) < 0))
         {
-            first = ValidatePlainElements(def, data, bounds, Math.Min(count, defs.Length));
+            first = ValidateQuick(plan, data, bounds, Math.Min(count, defs.Length), special, hasRelease ? d.Release : (byte)0);
         }
 
         for (int pos = first; pos <= n; pos++)
@@ -475,28 +486,32 @@ public sealed class EdiValidator
             ValidateElementAt(def, ed, pos, raw, special, hasRelease, d);
         }
 
-        if (def.RuleArray.Length > 0)
+        if (plan.HasRules && (GeneralPathOnly || !RulesHold(plan.RuleMasks, bounds, count)))
         {
             CheckRules(def, bounds, count);
         }
 
-        if (_x12 && def.IsHl)
+        if (_x12 && plan.IsHl)
         {
             CheckHierarchy();
         }
     }
 
+    /// <summary>Test hook: every element through the general path (the quick loop off), to compare both on the same input.</summary>
+    internal bool GeneralPathOnly { get; init; }
+
     /// <summary>
-    /// The common case in one tight loop: a segment without component, repetition or release characters, checked
-    /// against the segment's flattened element checks. A value that does not pass the quick check (or needs the
-    /// general path: composites, repeating elements, non-ASCII, the X12 basic set) goes through the general path,
-    /// which reports it. Returns the first position the general loop still has to look at.
+    /// The common case in one tight loop: a segment without repetition or release characters, checked against the
+    /// segment's flattened element checks (composites against their flattened component checks). A value that does not
+    /// pass the quick check, or needs the general path (repeating elements, non-ASCII, the X12 basic set), goes through
+    /// the general path, which reports it exactly. Returns the first position the general loop still has to look at.
     /// </summary>
-    private int ValidatePlainElements(EdiSegmentDefinition def, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit)
+    private int ValidateQuick(SegmentPlan plan, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit, bool components, byte release)
     {
-        var checks = def.Checks;
-        var defs = def.ElementArray;
-        bool quickText = _plain && !_x12Basic;
+        var def = plan.Definition;
+        var checks = plan.Checks;
+        bool plainSegment = _plain;
+        byte comp = _segs.Delimiters.Component;
         for (int pos = 1; pos <= limit; pos++)
         {
             int start = bounds[pos];
@@ -506,26 +521,94 @@ public sealed class EdiValidator
             {
                 if (c.Mandatory)
                 {
-                    ReportStructure(EdiErrorKind.MandatoryElementMissing, def, defs[pos - 1], pos, 0, default);
+                    ReportStructure(EdiErrorKind.MandatoryElementMissing, def, c.Definition, pos, 0, default);
                 }
 
                 continue;
             }
 
             var raw = data.Slice(start, length);
-            bool valid = c.Kind switch
+
+            // Per element: an escaped value or, in a segment with non-ASCII data, a value that has some goes the general way.
+            bool quickText = !_x12Basic && (plainSegment || raw.IndexOfAnyExcept(PlainAscii) < 0);
+            bool valid = (release == 0 || !Has(raw, release)) && c.Kind switch
             {
-                ElementCheckKind.Text => quickText && length >= c.MinLength && length <= c.MaxLength && (c.Codes == null || c.Codes.Contains(raw)),
-                ElementCheckKind.Other => Check(raw, defs[pos - 1]) == NoError,
+                ElementCheckKind.Text => quickText && QuickText(raw, in c) && (!components || !Has(raw, comp)),
+                ElementCheckKind.Other => (!components || !Has(raw, comp)) && Check(raw, c.Definition) == NoError,
+                ElementCheckKind.Composite => QuickComposite(raw, in c, components ? comp : (byte)0, quickText),
                 _ => false,
             };
             if (!valid)
             {
-                ValidateElementAt(def, defs[pos - 1], pos, raw, false, false, _segs.Delimiters);
+                ValidateElementAt(def, c.Definition, pos, raw, components, release != 0, _segs.Delimiters);
             }
         }
 
         return limit + 1;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool QuickText(ReadOnlySpan<byte> raw, in ElementCheck c)
+        => raw.Length >= c.MinLength && raw.Length <= c.MaxLength && (c.Codes == null || c.Codes.Contains(raw));
+
+    /// <summary>True when every component of a composite passes its quick check and none is missing (then nothing to report).</summary>
+    private bool QuickComposite(ReadOnlySpan<byte> raw, in ElementCheck ed, byte comp, bool quickText)
+    {
+        var checks = ed.Components;
+        int c = 0;
+        int p = 0;
+        while (true)
+        {
+            int end = p;
+            if (comp != 0)
+            {
+                while (end < raw.Length && raw[end] != comp)
+                {
+                    end++;
+                }
+            }
+            else
+            {
+                end = raw.Length;
+            }
+
+            if (c == checks.Length)
+            {
+                return false;
+            }
+
+            ref readonly var cc = ref checks[c++];
+            if (end == p)
+            {
+                if (cc.Mandatory)
+                {
+                    return false;
+                }
+            }
+            else
+            {
+                var cv = raw[p..end];
+                bool ok = cc.Kind switch
+                {
+                    ElementCheckKind.Text => quickText && QuickText(cv, in cc),
+                    ElementCheckKind.Other => Check(cv, cc.Definition) == NoError,
+                    _ => false,
+                };
+                if (!ok)
+                {
+                    return false;
+                }
+            }
+
+            if (end >= raw.Length)
+            {
+                break;
+            }
+
+            p = end + 1;
+        }
+
+        return c >= ed.LastMandatoryComponent;
     }
 
     private void ValidateElementAt(EdiSegmentDefinition def, EdiElementDefinition ed, int pos, ReadOnlySpan<byte> raw, bool special, bool hasRelease, EdiDelimiters d)
@@ -628,6 +711,45 @@ public sealed class EdiValidator
         {
             ValidateCore(raw, ed, def, pos, 0);
         }
+    }
+
+    /// <summary>Quick check of the syntax notes on a bit mask of the present elements; false sends the segment to <see cref="CheckRules"/>, which reports.</summary>
+    private static bool RulesHold(RuleMask[]? rules, ReadOnlySpan<int> bounds, int count)
+    {
+        if (rules == null)
+        {
+            return false;
+        }
+
+        ulong present = 0;
+        int last = Math.Min(count, 63);
+        for (int p = 1; p <= last; p++)
+        {
+            if (bounds[p + 1] - 1 - bounds[p] > 0)
+            {
+                present |= 1UL << p;
+            }
+        }
+
+        foreach (var r in rules)
+        {
+            ulong m = present & r.Mask;
+            bool broken = r.Kind switch
+            {
+                'P' => m != 0 && m != r.Mask,
+                'R' => m == 0,
+                'E' => System.Numerics.BitOperations.PopCount(m) > 1,
+                'C' => (present & r.First) != 0 && m != r.Mask,
+                'L' => (present & r.First) != 0 && r.Count > 1 && System.Numerics.BitOperations.PopCount(m) == 1,
+                _ => false,
+            };
+            if (broken)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private void CheckRules(EdiSegmentDefinition def, ReadOnlySpan<int> bounds, int count)

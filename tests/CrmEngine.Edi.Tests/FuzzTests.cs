@@ -13,7 +13,7 @@ public class FuzzTests
 {
     private static readonly EdiReaderOptions Limits = new() { MaxSegmentLength = 4096, MaxSegmentsPerSet = 5000, MaxElementsPerSegment = 256, BufferSize = 1024 };
 
-    private static List<byte[]> Seeds()
+    internal static List<byte[]> Seeds()
     {
         var seeds = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "samples"), "*.edi")
             .Select(File.ReadAllBytes).Where(b => b.Length > 0 && b.Length < 200_000).ToList();
@@ -33,7 +33,7 @@ public class FuzzTests
         }
     }
 
-    private static byte[] Mutate(byte[] src, Random rnd)
+    internal static byte[] Mutate(byte[] src, Random rnd)
     {
         var data = new List<byte>(src);
         int ops = rnd.Next(1, 4);

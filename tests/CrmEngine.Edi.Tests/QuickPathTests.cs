@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text;
+
+namespace CrmEngine.Edi.Tests;
+
+/// <summary>
+/// The validator checks most segments in a quick loop (flattened element, component and syntax-note checks) and sends
+/// only what fails to the general path. Both must report exactly the same issues: each set is validated twice, once as
+/// shipped and once with the quick loop off, and every field of every issue is compared.
+/// </summary>
+public class QuickPathTests
+{
+    private static readonly EdiReaderOptions Limits = new() { MaxSegmentLength = 4096, MaxSegmentsPerSet = 5000, MaxElementsPerSegment = 256, BufferSize = 1024 };
+
+    private static string Describe(EdiIssue i)
+        => string.Join("|", i.Kind, i.InterchangeControlNumber, i.GroupControlNumber, i.SetControlNumber, i.SegmentPosition, i.SegmentTag, i.LoopId,
+            i.ElementPosition, i.ComponentPosition, i.Repetition, i.ElementReference, i.BadValue, i.ByteOffset, i.Line, i.Message);
+
+    /// <summary>Validates every set of <paramref name="input"/> both ways; returns the number of issues compared (EdiException when unreadable).</summary>
+    private static int Compare(byte[] input, string what)
+    {
+        var quick = new EdiValidator();
+        var general = new EdiValidator { GeneralPathOnly = true };
+        int compared = 0;
+        using var reader = new EdiStreamReader(new MemoryStream(input), Limits);
+        EdiItemKind kind;
+        while ((kind = reader.Read()) != EdiItemKind.None)
+        {
+            if (kind != EdiItemKind.TransactionSet)
+            {
+                continue;
+            }
+
+            var set = reader.TransactionSet!;
+            int envelope = set.Issues.Count;
+            quick.Validate(set);
+            var a = set.Issues.Skip(envelope).Select(Describe).ToList();
+            set.Issues.RemoveRange(envelope, set.Issues.Count - envelope);
+            general.Validate(set);
+            var b = set.Issues.Skip(envelope).Select(Describe).ToList();
+            Assert.True(a.SequenceEqual(b), $"{what}: set {set.Id} {set.ControlNumber}\nquick:\n{string.Join("\n", a)}\ngeneral:\n{string.Join("\n", b)}");
+            compared += a.Count;
+        }
+
+        return compared;
+    }
+
+    [Fact]
+    public void Samples_give_the_same_issues_on_both_paths()
+    {
+        int issues = 0;
+        foreach (var seed in FuzzTests.Seeds())
+        {
+            try
+            {
+                issues += Compare(seed, "sample");
+            }
+            catch (EdiException)
+            {
+                // unreadable samples (empty, not EDI, truncated) are tested elsewhere
+            }
+        }
+
+        Assert.True(issues > 10, $"only {issues} issues in the samples: the comparison saw too little");
+    }
+
+    [Fact]
+    public void Crafted_corner_cases_give_the_same_issues_on_both_paths()
+    {
+        const string Una = "UNA:+.? 'UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'";
+        string[] edifact =
+        [
+            "BGM+220+PO-1+9'DTM+137:20261124:102:9'",         // too many components
+            "BGM+220+PO-1+9'DTM+:20261124:102'",                // mandatory component missing
+            "BGM+220+PO-1+9'DTM+137'",                          // mandatory component absent at the end
+            "BGM+220+PO-1+9'DTM+137:2026x124:102'",             // bad numeric-ish value in a component
+            "BGM+220:X+PO-1+9'",                                // component on a simple element? (BGM01 is a composite)
+            "BGM+220+PO-1:2+9'",                                // component on a simple element
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Société?+Générale+Street'",   // non-ASCII and a release in one segment
+            "BGM+220+PO-1+9'NAD+XX+0042::9'",                   // code value not allowed
+            "BGM+220+PO-1+9'QTY+21:1?:2:PCE'",                  // escaped component separator inside a number
+            "BGM+220+PO-1+9'QTY+21:12345678901234567:PCE'",     // numeric too long
+            "BGM+220+PO-1+9'PRI+AAA:1.5.5'",                    // two decimal marks
+            "BGM+220+PO-1+9'IMD+F++:::" + new string('x', 300) + "'",   // text too long in a component
+            "BGM+220+PO-1+9'CUX+2:EUR:9:7:8'",
+            "BGM+220+PO-1+9'LIN+1++4000862111206:EN+extra+++++'",
+            "BGM+220+PO-1+9'LIN+1++4000862111206:ZZ'",
+        ];
+        int issues = 0;
+        foreach (var body in edifact)
+        {
+            string text = Una + body + "UNS+S'UNT+9+1'UNZ+1+7'";
+            issues += Compare(Encoding.Latin1.GetBytes(text), body);
+        }
+
+        string isa = TestUtil.Isa(comp: ':');
+        string[] x12 =
+        [
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name*92~",              // paired 03/04 broken
+            "BEG*00*SA*PO-1**20261124~N1*BY~",                      // at least one of 02/03
+            "BEG*00*SA*PO-1**20261124~PID*F****~",                  // R 04 05
+            "BEG*00*SA*PO-1**20261124~PID*F**08*ABC*Text~",         // C 04 03 fine, E?
+            "BEG*00*XX*PO-1**20261131~",                            // bad code, bad date
+            "BEG*00*SA*" + new string('P', 30) + "**20261124~",     // too long
+            "BEG*00*SA*PO-1**20261124*x*y*z~",                      // too many elements
+            "BEG*00*SA*PO:1**20261124~",                            // component separator in a simple element
+            "BEG*00*SA*PO-1**20261124~PO1*1*2x*EA*9.5**VP*A~",      // bad numeric
+            "BEG*00*SA*PO-1**20261124~PO1*1*2*EA*9.5**VP~",         // paired VP without id
+            "BEG*00*SA*pö-1**20261124~",                            // non-ASCII
+            "BEG*00*SA*PO-1**20261124~CTT*-1.5~",
+        ];
+        foreach (var body in x12)
+        {
+            string text = isa + "GS*PO*S*R*20261124*1200*1*X*004010~ST*850*0001~" + body + "CTT*1~SE*5*0001~GE*1*1~IEA*1*000000001~";
+            issues += Compare(Encoding.UTF8.GetBytes(text), body);
+        }
+
+        Assert.True(issues >= edifact.Length + x12.Length, $"only {issues} issues for {edifact.Length + x12.Length} faulty inputs");
+    }
+
+    [Fact]
+    public void A_non_ascii_value_never_matches_an_ascii_code()
+    {
+        // 0xC2 'X' packs, 7 bits a byte, to the same number as "BY"; it must still be a code value error.
+        var head = Encoding.ASCII.GetBytes(TestUtil.Isa(comp: ':') + "GS*PO*S*R*20261124*1200*1*X*004010~ST*850*0001~BEG*00*SA*PO-1**20261124~N1*");
+        var tail = Encoding.ASCII.GetBytes("*Name~CTT*1~SE*5*0001~GE*1*1~IEA*1*000000001~");
+        byte[] input = [.. head, 0xC2, (byte)'X', .. tail];
+        var all = EdiValidation.Validate(new MemoryStream(input)).AllIssues.ToList();
+        Assert.True(all.Count(i => i.SegmentTag == "N1") == 1, string.Join("\n", all));
+        var issue = all.Single(i => i.SegmentTag == "N1");
+        Assert.Equal(EdiErrorKind.InvalidCodeValue, issue.Kind);
+        Assert.Equal("N1", issue.SegmentTag);
+        Assert.Equal(1, issue.ElementPosition);
+        Assert.True(Compare(input, "non-ASCII code") > 0);
+    }
+
+    [Fact]
+    public void Mutated_samples_give_the_same_issues_on_both_paths()
+    {
+        int seed = int.TryParse(Environment.GetEnvironmentVariable("EDI_FUZZ_SEED"), CultureInfo.InvariantCulture, out var sd) ? sd : Environment.TickCount;
+        int rounds = int.TryParse(Environment.GetEnvironmentVariable("EDI_QUICK_ROUNDS"), CultureInfo.InvariantCulture, out var r) ? r : 400;
+        var rnd = new Random(seed);
+        var seeds = FuzzTests.Seeds();
+        int issues = 0;
+        for (int i = 0; i < rounds; i++)
+        {
+            var input = FuzzTests.Mutate(seeds[rnd.Next(seeds.Count)], rnd);
+            try
+            {
+                issues += Compare(input, $"seed {seed} round {i} input {Convert.ToBase64String(input)}");
+            }
+            catch (EdiException)
+            {
+            }
+        }
+
+        Assert.True(issues > rounds, $"only {issues} issues over {rounds} mutated inputs (seed {seed})");
+    }
+}
