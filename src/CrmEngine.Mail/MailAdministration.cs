@@ -61,7 +61,7 @@ public sealed class MailAdministration
     }
 
     public MailAnswer Show(string id) =>
-        _store.Get(id) is { } doc ? MailAnswer.Ok(doc.ToInfo(withSnapshot: true)) : MailAnswer.Problem(404, $"no message '{id}' in the outbox");
+        _store.Get(id) is { } doc ? MailAnswer.Ok(_store.WithSnapshot(doc).ToInfo(withSnapshot: true)) : MailAnswer.Problem(404, $"no message '{id}' in the outbox");
 
     public async Task<MailAnswer> RetryAsync(string id)
     {
@@ -78,6 +78,18 @@ public sealed class MailAdministration
 
         _signal?.Wake();
         return MailAnswer.Ok(doc.ToInfo());
+    }
+
+    /// <summary>
+    /// For a GDPR erase of <paramref name="customerId"/>: waiting messages become Suppressed and every message of the
+    /// customer loses its address, name and model snapshot (ids, template, states and times stay). A message being sent
+    /// at this moment is checked again before it goes (the sender reads the card: an erased card is never mailed).
+    /// </summary>
+    public async Task<MailAnswer> ForgetCustomerAsync(string customerId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(customerId);
+        var (suppressed, scrubbed) = await _store.ForgetCustomerAsync(customerId.Trim(), MailOutbox.ErasedReason).ConfigureAwait(false);
+        return MailAnswer.Ok(new { customerId, suppressed, scrubbed });
     }
 
     public MailOutboxHealth Health()

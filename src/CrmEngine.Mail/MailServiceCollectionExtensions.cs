@@ -54,9 +54,17 @@ public static class MailServiceCollectionExtensions
             var time = sp.GetRequiredService<TimeProvider>();
             var pickup = PickupFolder(options, configuration, sp.GetService<IHostEnvironment>()?.ContentRootPath);
             return new OutboxSender(sp.GetRequiredService<OutboxStore>(), sp.GetRequiredService<MessageComposer>(), options, sp.GetRequiredService<MailSignal>(),
-                () => options.UsesPickup ? new PickupTransport(pickup) : new SmtpTransport(options, time), time, sp.GetService<ILogger<OutboxSender>>());
+                () => options.UsesPickup ? new PickupTransport(pickup) : new SmtpTransport(options, time), time, sp.GetService<ILogger<OutboxSender>>(),
+                IsErasedCheck(sp.GetRequiredService<IStoreProvider>()));
         });
         return services;
+    }
+
+    /// <summary>Reads the customer card before a send: one lookup by id.</summary>
+    private static Func<string, CancellationToken, Task<bool>> IsErasedCheck(IStoreProvider stores)
+    {
+        var store = stores.ForActor("mail");
+        return async (customerId, ct) => await store.Customers.GetAsync(customerId, ct).ConfigureAwait(false) is { } c && MailOutbox.IsErased(c);
     }
 
     private static MailOptions Options(IServiceProvider sp) => sp.GetRequiredService<IOptions<MailOptions>>().Value;

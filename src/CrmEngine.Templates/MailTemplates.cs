@@ -89,10 +89,57 @@ public sealed class MailTemplates : IMailTemplates, IDisposable
 
     private string?[] PartPaths(string name) =>
     [
-        _folder.TopLevel(TemplateFolder.SubjectFile(name)),
-        _folder.TopLevel(TemplateFolder.HtmlFile(name)),
-        _folder.TopLevel(TemplateFolder.TextFile(name)),
+        Resolved("t|" + TemplateFolder.SubjectFile(name), () => _folder.TopLevel(TemplateFolder.SubjectFile(name))),
+        Resolved("t|" + TemplateFolder.HtmlFile(name), () => _folder.TopLevel(TemplateFolder.HtmlFile(name))),
+        Resolved("t|" + TemplateFolder.TextFile(name), () => _folder.TopLevel(TemplateFolder.TextFile(name))),
     ];
+
+    /// <summary>A layout or partial reference resolved inside the folder (cached like <see cref="Resolved"/>); throws why not.</summary>
+    private string ResolveShared(string folder, string reference, string extension)
+    {
+        string? error = null;
+        var path = Resolved($"{folder}|{extension}|{reference}", () =>
+        {
+            try
+            {
+                return _folder.ResolveShared(folder, reference, extension);
+            }
+            catch (TemplateAccessException ex)
+            {
+                return "\0" + ex.Message;
+            }
+        });
+        if (path is not null && path.StartsWith("\0", StringComparison.Ordinal))
+        {
+            error = path[2..];
+        }
+
+        return error is null ? path! : throw new TemplateAccessException(error);
+    }
+
+    /// <summary>
+    /// Path resolution follows every symbolic link on the way (several file-system calls per part, layout and partial):
+    /// cached, and done again when a file event arrived or after <see cref="TemplatesOptions.VersionCheckInterval"/>,
+    /// like the parsed templates.
+    /// </summary>
+    private string? Resolved(string key, Func<string?> resolve)
+    {
+        var generation = Interlocked.Read(ref _generation);
+        var now = Environment.TickCount64;
+        if (_paths.TryGetValue(key, out var cached) && cached.Generation == generation
+            && now - cached.CheckedAt < (long)_options.VersionCheckInterval.TotalMilliseconds)
+        {
+            return cached.Path;
+        }
+
+        var path = resolve();
+        _paths[key] = new CachedPath(path, generation, now);
+        return path;
+    }
+
+    private readonly ConcurrentDictionary<string, CachedPath> _paths = new(StringComparer.Ordinal);
+
+    private sealed record CachedPath(string? Path, long Generation, long CheckedAt);
 
     /// <summary>A subject is one line: line breaks (and runs of spaces) from the template or the data become one space.</summary>
     private static string OneLine(string subject)
@@ -135,7 +182,7 @@ public sealed class MailTemplates : IMailTemplates, IDisposable
         string layoutPath;
         try
         {
-            layoutPath = _folder.ResolveShared(TemplateFolder.LayoutsFolder, layout.ToString() ?? "", html ? ".html" : ".txt");
+            layoutPath = ResolveShared(TemplateFolder.LayoutsFolder, layout.ToString() ?? "", html ? ".html" : ".txt");
         }
         catch (TemplateAccessException ex)
         {
@@ -159,7 +206,7 @@ public sealed class MailTemplates : IMailTemplates, IDisposable
         string path;
         try
         {
-            path = _folder.ResolveShared(TemplateFolder.PartialsFolder, name, context.Html ? ".html" : ".txt");
+            path = ResolveShared(TemplateFolder.PartialsFolder, name, context.Html ? ".html" : ".txt");
         }
         catch (TemplateAccessException ex)
         {

@@ -129,7 +129,11 @@ public sealed class SendingTests
         using var temp = new TempFolder();
         using var smtp = new SmtpServer(Path.Combine(temp.Path, "smtp"));
         smtp.Plan("451 4.3.0 Mailbox busy, try later", "452 4.3.1 Insufficient storage");
-        await using var world = await MailWorld.StartAsync(temp.Path, MailWorld.Settings(temp.Path, smtp, workers: 1));
+        var settings = MailWorld.Settings(temp.Path, smtp, workers: 1);
+        // Long enough that the Retrying state is seen between attempts on a loaded machine.
+        settings["Mail:RetryBaseDelay"] = "00:00:01.500";
+        settings["Mail:RetryMaxDelay"] = "00:00:03";
+        await using var world = await MailWorld.StartAsync(temp.Path, settings);
         var customer = await world.CustomerAsync("Jean Dupont", "jean@example.com");
 
         var result = await world.Outbox.EnqueueAsync(Welcome(customer.Id, "w1"));

@@ -67,4 +67,21 @@ public sealed record MailEnqueueResult(string MessageId, MailState State, bool D
 public interface IMailOutbox
 {
     Task<MailEnqueueResult> EnqueueAsync(MailRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Many messages at once (a campaign run), results in the same order. The engine's outbox checks every request
+    /// first (a bad one refuses the call, naming its position, and nothing is stored) and stores them in large
+    /// transactions, far faster than one <see cref="EnqueueAsync"/> per message.
+    /// </summary>
+    async Task<IReadOnlyList<MailEnqueueResult>> EnqueueManyAsync(IReadOnlyList<MailRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        var results = new List<MailEnqueueResult>(requests.Count);
+        foreach (var request in requests)
+        {
+            results.Add(await EnqueueAsync(request, cancellationToken).ConfigureAwait(false));
+        }
+
+        return results;
+    }
 }

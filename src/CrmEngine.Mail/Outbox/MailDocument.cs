@@ -20,8 +20,15 @@ internal sealed class MailDocument
     public string To { get; set; } = "";
     public string? ToName { get; set; }
     public string Culture { get; set; } = "en-US";
-    /// <summary>{"customer":…,"contact":…,"order":…,"extra":{…}} as JSON.</summary>
+    /// <summary>
+    /// {"customer":…,"contact":…,"order":…,"extra":{…}} as JSON. Stored apart in <c>_mail_snapshots</c> (written once),
+    /// so that the state changes of a message (claim, outcome) rewrite a small document: LiteDB syncs its journal once
+    /// per page written, and the snapshot is most of a message's bytes.
+    /// </summary>
     public string Snapshot { get; set; } = "{}";
+
+    /// <summary>A message stored before snapshots moved out of the message document keeps it inline.</summary>
+    public bool InlineSnapshot { get; set; }
     /// <summary>Without angle brackets, for example <c>0193…@example.com</c>; the same on every attempt.</summary>
     public string MessageId { get; set; } = "";
     public MailState State { get; set; }
@@ -51,7 +58,6 @@ internal sealed class MailDocument
             ["kind"] = Kind.ToString(),
             ["to"] = To,
             ["culture"] = Culture,
-            ["snapshot"] = Snapshot,
             ["messageId"] = MessageId,
             ["state"] = State.ToString(),
             ["attempts"] = Attempts,
@@ -60,6 +66,11 @@ internal sealed class MailDocument
             ["updated"] = Updated,
             ["interrupted"] = Interrupted,
         };
+        if (InlineSnapshot)
+        {
+            d["snapshot"] = Snapshot;
+        }
+
         Put(d, "purpose", Purpose);
         Put(d, "customer", CustomerId);
         Put(d, "contact", ContactId);
@@ -96,7 +107,8 @@ internal sealed class MailDocument
         To = d["to"].AsString,
         ToName = Str(d, "toName"),
         Culture = d["culture"].AsString,
-        Snapshot = d["snapshot"].AsString,
+        Snapshot = Str(d, "snapshot") ?? "{}",
+        InlineSnapshot = d.ContainsKey("snapshot"),
         MessageId = d["messageId"].AsString,
         State = Enum.Parse<MailState>(d["state"].AsString),
         Attempts = d["attempts"].AsInt32,

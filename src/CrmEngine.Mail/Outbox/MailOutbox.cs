@@ -50,7 +50,10 @@ internal sealed class MailOutbox : IMailOutbox
         _redirects = redirects ?? (() => null);
         _logger = logger ?? NullLogger.Instance;
         Origin = origin;
+        _domain = Domain(options.FromAddress);
     }
+
+    private readonly string _domain;
 
     /// <summary>Recorded on every message enqueued through this instance (unless a handler's name is known).</summary>
     public string Origin { get; }
@@ -61,6 +64,25 @@ internal sealed class MailOutbox : IMailOutbox
     public async Task<MailEnqueueResult> EnqueueAsync(MailRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        return (await EnqueueAllAsync([request], single: true, cancellationToken).ConfigureAwait(false))[0];
+    }
+
+    /// <summary>
+    /// Many messages (a campaign run): every request is checked and decided first (a bad one refuses the whole call,
+    /// naming its position, and nothing is stored), then they are stored in transactions of up to
+    /// <see cref="InsertBatch"/> messages, one disk sync each, instead of one per message.
+    /// </summary>
+    public Task<IReadOnlyList<MailEnqueueResult>> EnqueueManyAsync(IReadOnlyList<MailRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        return EnqueueAllAsync(requests, single: false, cancellationToken);
+    }
+
+    /// <summary>Messages stored per transaction by <see cref="EnqueueManyAsync"/>.</summary>
+    internal const int InsertBatch = 500;
+
+    private async Task<IReadOnlyList<MailEnqueueResult>> EnqueueAllAsync(IReadOnlyList<MailRequest> requests, bool single, CancellationToken cancellationToken)
+    {
         if (WriteScope.Current is { InTransaction: true } scope)
         {
             // The writer thread is waiting for this handler: a direct write would never run. Such handlers may also
@@ -69,18 +91,69 @@ internal sealed class MailOutbox : IMailOutbox
                                                 "enqueue mail from an asynchronous handler (or outside handlers).");
         }
 
-        Check(request);
-        cancellationToken.ThrowIfCancellationRequested();
-        if (_store.FindByKey(request.IdempotencyKey) is { } seen)
+        var results = new MailEnqueueResult?[requests.Count];
+        var fresh = new List<(int Index, MailDocument Doc)>(requests.Count);
+        var store = _stores.ForActor("mail");
+        var origin = WriteScope.Current?.HandlerName ?? Origin;
+        for (var i = 0; i < requests.Count; i++)
         {
-            return Result(seen, duplicate: true);
+            var request = requests[i] ?? throw new ArgumentException($"requests[{i}] is null", nameof(requests));
+            try
+            {
+                Check(request);
+                cancellationToken.ThrowIfCancellationRequested();
+                if (_store.FindByKey(request.IdempotencyKey) is { } seen)
+                {
+                    results[i] = Result(seen, duplicate: true);
+                    continue;
+                }
+
+                fresh.Add((i, Build(request, await DecideAsync(store, request, cancellationToken).ConfigureAwait(false), origin)));
+            }
+            catch (ArgumentException ex) when (!single)
+            {
+                throw new ArgumentException($"requests[{i}] (key '{request.IdempotencyKey}'): {ex.Message}", nameof(requests), ex);
+            }
         }
 
-        var store = _stores.ForActor("mail");
-        var decision = await DecideAsync(store, request, cancellationToken).ConfigureAwait(false);
+        var woke = false;
+        foreach (var chunk in fresh.Chunk(InsertBatch))
+        {
+            var stored = await _store.InsertManyAsync(chunk.Select(c => c.Doc).ToList()).ConfigureAwait(false);
+            for (var j = 0; j < chunk.Length; j++)
+            {
+                var (doc, duplicate) = stored[j];
+                results[chunk[j].Index] = Result(doc, duplicate);
+                if (duplicate)
+                {
+                    continue;
+                }
+
+                if (doc.State == MailState.Pending)
+                {
+                    woke = true;
+                }
+                else
+                {
+                    _logger.LogInformation("Mail {Id} ({Template}, key {Key}) suppressed: {Reason}", doc.Id, doc.Template, doc.Key, doc.LastError);
+                }
+            }
+
+            if (woke)
+            {
+                // Each stored chunk can be sent while the next one is written.
+                _signal.Wake();
+            }
+        }
+
+        return results!;
+    }
+
+    private MailDocument Build(MailRequest request, Decision decision, string origin)
+    {
         var now = _store.NowMs;
         var id = Guid.CreateVersion7().ToString("N");
-        var doc = new MailDocument
+        return new MailDocument
         {
             Id = id,
             Key = request.IdempotencyKey,
@@ -93,29 +166,14 @@ internal sealed class MailOutbox : IMailOutbox
             ToName = decision.ToName,
             Culture = string.IsNullOrWhiteSpace(request.Culture) ? _options.Culture : request.Culture.Trim(),
             Snapshot = ModelSnapshot.Serialize(decision.Customer, decision.Contact, decision.Order, decision.Extra),
-            MessageId = $"{id}@{Domain(_options.FromAddress)}",
+            MessageId = $"{id}@{_domain}",
             State = decision.Suppressed is null ? MailState.Pending : MailState.Suppressed,
             Due = decision.Suppressed is null ? Math.Max(now, request.NotBefore?.ToUnixTimeMilliseconds() ?? now) : null,
             LastError = decision.Suppressed,
-            Origin = WriteScope.Current?.HandlerName ?? Origin,
+            Origin = origin,
             Created = now,
             Updated = now,
         };
-
-        var (stored, duplicate) = await _store.InsertAsync(doc).ConfigureAwait(false);
-        if (!duplicate)
-        {
-            if (stored.State == MailState.Pending)
-            {
-                _signal.Wake();
-            }
-            else
-            {
-                _logger.LogInformation("Mail {Id} ({Template}, key {Key}) suppressed: {Reason}", stored.Id, stored.Template, stored.Key, stored.LastError);
-            }
-        }
-
-        return Result(stored, duplicate);
     }
 
     private static MailEnqueueResult Result(MailDocument doc, bool duplicate) =>
@@ -236,6 +294,7 @@ internal sealed class MailOutbox : IMailOutbox
         }
 
         var suppressed = missing
+                         ?? (customer is not null && IsErased(customer) ? ErasedReason : null)
                          ?? (customer is { Blacklisted: true } ? $"customer is blacklisted{(string.IsNullOrWhiteSpace(customer.BlacklistReason) ? "" : ": " + customer.BlacklistReason)}" : null)
                          ?? (string.IsNullOrEmpty(to) ? "no e-mail address (none given, and the customer or contact has none)" : null)
                          ?? (!IsAddress(to!) ? $"'{to}' is not a valid e-mail address" : null);
@@ -246,6 +305,16 @@ internal sealed class MailOutbox : IMailOutbox
 
         return new Decision(customer, contact, order, extra, to, string.IsNullOrWhiteSpace(toName) ? null : toName, suppressed);
     }
+
+    /// <summary>Why mail to an erased customer is suppressed (at enqueue, at send time and by an erase).</summary>
+    internal const string ErasedReason = "the customer's personal data was erased (GDPR erase): no mail is sent to or about them";
+
+    /// <summary>
+    /// True for the card a GDPR erase leaves (CrmEngine.DataExchange's CustomerEraser: name "[erased]", tag "erased").
+    /// Checked even when the request names an address of its own: an erased person gets no mail from the engine.
+    /// </summary>
+    internal static bool IsErased(Customer customer) =>
+        customer.Name == OutboxStore.Erased && customer.Tags.Contains("erased", StringComparer.Ordinal);
 
     private static string? PrimaryName(Customer? customer) =>
         customer is null ? null

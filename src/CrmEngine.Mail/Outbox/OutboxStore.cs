@@ -5,7 +5,8 @@ using LiteDB;
 namespace CrmEngine.Mail.Outbox;
 
 /// <summary>The end of one attempt, applied to the stored message by <see cref="OutboxStore.CompleteAsync"/>.</summary>
-internal sealed record AttemptOutcome(string Id, int Attempt, MailState State, string? Error, string? Reply, long? Due);
+/// <summary>The end of one attempt; <paramref name="Scrub"/> also drops the personal data (erased customer).</summary>
+internal sealed record AttemptOutcome(string Id, int Attempt, MailState State, string? Error, string? Reply, long? Due, bool Scrub = false);
 
 /// <summary>
 /// The outbox collection <c>_mail</c> in the engine's LiteDB store. Reads run on the caller's thread; every change is one
@@ -17,6 +18,7 @@ internal sealed class OutboxStore
 {
     internal const string Collection = "_mail";
     internal const string SettingsCollection = "_mail_settings";
+    internal const string SnapshotsCollection = "_mail_snapshots";
 
     private readonly CrmDatabase _db;
     private readonly LiteDatabase _lite;
@@ -32,6 +34,7 @@ internal sealed class OutboxStore
             Messages.EnsureIndex("ix_key", "$.key", unique: true);
             Messages.EnsureIndex("ix_due", "$.due");
             Messages.EnsureIndex("ix_state", "$.state");
+            Messages.EnsureIndex("ix_customer", "$.customer");
             return true;
         }).GetAwaiter().GetResult();
     }
@@ -42,30 +45,104 @@ internal sealed class OutboxStore
 
     private ILiteCollection<BsonDocument> Messages => _lite.GetCollection(Collection);
 
+    private ILiteCollection<BsonDocument> Snapshots => _lite.GetCollection(SnapshotsCollection);
+
+    /// <summary>Fills in the model snapshot (kept in its own collection, see <see cref="MailDocument.Snapshot"/>).</summary>
+    public MailDocument WithSnapshot(MailDocument doc)
+    {
+        if (!doc.InlineSnapshot)
+        {
+            doc.Snapshot = Snapshots.FindById(doc.Id) is { } s ? s["s"].AsString : "{}";
+        }
+
+        return doc;
+    }
+
+    private void PutSnapshot(MailDocument doc)
+    {
+        if (!doc.InlineSnapshot)
+        {
+            Snapshots.Upsert(new BsonDocument { ["_id"] = doc.Id, ["s"] = doc.Snapshot });
+        }
+    }
+
     private ILiteCollection<BsonDocument> Settings => _lite.GetCollection(SettingsCollection);
 
     public MailDocument? Get(string id) => Messages.FindById(id) is { } d ? MailDocument.FromBson(d) : null;
 
-    public MailDocument? FindByKey(string key) => Messages.FindOne(Query.EQ("key", key)) is { } d ? MailDocument.FromBson(d) : null;
+    // Values go in as parameters (@0), never into the expression text: LiteDB compiles and caches each distinct
+    // expression text, so a literal key per call cost a compile (milliseconds) per look-up.
+    public MailDocument? FindByKey(string key) => Messages.FindOne(BsonExpression.Create("$.key = @0", key)) is { } d ? MailDocument.FromBson(d) : null;
 
-    /// <summary>Stores <paramref name="doc"/> unless its key is known; then the first message is returned with Duplicate=true.</summary>
-    public Task<(MailDocument Doc, bool Duplicate)> InsertAsync(MailDocument doc) => _db.WriteAsync(_ =>
+    /// <summary>
+    /// Stores <paramref name="docs"/> in ONE transaction (one disk sync for the whole batch); a message whose key is known
+    /// (stored before, or earlier in the same batch) is not stored and the first message is returned with Duplicate=true.
+    /// </summary>
+    public Task<List<(MailDocument Doc, bool Duplicate)>> InsertManyAsync(IReadOnlyList<MailDocument> docs) => _db.WriteAsync(_ =>
     {
-        if (FindByKey(doc.Key) is { } existing)
+        var results = new List<(MailDocument, bool)>(docs.Count);
+        foreach (var doc in docs)
         {
-            return (existing, true);
+            if (FindByKey(doc.Key) is { } existing)
+            {
+                results.Add((existing, true));
+                continue;
+            }
+
+            Messages.Insert(doc.ToBson());
+            PutSnapshot(doc);
+            results.Add((doc, false));
         }
 
-        Messages.Insert(doc.ToBson());
-        return (doc, false);
+        return results;
     });
+
+    /// <summary>
+    /// A GDPR erase of <paramref name="customerId"/>: waiting messages (Pending, Retrying) become Suppressed, and every
+    /// message of that customer loses its personal data (address, name, model snapshot). Ids, template, states and times
+    /// stay, so the outbox still shows that mail went and when. Returns (suppressed, scrubbed).
+    /// </summary>
+    public Task<(int Suppressed, int Scrubbed)> ForgetCustomerAsync(string customerId, string reason) => _db.WriteAsync(_ =>
+    {
+        var now = NowMs;
+        int suppressed = 0, scrubbed = 0;
+        foreach (var bson in Messages.Find(BsonExpression.Create("$.customer = @0", customerId)).ToList())
+        {
+            var doc = MailDocument.FromBson(bson);
+            if (doc.State is MailState.Pending or MailState.Retrying)
+            {
+                doc.State = MailState.Suppressed;
+                doc.LastError = reason;
+                doc.Due = null;
+                suppressed++;
+            }
+
+            if (doc.State == MailState.Sending)
+            {
+                continue; // in a worker's hands; its outcome (or the claim-time check) deals with it
+            }
+
+            doc.To = Erased;
+            doc.ToName = null;
+            doc.Snapshot = "{}";
+            doc.Updated = now;
+            Messages.Update(doc.ToBson());
+            PutSnapshot(doc);
+            scrubbed++;
+        }
+
+        return (suppressed, scrubbed);
+    });
+
+    /// <summary>What an erased address or name reads as (the same marker as the customer eraser's).</summary>
+    internal const string Erased = "[erased]";
 
     /// <summary>Marks up to <paramref name="limit"/> due messages Sending (attempt counted) and returns them, oldest due first.</summary>
     public Task<List<MailDocument>> ClaimDueAsync(int limit) => _db.WriteAsync(_ =>
     {
         var now = NowMs;
         var claimed = new List<MailDocument>();
-        foreach (var bson in Messages.Find(Query.Between("due", 0L, now), 0, limit).ToList())
+        foreach (var bson in Messages.Find(BsonExpression.Create("$.due BETWEEN @0 AND @1", 0L, now), 0, limit).ToList())
         {
             var doc = MailDocument.FromBson(bson);
             if (doc.State is not (MailState.Pending or MailState.Retrying))
@@ -79,7 +156,7 @@ internal sealed class OutboxStore
             doc.Updated = now;
             doc.Due = null;
             Messages.Update(doc.ToBson());
-            claimed.Add(doc);
+            claimed.Add(WithSnapshot(doc));
         }
 
         return claimed;
@@ -111,6 +188,14 @@ internal sealed class OutboxStore
             if (outcome.State == MailState.Sent)
             {
                 doc.Sent = now;
+            }
+
+            if (outcome.Scrub)
+            {
+                doc.To = Erased;
+                doc.ToName = null;
+                doc.Snapshot = "{}";
+                PutSnapshot(doc);
             }
 
             Messages.Update(doc.ToBson());
@@ -180,7 +265,7 @@ internal sealed class OutboxStore
         IEnumerable<BsonDocument> source = state is { } s
             ? Messages.Find(Query.EQ("state", s.ToString())).Where(d => string.CompareOrdinal(d["_id"].AsString, after) > 0)
                 .OrderBy(d => d["_id"].AsString, StringComparer.Ordinal)
-            : Messages.Find(Query.GT("_id", after), 0, limit);
+            : Messages.Find(BsonExpression.Create("_id > @0", after), 0, limit);
         return source.Take(limit).Select(MailDocument.FromBson).ToList();
     }
 

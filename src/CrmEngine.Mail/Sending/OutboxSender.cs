@@ -31,9 +31,12 @@ internal sealed class OutboxSender : BackgroundService
     private TaskCompletionSource _slotFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _sent;
 
+    private readonly Func<string, CancellationToken, Task<bool>> _isErased;
+
     public OutboxSender(OutboxStore store, MessageComposer composer, MailOptions options, MailSignal signal, Func<IMailTransport> transportFactory,
-        TimeProvider? time = null, ILogger<OutboxSender>? logger = null)
+        TimeProvider? time = null, ILogger<OutboxSender>? logger = null, Func<string, CancellationToken, Task<bool>>? isErased = null)
     {
+        _isErased = isErased ?? ((_, _) => Task.FromResult(false));
         _store = store;
         _composer = composer;
         _options = options;
@@ -42,11 +45,30 @@ internal sealed class OutboxSender : BackgroundService
         _time = time ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _pacer = new Pacer(options.MessagesPerMinute, _time);
+        _capacity = CapacityFor(options);
         _work = Channel.CreateBounded<MailDocument>(new BoundedChannelOptions(Capacity) { SingleWriter = true });
     }
 
-    /// <summary>Messages claimed but not finished at most: every worker busy plus one waiting for each.</summary>
-    private int Capacity => _options.Workers * 2;
+    /// <summary>
+    /// Messages claimed but not finished at most. Claims are batches (one store transaction and disk sync for many
+    /// messages), so this is large enough for the dispatcher to claim again while the workers still have work: about
+    /// 64 per worker, and with a rate limit no more than about ten seconds of sending (a claimed message is in Sending
+    /// until it is tried; a crash meanwhile counts it as interrupted).
+    /// </summary>
+    private readonly int _capacity;
+
+    internal static int CapacityFor(MailOptions options)
+    {
+        var capacity = Math.Clamp(options.Workers * 64, 64, 512);
+        if (options.MessagesPerMinute > 0)
+        {
+            capacity = Math.Min(capacity, Math.Max(options.Workers * 2, options.MessagesPerMinute / 6));
+        }
+
+        return capacity;
+    }
+
+    private int Capacity => _capacity;
 
     /// <summary>Messages this process delivered (for logs and tests).</summary>
     public long SentCount => Interlocked.Read(ref _sent);
@@ -101,7 +123,15 @@ internal sealed class OutboxSender : BackgroundService
             var freed = Volatile.Read(ref _slotFreed).Task;
             try
             {
-                var room = Capacity - Volatile.Read(ref _inFlight);
+                // Claim in batches: only when half the room is free (or nothing is in flight), never one slot at a time.
+                var inFlight = Volatile.Read(ref _inFlight);
+                var room = Capacity - inFlight;
+                if (inFlight > 0 && room < Capacity / 2)
+                {
+                    await freed.WaitAsync(stoppingToken).ConfigureAwait(false);
+                    continue;
+                }
+
                 var claimed = room > 0 ? await _store.ClaimDueAsync(room).ConfigureAwait(false) : [];
                 foreach (var doc in claimed)
                 {
@@ -193,6 +223,13 @@ internal sealed class OutboxSender : BackgroundService
     {
         try
         {
+            // Erased after it was enqueued: the snapshot still holds the person's data; it is dropped, not sent.
+            if (doc.CustomerId is { } customerId && await _isErased(customerId, _abort.Token).ConfigureAwait(false))
+            {
+                _logger.LogInformation("Mail {Id} suppressed: {Reason}", doc.Id, MailOutbox.ErasedReason);
+                return new AttemptOutcome(doc.Id, doc.Attempts, MailState.Suppressed, MailOutbox.ErasedReason, null, null, Scrub: true);
+            }
+
             var message = await _composer.ComposeAsync(doc, _abort.Token).ConfigureAwait(false);
             var reply = await transport.SendAsync(message, doc.Id, _abort.Token).ConfigureAwait(false);
             Interlocked.Increment(ref _sent);
@@ -249,15 +286,44 @@ internal sealed class OutboxSender : BackgroundService
         }
     }
 
-    /// <summary>Writes outcomes as they come, all that queued up in one transaction; retries a failed write.</summary>
+    /// <summary>
+    /// How long the first outcome of a batch waits for more before they are stored together. Each store transaction
+    /// costs disk syncs, so a steady stream of sends is recorded in a few large transactions, not one per message.
+    /// This lengthens the duplicate window (accepted by the server, outcome not yet stored) by at most this much.
+    /// </summary>
+    internal static readonly TimeSpan OutcomeGather = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Writes outcomes as they come, what queued up within <see cref="OutcomeGather"/> in one transaction; retries a failed write.</summary>
     private async Task WriteOutcomesAsync()
     {
         var batch = new List<AttemptOutcome>();
         while (await _outcomes.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            while (batch.Count < 512 && _outcomes.Reader.TryRead(out var outcome))
+            var gatherUntil = Environment.TickCount64 + (long)OutcomeGather.TotalMilliseconds;
+            while (batch.Count < 512)
             {
-                batch.Add(outcome);
+                if (_outcomes.Reader.TryRead(out var outcome))
+                {
+                    batch.Add(outcome);
+                    continue;
+                }
+
+                // Workers still running and the batch not big: give the next outcomes a moment to arrive.
+                var left = gatherUntil - Environment.TickCount64;
+                if (left <= 0 || _outcomes.Reader.Completion.IsCompleted || Volatile.Read(ref _inFlight) == 0)
+                {
+                    break;
+                }
+
+                using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(left));
+                try
+                {
+                    await _outcomes.Reader.WaitToReadAsync(wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
             }
 
             for (var attempt = 1; ; attempt++)
