@@ -14,7 +14,7 @@ namespace CrmEngine.Host.Tests;
 /// </summary>
 public sealed partial class ApiHostTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(2);
+    internal static readonly TimeSpan Bound = TimeSpan.FromMinutes(2);
 
     [GeneratedRegex(@"^crm_\S+$")]
     private static partial Regex KeyLine();
@@ -154,11 +154,128 @@ public sealed partial class ApiHostTests(ITestOutputHelper output)
         Assert.Matches(@"\s-\s*$", readLine);
     }
 
-    private static string ParseKey(string text) =>
+    [Fact]
+    public async Task Data_exchange_and_mail_endpoints_answer_401_403_and_succeed_with_the_right_scope_over_real_http()
+    {
+        using var root = new TestRoot();
+        var keys = new Dictionary<string, string>();
+        foreach (var scope in new[] { "read", "write", "admin" })
+        {
+            var (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "create", "--name", "dx-" + scope, "--scope", scope);
+            Assert.Equal(0, code);
+            keys[scope] = ParseKey(text);
+        }
+
+        using var crm = CrmProcess.Start(root.Path, output, "run");
+        await crm.WaitForReadyAsync();
+        await crm.WaitForLineAsync(l => l.Contains("HTTP API listening on", StringComparison.Ordinal), Bound);
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = root.ApiBase, Timeout = Bound };
+        const string csv = "name,email,city\nAnna Import,anna@example.com,Wien\nBob Import,bob@example.com,Graz\n";
+
+        HttpRequestMessage Import(string? key)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "api/customers/import") { Content = new StringContent(csv, System.Text.Encoding.UTF8, "text/csv") };
+            if (key is not null)
+            {
+                request.Headers.Add("X-Api-Key", key);
+            }
+
+            return request;
+        }
+
+        await AssertProblemAsync(await http.SendAsync(Import(null)), HttpStatusCode.Unauthorized);
+        await AssertProblemAsync(await http.SendAsync(Import(keys["read"])), HttpStatusCode.Forbidden);
+        using (var imported = await http.SendAsync(Import(keys["write"])))
+        {
+            var body = await imported.Content.ReadAsStringAsync();
+            Assert.True(imported.StatusCode == HttpStatusCode.OK, body);
+            Assert.Equal(2, JsonNode.Parse(body)!["created"]!.GetValue<int>());
+        }
+
+        async Task<string> IdByEmail(string email)
+        {
+            using var found = await SendAsync(http, HttpMethod.Get, $"api/customers?email={email}", keys["read"]);
+            return JsonNode.Parse(await found.Content.ReadAsStringAsync())!["items"]!.AsArray().Single()!["id"]!.GetValue<string>();
+        }
+
+        var anna = await IdByEmail("anna@example.com");
+        var bob = await IdByEmail("bob@example.com");
+
+        // Export of one customer: read scope.
+        await AssertProblemAsync(await http.GetAsync($"api/customers/{anna}/export"), HttpStatusCode.Unauthorized);
+        using (var export = await SendAsync(http, HttpMethod.Get, $"api/customers/{anna}/export", keys["read"]))
+        {
+            var body = await export.Content.ReadAsStringAsync();
+            Assert.True(export.StatusCode == HttpStatusCode.OK, body);
+            Assert.Contains("Anna Import", body, StringComparison.Ordinal);
+        }
+
+        // Merge: write scope; the removed id then redirects (308) to the kept one.
+        await AssertProblemAsync(await SendAsync(http, HttpMethod.Post, $"api/customers/{anna}/merge", keys["read"], new { remove = bob, force = true }), HttpStatusCode.Forbidden);
+        using (var merged = await SendAsync(http, HttpMethod.Post, $"api/customers/{anna}/merge", keys["write"], new { remove = bob, force = true }))
+        {
+            Assert.True(merged.StatusCode == HttpStatusCode.OK, await merged.Content.ReadAsStringAsync());
+        }
+
+        using (var redirected = await SendAsync(http, HttpMethod.Get, $"api/customers/{bob}", keys["read"]))
+        {
+            Assert.Equal(HttpStatusCode.PermanentRedirect, redirected.StatusCode);
+            Assert.Contains(anna, redirected.Headers.Location!.ToString(), StringComparison.Ordinal);
+        }
+
+        // Export of everything and erase: admin scope.
+        await AssertProblemAsync(await SendAsync(http, HttpMethod.Get, "api/customers/export", keys["write"]), HttpStatusCode.Forbidden);
+        using (var all = await SendAsync(http, HttpMethod.Get, "api/customers/export", keys["admin"]))
+        {
+            Assert.Equal(HttpStatusCode.OK, all.StatusCode);
+            Assert.Contains("Anna Import", await all.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        await AssertProblemAsync(await SendAsync(http, HttpMethod.Post, $"api/customers/{anna}/erase", keys["write"], new { reason = "request" }), HttpStatusCode.Forbidden);
+        using (var export = await SendAsync(http, HttpMethod.Get, $"api/customers/{anna}/export", keys["read"]))
+        {
+            Assert.Contains("Anna Import", await export.Content.ReadAsStringAsync(), StringComparison.Ordinal); // the refusal changed nothing
+        }
+
+        using (var erased = await SendAsync(http, HttpMethod.Post, $"api/customers/{anna}/erase", keys["admin"], new { reason = "GDPR request 17" }))
+        {
+            Assert.True(erased.StatusCode == HttpStatusCode.OK, await erased.Content.ReadAsStringAsync());
+        }
+
+        using (var read = await SendAsync(http, HttpMethod.Get, $"api/customers/{anna}", keys["read"]))
+        {
+            Assert.DoesNotContain("Anna Import", await read.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Mail outbox: list with read, retry needs admin.
+        await AssertProblemAsync(await http.GetAsync("api/mail/messages"), HttpStatusCode.Unauthorized);
+        using (var list = await SendAsync(http, HttpMethod.Get, "api/mail/messages", keys["read"]))
+        {
+            Assert.True(list.StatusCode == HttpStatusCode.OK, await list.Content.ReadAsStringAsync());
+        }
+
+        await AssertProblemAsync(await SendAsync(http, HttpMethod.Post, "api/mail/messages/no-such-message/retry", keys["write"], new { }), HttpStatusCode.Forbidden);
+        await AssertProblemAsync(await SendAsync(http, HttpMethod.Post, "api/mail/messages/no-such-message/retry", keys["admin"], new { }), HttpStatusCode.NotFound);
+
+        // An unknown key: one log line for the refusal, never the key itself.
+        const string wrong = "crm_no-such-key-AAAABBBBCCCCDDDD";
+        await AssertProblemAsync(await SendAsync(http, HttpMethod.Get, "api/customers", wrong), HttpStatusCode.Unauthorized);
+        await crm.WaitForLineAsync(l => l.Contains("refused: unknown API key", StringComparison.Ordinal), Bound);
+        crm.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await crm.WaitForExitAsync(Bound));
+        Assert.Single(crm.Lines, l => l.Contains("refused: unknown API key", StringComparison.Ordinal));
+        foreach (var key in keys.Values.Append(wrong))
+        {
+            Assert.DoesNotContain(key, crm.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(key[4..], string.Join('\n', Directory.GetFiles(root.Path, "*.log", SearchOption.AllDirectories).Select(File.ReadAllText)), StringComparison.Ordinal);
+        }
+    }
+
+    internal static string ParseKey(string text) =>
         text.Split('\n').Select(l => l.Trim()).SingleOrDefault(l => KeyLine().IsMatch(l))
         ?? throw new Xunit.Sdk.XunitException("no key (crm_...) in the output:\n" + text);
 
-    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, HttpMethod method, string path, string key, object? body = null)
+    internal static async Task<HttpResponseMessage> SendAsync(HttpClient http, HttpMethod method, string path, string key, object? body = null)
     {
         using var request = new HttpRequestMessage(method, path);
         request.Headers.Add("X-Api-Key", key);
@@ -170,7 +287,7 @@ public sealed partial class ApiHostTests(ITestOutputHelper output)
         return await http.SendAsync(request);
     }
 
-    private static async Task<JsonNode> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status)
+    internal static async Task<JsonNode> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status)
     {
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
@@ -181,7 +298,7 @@ public sealed partial class ApiHostTests(ITestOutputHelper output)
         return problem;
     }
 
-    private static async Task<HttpResponseMessage> EventuallyAsync(Func<Task<HttpResponseMessage>> send, Func<HttpResponseMessage, bool> done, string what)
+    internal static async Task<HttpResponseMessage> EventuallyAsync(Func<Task<HttpResponseMessage>> send, Func<HttpResponseMessage, bool> done, string what)
     {
         var until = DateTime.UtcNow + Bound;
         var last = "";

@@ -17,8 +17,6 @@ namespace CrmEngine.Host.Commands;
 /// </summary>
 internal static class ApiKeysCommands
 {
-    public sealed record TextAnswer(string Text, bool Ok);
-
     public sealed record CreateRequest(string Name, string Scope, DateTimeOffset? Expires);
 
     public static Command ApiKeys()
@@ -117,36 +115,6 @@ internal static class ApiKeysCommands
             : throw new CommandRefusedException($"--expires '{text}' is not a date (use 2027-01-31 or 2027-01-31T18:00:00Z)", ExitCodes.Usage);
     }
 
-    private static async Task<int> RunAsync(ParseResult parse, CancellationToken ct, Func<ControlClient, Task<TextAnswer>> remote, Func<ApiKeyAdministration, Task<TextAnswer>> local)
-    {
-        var crm = CrmCommandLine.LoadConfiguration(parse);
-        var endpoint = ControlEndpoint.From(crm.Root, crm.ContentRoot);
-        TextAnswer answer;
-        if (endpoint.Enabled && await endpoint.IsListeningAsync(ct))
-        {
-            using var client = new ControlClient(endpoint, TimeSpan.FromMinutes(1));
-            answer = await remote(client);
-        }
-        else
-        {
-            var store = AdminCommands.StoreOptionsOf(crm);
-            var live = CrmDatabase.ResolveFilePath(store, crm.ContentRoot);
-            if (InstanceLock.IsHeld(store.DataDirectory, out var holder) || (File.Exists(live) && CrmDatabase.IsInUse(live)))
-            {
-                throw new CommandRefusedException($"the database {live} is in use by another process{holder} but no service answers on {endpoint}.");
-            }
-
-            using var keys = ApiKeyAdministration.OpenOffline(store, crm.ContentRoot);
-            answer = await local(keys);
-        }
-
-        if (answer.Ok)
-        {
-            Console.Write(answer.Text);
-            return ExitCodes.Ok;
-        }
-
-        await Console.Error.WriteAsync(answer.Text);
-        return ExitCodes.Refused;
-    }
+    private static Task<int> RunAsync(ParseResult parse, CancellationToken ct, Func<ControlClient, Task<TextAnswer>> remote, Func<ApiKeyAdministration, Task<TextAnswer>> local) =>
+        ControlOrDatabase.RunAsync(parse, ct, remote, (crm, store) => ApiKeyAdministration.OpenOffline(store, crm.ContentRoot), local);
 }

@@ -51,6 +51,7 @@ internal static class CrmCommandLine
         root.Subcommands.Add(TemplatesCommands.Templates());
         root.Subcommands.Add(ApiKeysCommands.ApiKeys());
         foreach (var verb in SecurityCommands.Build()) { root.Subcommands.Add(verb); }
+        root.Subcommands.Add(WebhooksCommands.Webhooks());
         return root;
     }
 

@@ -17,8 +17,6 @@ namespace CrmEngine.Host.Commands;
 /// </summary>
 internal static class RulesCommands
 {
-    public sealed record TextAnswer(string Text, bool Ok);
-
     public static Command Rules()
     {
         var rules = new Command("rules", "JavaScript rules: try a script before publishing it.");
@@ -101,39 +99,11 @@ internal static class RulesCommands
 
     public sealed record RuleTestRequest(string Script, string[]? Customers, int Sample);
 
-    private static async Task<int> RunAsync(ParseResult parse, CancellationToken ct, Func<ControlClient, Task<TextAnswer>> remote, Func<RulesAdministration, Task<TextAnswer>> local)
-    {
-        var crm = CrmCommandLine.LoadConfiguration(parse);
-        var endpoint = ControlEndpoint.From(crm.Root, crm.ContentRoot);
-        TextAnswer answer;
-        if (endpoint.Enabled && await endpoint.IsListeningAsync(ct))
+    private static Task<int> RunAsync(ParseResult parse, CancellationToken ct, Func<ControlClient, Task<TextAnswer>> remote, Func<RulesAdministration, Task<TextAnswer>> local) =>
+        ControlOrDatabase.RunAsync(parse, ct, remote, (crm, store) =>
         {
-            using var client = new ControlClient(endpoint, TimeSpan.FromMinutes(30));
-            answer = await remote(client);
-        }
-        else
-        {
-            var store = AdminCommands.StoreOptionsOf(crm);
-            var live = CrmDatabase.ResolveFilePath(store, crm.ContentRoot);
-            if (InstanceLock.IsHeld(store.DataDirectory, out var holder) || (File.Exists(live) && CrmDatabase.IsInUse(live)))
-            {
-                throw new CommandRefusedException($"the database {live} is in use by another process{holder} but no service answers on {endpoint}.");
-            }
-
             var options = new RulesOptions();
             crm.Root.GetSection(RulesOptions.Section).Bind(options);
-            try
-            {
-                using var admin = RulesAdministration.OpenOffline(store, options, crm.ContentRoot);
-                answer = await local(admin);
-            }
-            catch (ArgumentException ex)
-            {
-                throw new CommandRefusedException(ex.Message, ExitCodes.Usage);
-            }
-        }
-
-        Console.Write(answer.Text);
-        return answer.Ok ? ExitCodes.Ok : ExitCodes.Refused;
-    }
+            return RulesAdministration.OpenOffline(store, options, crm.ContentRoot);
+        }, local, TimeSpan.FromMinutes(30), refusalOnStdout: true);
 }

@@ -200,6 +200,12 @@ internal sealed class ControlChannelService(
             Commands.ApiKeysCommands.MapControl(app, apiKeys);
         }
 
+        // Webhook subscriptions and deliveries (crm webhooks ...).
+        if (services.GetService<CrmEngine.Webhooks.WebhookAdministration>() is { } webhooks)
+        {
+            Commands.WebhooksCommands.MapControl(app, webhooks);
+        }
+
         // Scheduled jobs and business calendars (crm jobs ..., crm calendars show).
         if (services.GetService<SchedulingControl>() is { } scheduling)
         {

@@ -1,0 +1,139 @@
+using CrmEngine.Core;
+using CrmEngine.Core.Storage;
+
+namespace CrmEngine.Webhooks;
+
+/// <summary>A subscription as the command line shows it (never its secret).</summary>
+public sealed record WebhookInfo(string Id, string Url, IReadOnlyList<string> Events, bool Active, string? Description,
+    DateTimeOffset CreatedAt, string CreatedBy);
+
+/// <summary>One delivery in a subscription's history.</summary>
+public sealed record WebhookDeliveryInfo(string Id, long Sequence, string Event, string EntityId, string State, int Attempts,
+    int? LastStatusCode, string? LastError, DateTimeOffset? NextAttemptAt, DateTimeOffset CreatedAt);
+
+/// <summary>How a redelivery request ended.</summary>
+public enum RedeliverOutcome { Requeued, NotFound, NotParked }
+
+/// <summary>
+/// <c>crm webhooks list|create|delete|deliveries|redeliver</c>: in the running engine (through the control channel; the
+/// dispatcher is woken at once) or on the stopped database (<see cref="OpenOffline"/>; the work is picked up at the next
+/// start). The same checks as the API: URL rules including <c>Webhooks:AllowPrivateTargets</c>, event patterns.
+/// </summary>
+public sealed class WebhookAdministration : IDisposable
+{
+    private readonly WebhookStore _store;
+    private readonly WebhookOptions _options;
+    private readonly Action _wake;
+    private readonly CrmDatabase? _owned;
+
+    internal WebhookAdministration(WebhookStore store, WebhookOptions options, Action wake, CrmDatabase? owned = null)
+    {
+        _store = store;
+        _options = options;
+        _wake = wake;
+        _owned = owned;
+    }
+
+    /// <summary>Opens the stopped engine's database (the caller checked nobody else has it open).</summary>
+    public static WebhookAdministration OpenOffline(StoreOptions store, string? contentRoot, WebhookOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        var database = new CrmDatabase(store, TimeProvider.System, null, contentRoot);
+        try
+        {
+            return new WebhookAdministration(new WebhookStore(database), options, () => { }, database);
+        }
+        catch
+        {
+            database.Dispose();
+            throw;
+        }
+    }
+
+    public IReadOnlyList<WebhookInfo> List() => _store.List().Select(Info).ToList();
+
+    /// <summary>Creates a subscription; returns it and its secret (shown once). Bad input throws <see cref="ArgumentException"/> naming it.</summary>
+    public async Task<(WebhookInfo Subscription, string Secret)> CreateAsync(string url, IReadOnlyList<string> events, string? description, string createdBy)
+    {
+        var problems = new List<string>();
+        if (SubscriptionInput.ValidateUrl(url ?? "", _options.AllowPrivateTargets) is { } badUrl)
+        {
+            problems.Add("--url " + badUrl);
+        }
+
+        var patterns = (events ?? []).SelectMany(e => e.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        if (patterns.Count == 0)
+        {
+            problems.Add("--events is required (for example customer.* or *)");
+        }
+
+        problems.AddRange(patterns.Select(p => WebhookEvents.Validate(p) is { } bad ? $"--events '{p}': {bad}" : null).OfType<string>());
+        if (description is { Length: > 500 })
+        {
+            problems.Add("--description must be at most 500 characters");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", problems));
+        }
+
+        var (created, secret) = await _store.CreateAsync(url!, patterns, null, true, description, createdBy).ConfigureAwait(false);
+        _wake();
+        return (Info(created), secret);
+    }
+
+    public async Task<bool> DeleteAsync(string id)
+    {
+        var deleted = await _store.DeleteAsync(id).ConfigureAwait(false);
+        _wake();
+        return deleted;
+    }
+
+    /// <summary>The newest deliveries of a subscription (null when there is no such subscription).</summary>
+    public IReadOnlyList<WebhookDeliveryInfo>? Deliveries(string id, string? state, int limit)
+    {
+        if (_store.Get(id) is null)
+        {
+            return null;
+        }
+
+        DeliveryState? filter = null;
+        if (!string.IsNullOrWhiteSpace(state))
+        {
+            filter = Enum.TryParse<DeliveryState>(state, ignoreCase: true, out var parsed) && !int.TryParse(state, out _)
+                ? parsed
+                : throw new ArgumentException($"--state '{state}' is not a state: use pending, retrying, delivered or parked");
+        }
+
+        if (limit is < 1 or > 500)
+        {
+            throw new ArgumentException($"--limit {limit} must be between 1 and 500");
+        }
+
+        return _store.History(id, filter, limit, null).Select(d => new WebhookDeliveryInfo(d.Id, d.Sequence, d.Event, d.EntityId,
+            d.State.ToString().ToLowerInvariant(), d.Attempts, d.LastStatusCode, d.LastError, d.NextAttemptAt, d.CreatedAt)).ToList();
+    }
+
+    /// <summary>Puts a parked delivery back in line with a fresh set of tries.</summary>
+    public async Task<RedeliverOutcome> RedeliverAsync(string id, string deliveryId)
+    {
+        var outcome = await _store.RetryParkedAsync(id, deliveryId).ConfigureAwait(false) switch
+        {
+            RetryOutcome.Requeued => RedeliverOutcome.Requeued,
+            RetryOutcome.NotParked => RedeliverOutcome.NotParked,
+            _ => RedeliverOutcome.NotFound,
+        };
+        _wake();
+        return outcome;
+    }
+
+    /// <summary>The state of one delivery (for messages), or null.</summary>
+    public string? DeliveryState(string deliveryId) => _store.Delivery(deliveryId)?.State.ToString().ToLowerInvariant();
+
+    private static WebhookInfo Info(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy);
+
+    public void Dispose() => _owned?.Dispose();
+}
