@@ -6,6 +6,8 @@
 //
 // Runs after an order is committed, with the customer's figures in event.customer.
 // Thresholds: 2 orders = repeat customer, 5 = loyal; no order for 180 days = dormant, 365 = lost.
+// Like every event rule it runs only when an order is written: a customer who stops buying is not moved
+// by time alone (the dormant-customers segment, refreshed on a schedule, lists those).
 const REPEAT_AT = 2;
 const LOYAL_AT = 5;
 const DORMANT_AFTER_DAYS = 180;

@@ -177,6 +177,31 @@ public class SegmentTests
     }
 
     [Fact]
+    public async Task A_segment_that_breaks_its_budget_is_marked_failed_with_the_budget_report_and_the_others_go_on()
+    {
+        using var world = new TestWorld();
+        world.WriteRule("segments", "endless", "// @statements 1000\nwhile (true) {}\nreturn true;");
+        world.WriteRule("segments", "everyone", "return true;");
+        world.Catalog.Reload();
+        await world.DrainAsync();
+        var customers = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            customers.Add((await world.AddCustomerAsync("C" + i)).Id);
+        }
+
+        await world.DrainAsync();
+        var state = await world.Segments.StateAsync("endless");
+        Assert.Equal(SegmentStatus.Failed, state!.Status);
+        Assert.Contains("endless.js:2:", state.LastError, StringComparison.Ordinal);
+        Assert.Contains("statement budget of 1000 exceeded", state.LastError, StringComparison.Ordinal);
+        Assert.Matches(@"\d+ of 1000 statements, .* call depth 1 of \d+", state.LastError);
+        Assert.Empty(await world.MembersAsync("endless"));
+        Assert.Equal(customers, await world.MembersAsync("everyone"));
+        Assert.Equal(SegmentStatus.Active, (await world.Segments.StateAsync("everyone"))!.Status);
+    }
+
+    [Fact]
     public async Task A_script_that_does_not_return_a_boolean_is_an_error_not_a_silent_no()
     {
         using var world = new TestWorld();
