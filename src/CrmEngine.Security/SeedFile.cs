@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CrmEngine.Abstractions.Model;
 
 namespace CrmEngine.Security;
 
@@ -103,12 +104,63 @@ public sealed class SeedFile
                 }
             }
 
+            CheckNames(seed, errors);
             if (errors.Count > 0)
             {
                 throw new SecurityAdminException($"{path}: {errors.Count} problem(s):\n  " + string.Join("\n  ", errors));
             }
 
             return seed;
+        }
+    }
+
+    /// <summary>The core entities and their record types (protected field names are checked against their JSON names).</summary>
+    public static readonly IReadOnlyDictionary<string, Type> CoreEntityTypes = new Dictionary<string, Type>(StringComparer.Ordinal)
+    {
+        [EntityNames.Customer] = typeof(Customer),
+        [EntityNames.Activity] = typeof(Activity),
+        [EntityNames.Order] = typeof(Order),
+        [EntityNames.Product] = typeof(Product),
+        [EntityNames.Consent] = typeof(ConsentEntry),
+    };
+
+    /// <summary>
+    /// A typo in an entity or field name would silently grant or protect nothing, so names must be a core entity (its
+    /// protected fields real fields of it), <c>*</c>, <c>security</c>, or a plugin entity (<c>plugin_collection</c>).
+    /// </summary>
+    private static void CheckNames(SeedFile seed, List<string> errors)
+    {
+        const string known = "use customer, activity, order, product, consent, a plugin entity (plugin_collection), '*' or 'security'";
+        bool KnownEntity(string e) => CoreEntityTypes.ContainsKey(e) || e is "*" or SecurityEntities.Administration || (e.Contains('_', StringComparison.Ordinal) && !e.StartsWith('_'));
+        foreach (var (entity, fields) in seed.ProtectedFields)
+        {
+            if (!KnownEntity(entity) || entity is "*" or SecurityEntities.Administration)
+            {
+                errors.Add($"protectedFields.{entity}: not an entity with fields ({known.Replace(", '*' or 'security'", "", StringComparison.Ordinal)})");
+                continue;
+            }
+
+            if (CoreEntityTypes.TryGetValue(entity, out var type))
+            {
+                var names = type.GetProperties().Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                errors.AddRange(fields.Where(f => !names.Contains(f)).Select(f => $"protectedFields.{entity}: '{f}' is not a field of {entity}"));
+            }
+        }
+
+        foreach (var role in seed.Roles)
+        {
+            errors.AddRange(role.Privileges.Keys.Where(e => !KnownEntity(e)).Select(e => $"roles ({role.Id}).privileges.{e}: unknown entity ({known})"));
+            foreach (var field in role.Fields.Keys)
+            {
+                var dot = field.IndexOf('.', StringComparison.Ordinal);
+                var (entity, name) = (field[..dot], field[(dot + 1)..]);
+                var isProtected = name == "*" || entity == "*" ||
+                                  (seed.ProtectedFields.TryGetValue(entity, out var list) && list.Contains(name, StringComparer.OrdinalIgnoreCase));
+                if (!isProtected)
+                {
+                    errors.Add($"roles ({role.Id}).fields.{field}: not a protected field (protectedFields lists them)");
+                }
+            }
         }
     }
 

@@ -70,3 +70,26 @@ public sealed class SeedTests
         Assert.Equal(0, await engine.Store().Changes.LastSequenceAsync());
     }
 }
+
+public sealed class SeedNameTests
+{
+    [Fact]
+    public void Misspelt_entities_and_fields_are_refused_instead_of_silently_granting_or_protecting_nothing()
+    {
+        var ex = Assert.Throws<SecurityAdminException>(() => SeedFile.Parse("""
+            {
+              "protectedFields": { "customer": ["creditLevel", "overdueAmonut"], "custmer": ["x"] },
+              "roles": [ { "id": "r", "name": "R",
+                           "privileges": { "custmer": "read:own", "sales_opportunity": "read:own", "*": "read:all", "security": "write:all" },
+                           "fields": { "customer.creditLevel": "read", "customer.name": "read", "customer.*": "read", "*.*": "read" } } ]
+            }
+            """, "names.json"));
+        Assert.Contains("names.json: 4 problem(s)", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("protectedFields.customer: 'overdueAmonut' is not a field of customer", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("protectedFields.custmer: not an entity with fields", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("roles (r).privileges.custmer: unknown entity", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("roles (r).fields.customer.name: not a protected field", ex.Message, StringComparison.Ordinal);
+        // The shipped file passes the same checks.
+        Assert.Equal(8, SeedFile.Load(TestEngine.ShippedSeed).Roles.Count);
+    }
+}
