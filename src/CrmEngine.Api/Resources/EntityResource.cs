@@ -128,6 +128,14 @@ internal sealed class EntityResource<T> where T : class, IEntity, new()
             return problem!;
         }
 
+        if (NameSearch.Applies<T>(page.FilterField))
+        {
+            var named = NameSearch.Find<T>(context, page.FilterValue!, page.Limit + 1, page.After);
+            return named is null
+                ? ResourceProblems.BadRequest(Paging.AfterParameter, "is not a cursor of this name search; use the next link of the previous page")
+                : Paging.Respond(context, named, page.Limit, n => n.Cursor, n => n.Record);
+        }
+
         var fetched = page.FilterField is null
             ? await set.ListAsync(page.Limit + 1, page.After, context.RequestAborted)
             : await set.FindAsync(page.FilterField, page.FilterValue!, page.Limit + 1, page.After, context.RequestAborted);

@@ -270,6 +270,36 @@ public sealed class CustomerResourceTests(ResourceApiFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task Name_search_is_a_case_insensitive_prefix_paged_in_name_order()
+    {
+        var stem = Api.Unique("Präfix");
+        var names = new[] { stem + " Gamma", stem.ToUpperInvariant() + " alpha", stem.ToLowerInvariant() + " Beta" };
+        var ids = new List<string>();
+        foreach (var n in names)
+        {
+            ids.Add((await Api.CreateCustomerAsync(Host.Writer, JsonSerializer.Serialize(new { name = n }))).Id());
+        }
+
+        await Api.CreateCustomerAsync(Host.Writer, JsonSerializer.Serialize(new { name = "Not " + stem }));
+
+        var seen = new List<string>();
+        var url = "/api/customers?name=" + Uri.EscapeDataString(stem.ToLowerInvariant()) + "&limit=2";
+        for (var pages = 0; url is not null; pages++)
+        {
+            Assert.True(pages < 5, "the pages do not end");
+            var page = await Api.OkJsonAsync(await Host.Reader.GetAsync(url));
+            seen.AddRange(page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()!));
+            url = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetString();
+        }
+
+        // Every match once, in (lower-cased) name order; the one that only contains the stem is not a prefix match.
+        Assert.Equal(names.OrderBy(n => n.ToLowerInvariant(), StringComparer.Ordinal), seen);
+
+        var bad = await Host.Reader.GetAsync("/api/customers?name=" + Uri.EscapeDataString(stem) + "&after=not-a-cursor");
+        Assert.Equal(["after"], Api.ErrorFields(await ApiTestHost.AssertProblemAsync(bad, 400)));
+    }
+
     [Theory]
     [InlineData("emial=a@b.c", "emial")]
     [InlineData("email=a@b.c&tag=x", "tag")]
