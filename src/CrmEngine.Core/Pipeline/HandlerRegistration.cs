@@ -1,5 +1,6 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Pipeline;
+using CrmEngine.Abstractions.Store;
 
 namespace CrmEngine.Core.Pipeline;
 
@@ -34,6 +35,31 @@ public sealed class HandlerRegistration
     /// <summary>Takes a <see cref="WriteEvent{T}"/> of <see cref="EntityType"/>.</summary>
     public Func<object, CancellationToken, Task> Invoke { get; }
 
+    /// <summary>
+    /// Which writes the handler wants (operation, actor), decided on the writer thread before the handler is called;
+    /// null for all. A write it does not want skips the call entirely (no thread hop, no image copies), which is
+    /// what keeps bulk imports fast when a handler only acts on some writes. Must be cheap and must not throw.
+    /// </summary>
+    public Func<ChangeOperation, string, bool>? Wants { get; private init; }
+
+    /// <summary>True when the handler is to be called for this write.</summary>
+    internal bool Applies(ChangeOperation operation, string actor)
+    {
+        if (Wants is not { } wants)
+        {
+            return true;
+        }
+
+        try
+        {
+            return wants(operation, actor);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            return true; // a faulty filter must not hide writes from its handler
+        }
+    }
+
     public static HandlerRegistration Create<T>(string ownerId, string entityName, PipelineStage stage, int order,
         string handlerName, Func<WriteEvent<T>, CancellationToken, Task> handler)
         where T : class, IEntity
@@ -41,6 +67,16 @@ public sealed class HandlerRegistration
         ArgumentNullException.ThrowIfNull(handler);
         return new HandlerRegistration(ownerId, entityName, typeof(T), stage, order, handlerName,
             (e, ct) => handler((WriteEvent<T>)e, ct));
+    }
+
+    /// <summary>As <see cref="Create{T}(string, string, PipelineStage, int, string, Func{WriteEvent{T}, CancellationToken, Task})"/>, called only for the writes <paramref name="wants"/> accepts.</summary>
+    public static HandlerRegistration Create<T>(string ownerId, string entityName, PipelineStage stage, int order,
+        string handlerName, Func<WriteEvent<T>, CancellationToken, Task> handler, Func<ChangeOperation, string, bool> wants)
+        where T : class, IEntity
+    {
+        ArgumentNullException.ThrowIfNull(wants);
+        return new HandlerRegistration(ownerId, entityName, typeof(T), stage, order, handlerName,
+            (e, ct) => (handler ?? throw new ArgumentNullException(nameof(handler)))((WriteEvent<T>)e, ct)) { Wants = wants };
     }
 }
 

@@ -241,6 +241,11 @@ public sealed class WritePipeline
 
         foreach (var h in _registry.For(d.EntityName, PipelineStage.Validate))
         {
+            if (!h.Applies(op, ctx.Actor))
+            {
+                continue;
+            }
+
             var e = new WriteEvent<T>(d.EntityName, id, op, Copy(before), Copy(after), PipelineStage.Validate, ctx.Actor, chain, 0);
             Invoke(h, e, entry);
             validation.Errors.AddRange(e.Errors);
@@ -252,7 +257,7 @@ public sealed class WritePipeline
         }
 
         // 2. pre-operation: handlers may change After; the engine-owned fields are re-stamped and re-checked.
-        var pre = _registry.For(d.EntityName, PipelineStage.PreOperation);
+        var pre = Wanted(_registry.For(d.EntityName, PipelineStage.PreOperation), op, ctx.Actor);
         if (pre.Count > 0)
         {
             foreach (var h in pre)
@@ -337,7 +342,7 @@ public sealed class WritePipeline
             ["changes"] = changes,
         });
 
-        var asyncHandlers = _registry.For(d.EntityName, PipelineStage.Async);
+        var asyncHandlers = Wanted(_registry.For(d.EntityName, PipelineStage.Async), op, ctx.Actor);
         if (asyncHandlers.Count > 0)
         {
             var deliveries = _db.Database.GetCollection(CrmDatabase.DeliveriesCollection);
@@ -351,7 +356,7 @@ public sealed class WritePipeline
         }
 
         // 4. post-operation: same transaction; a throw rolls everything back.
-        foreach (var h in _registry.For(d.EntityName, PipelineStage.PostOperation))
+        foreach (var h in Wanted(_registry.For(d.EntityName, PipelineStage.PostOperation), op, ctx.Actor))
         {
             Invoke(h, new WriteEvent<T>(d.EntityName, id, op, Copy(before), Copy(after), PipelineStage.PostOperation, ctx.Actor, chain, seq), entry);
         }
@@ -376,6 +381,20 @@ public sealed class WritePipeline
         }
 
         return result;
+    }
+
+    /// <summary>The handlers of a stage that want this write (most want all: then the list itself, no copy).</summary>
+    private static IReadOnlyList<HandlerRegistration> Wanted(IReadOnlyList<HandlerRegistration> handlers, ChangeOperation op, string actor)
+    {
+        for (var i = 0; i < handlers.Count; i++)
+        {
+            if (!handlers[i].Applies(op, actor))
+            {
+                return handlers.Where(h => h.Applies(op, actor)).ToList();
+            }
+        }
+
+        return handlers;
     }
 
     private static BsonDocument? WithoutIndex(BsonDocument? doc)

@@ -141,7 +141,7 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
         cancellationToken.ThrowIfCancellationRequested();
-        return _pipeline.RouteRead(() => Collection.FindById(id) is { } doc ? Mapper.ToObject<T>(doc) : null);
+        return _pipeline.RouteRead(() => GetNow(id));
     }
 
     public Task<IReadOnlyList<T>> FindAsync(string field, string value, int limit = 100, string? afterId = null,
@@ -158,10 +158,23 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
                 : $"'{field}' is not a look-up of '{EntityName}'. Use one of: {string.Join(", ", IndexedFields)}.", nameof(field));
         }
 
-        var key = index.Normalize(value);
-        if (key is null)
+        if (index.Normalize(value) is null)
         {
             return Task.FromResult<IReadOnlyList<T>>([]);
+        }
+
+        return _pipeline.RouteRead(() => FindNow(index.Field, value, limit, afterId));
+    }
+
+    /// <summary>
+    /// <see cref="FindAsync"/> run here and now on the calling thread (no routing): for code that already runs where
+    /// the read belongs, for example inside <see cref="CrmDatabase.ReadSnapshot{T}"/> for a batch of look-ups.
+    /// </summary>
+    internal IReadOnlyList<T> FindNow(string field, string value, int limit = 100, string? afterId = null)
+    {
+        if (!_descriptor.IndexesByField.TryGetValue(field, out var index) || index.Normalize(value) is not { } key)
+        {
+            return [];
         }
 
         // Index entries are "key\u0001id": one ordered range scan over the index gives the matches in
@@ -170,13 +183,16 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
         var high = key + (char)(IndexKeys.Separator + 1);
         var path = EntityDescriptor.IndexPath(index.Field);
         var predicate = BsonExpression.Create($"{path} ANY BETWEEN @0 AND @1", low, high);
-        return _pipeline.RouteRead<IReadOnlyList<T>>(() => Collection.Query()
+        return Collection.Query()
             .Where(predicate)
             .Limit(limit)
             .ToEnumerable()
             .Select(d => Mapper.ToObject<T>(d))
-            .ToList());
+            .ToList();
     }
+
+    /// <summary><see cref="GetAsync"/> here and now on the calling thread (see <see cref="FindNow"/>).</summary>
+    internal T? GetNow(string id) => Collection.FindById(id) is { } doc ? Mapper.ToObject<T>(doc) : null;
 
     public Task<IReadOnlyList<T>> ListAsync(int limit = 100, string? afterId = null, CancellationToken cancellationToken = default)
     {

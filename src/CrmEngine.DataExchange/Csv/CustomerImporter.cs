@@ -47,6 +47,9 @@ public sealed record ImportProgress(long Rows, long Created, long Updated, long 
         : null;
 }
 
+/// <summary>See <see cref="ImportSummary.Timings"/>.</summary>
+public sealed record ImportTimings(TimeSpan ReadAndMap, TimeSpan LookUps, TimeSpan WaitingForWrites);
+
 /// <summary>One rejected row: its line in the file, the column(s) and why.</summary>
 public sealed record ImportReject(long Line, string Column, string Reason);
 
@@ -54,6 +57,13 @@ public sealed record ImportReject(long Line, string Column, string Reason);
 public sealed record ImportSummary(string File, long Rows, long Created, long Updated, long Unchanged, long Rejected, TimeSpan Elapsed,
     string? RejectFile, bool DryRun, bool Cancelled, IReadOnlyList<string> Warnings, IReadOnlyList<ImportReject> FirstRejects)
 {
+    /// <summary>
+    /// Where the importing thread spent its time (wall clock): reading and mapping rows, the batched store look-ups,
+    /// and waiting for the writer (the pipeline writes of a batch overlap the reading of the next; this is what was
+    /// left to wait for).
+    /// </summary>
+    public ImportTimings? Timings { get; init; }
+
     public string ToText()
     {
         var sb = new StringBuilder();
@@ -138,6 +148,7 @@ public sealed class CustomerImporter
             delimiter = "\t";
         }
 
+        await _finder.EnsureIndexAsync(); // the fuzzy look-ups of every batch use it
         var started = Stopwatch.StartNew();
         var run = new Run(this, request, mapping, input.CanSeek ? input.Length : 0, started);
         if (request.RejectPath is { } rejectPath && File.Exists(rejectPath))
@@ -201,6 +212,7 @@ public sealed class CustomerImporter
             }
 
             await run.FlushAsync(cancellationToken);
+            await run.DrainAsync();
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -208,13 +220,27 @@ public sealed class CustomerImporter
         }
         finally
         {
-            run.CloseRejects();
+            try
+            {
+                await run.DrainAsync(); // a batch still writing is counted (and its rejects written) before we return
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                run.Cancelled = true;
+            }
+            finally
+            {
+                run.CloseRejects();
+            }
         }
 
         run.BytesRead = run.BytesTotal;
         progress?.Report(run.Progress());
         return new ImportSummary(display, run.Rows, run.Created, run.Updated, run.Unchanged, run.Rejected, started.Elapsed,
-            run.Rejected > 0 ? request.RejectPath : null, request.DryRun, run.Cancelled, run.Warnings, run.FirstRejects);
+            run.Rejected > 0 ? request.RejectPath : null, request.DryRun, run.Cancelled, run.Warnings, run.FirstRejects)
+        {
+            Timings = new ImportTimings(started.Elapsed - run.LookUpTime - run.WaitTime, run.LookUpTime, run.WaitTime),
+        };
     }
 
     private static string Describe(CsvMalformedReason reason) => reason switch
@@ -338,29 +364,48 @@ public sealed class CustomerImporter
 
             var items = new List<BatchItem>();
             var byKey = new Dictionary<string, BatchItem>(StringComparer.Ordinal);
-            foreach (var row in Pending)
+            var patches = new Customer[Pending.Count];
+            for (var i = 0; i < patches.Length; i++)
             {
-                var patch = new Customer();
-                CustomerCombiner.ApplyRow(patch, row.Values);
+                patches[i] = new Customer();
+                CustomerCombiner.ApplyRow(patches[i], Pending[i].Values);
+            }
+
+            // The previous batch may still be writing (see StartWrite): a row that belongs to one of its customers
+            // waits for it, so that it is found in the store instead of being created a second time.
+            if (_inFlight is not null && patches.Any(p => Keys(p).Any(_inFlightKeys.Contains)))
+            {
+                await DrainAsync();
+            }
+
+            // Every store look-up of the batch at once, in one read snapshot (see LookUp).
+            var found = LookUpBatch(patches, ct);
+            if (_inFlight is not null && found.Any(f => TouchesInFlight(f.Stored) || TouchesInFlight(f.Duplicates.MergeInto)))
+            {
+                await DrainAsync(); // it updates a customer the previous batch is writing: read it again once written
+                found = LookUpBatch(patches, ct);
+            }
+
+            for (var r = 0; r < patches.Length; r++)
+            {
+                var row = Pending[r];
+                var patch = patches[r];
                 var keys = Keys(patch).ToList();
                 var item = keys.Select(k => byKey.GetValueOrDefault(k)).FirstOrDefault(i => i is not null);
                 if (item is null)
                 {
-                    Customer? stored;
-                    try
+                    var lookup = found[r];
+                    if (lookup.Error is { } error)
                     {
-                        stored = await MatchAsync(patch, ct);
-                    }
-                    catch (CellException ex)
-                    {
-                        Reject(row.Line, row.Record, "(row)", ex.Message);
+                        Reject(row.Line, row.Record, "(row)", error);
                         continue;
                     }
 
+                    var stored = lookup.Stored;
                     var create = stored is null;
                     if (create)
                     {
-                        var (merged, blocked, warn) = await CheckDuplicatesAsync(patch, ct);
+                        var (merged, blocked, warn) = lookup.Duplicates;
                         if (blocked is not null)
                         {
                             Reject(row.Line, row.Record, ColumnOf(DuplicateGuard.FieldOf(blocked.Rule)),
@@ -431,6 +476,44 @@ public sealed class CustomerImporter
                 return;
             }
 
+            // One batch writes while the next is read, mapped and looked up (the writer thread and this one overlap).
+            await DrainAsync();
+            var writing = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var item in written)
+            {
+                writing.UnionWith(Keys(item.Entity));
+            }
+
+            _inFlightKeys = writing;
+            _inFlight = WriteAndCountAsync(writes, written, ct);
+        }
+
+        private Task? _inFlight;
+        private HashSet<string> _inFlightKeys = new(StringComparer.Ordinal);
+
+        private bool TouchesInFlight(Customer? stored) => stored is not null && _inFlightKeys.Contains("id:" + stored.Id);
+
+        /// <summary>Waits for the batch being written and counts its outcome.</summary>
+        public async Task DrainAsync()
+        {
+            if (_inFlight is { } writing)
+            {
+                _inFlight = null;
+                _inFlightKeys = new HashSet<string>(StringComparer.Ordinal);
+                var clock = Stopwatch.StartNew();
+                try
+                {
+                    await writing;
+                }
+                finally
+                {
+                    WaitTime += clock.Elapsed;
+                }
+            }
+        }
+
+        private async Task WriteAndCountAsync(List<BulkWrite<Customer>> writes, List<BatchItem> written, CancellationToken ct)
+        {
             var results = await WriteAsync(writes, ct);
             foreach (var result in results)
             {
@@ -493,16 +576,77 @@ public sealed class CustomerImporter
             return results;
         }
 
-        private async Task<Customer?> MatchAsync(Customer patch, CancellationToken ct)
+        /// <summary>What the store holds for one row: the customer it updates, or (for a create) its duplicates.</summary>
+        private sealed record LookUp(Customer? Stored, (Customer? MergeInto, DuplicateMatch? Blocked, List<string> Warn) Duplicates, string? Error);
+
+        /// <summary>
+        /// The look-ups of a whole batch in one read snapshot on this thread: LiteDB parses a collection's page and
+        /// index definitions once per snapshot instead of once per query, and nothing waits for a thread hop between
+        /// rows. Rows are matched against the store as it was before this batch; rows of the batch itself are matched
+        /// through the batch's key map.
+        /// </summary>
+        private LookUp[] LookUpBatch(Customer[] patches, CancellationToken ct)
         {
-            if (patch.Id.Length > 0 && await _store.Customers.GetAsync(patch.Id, ct) is { } byId)
+            var clock = Stopwatch.StartNew();
+            try
+            {
+                return LookUpBatchNow(patches, ct);
+            }
+            finally
+            {
+                LookUpTime += clock.Elapsed;
+            }
+        }
+
+        public TimeSpan LookUpTime { get; private set; }
+
+        public TimeSpan WaitTime { get; private set; }
+
+        private LookUp[] LookUpBatchNow(Customer[] patches, CancellationToken ct)
+        {
+            var customers = _store.Customers as EntitySet<Customer>
+                ?? throw new InvalidOperationException("the import needs the engine's own store");
+            return owner._finder.Database.ReadSnapshot(() =>
+            {
+                var result = new LookUp[patches.Length];
+                for (var i = 0; i < patches.Length; i++)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    result[i] = LookUpOne(customers, patches[i]);
+                }
+
+                return result;
+            });
+        }
+
+        private LookUp LookUpOne(EntitySet<Customer> customers, Customer patch)
+        {
+            try
+            {
+                var emailsSeen = new HashSet<string>(StringComparer.Ordinal);
+                if (Match(customers, patch, emailsSeen) is { } stored)
+                {
+                    return new LookUp(stored, default, null);
+                }
+
+                return new LookUp(null, CheckDuplicates(customers, patch, emailsSeen), null);
+            }
+            catch (CellException ex)
+            {
+                return new LookUp(null, default, ex.Message);
+            }
+        }
+
+        private static Customer? Match(EntitySet<Customer> customers, Customer patch, HashSet<string> emailsSeen)
+        {
+            if (patch.Id.Length > 0 && customers.GetNow(patch.Id) is { } byId)
             {
                 return byId;
             }
 
             foreach (var (system, id) in patch.ExternalIds)
             {
-                var found = await _store.Customers.FindAsync(IndexedField.ExternalId, system + ":" + id, 2, cancellationToken: ct);
+                var found = customers.FindNow(IndexedField.ExternalId, system + ":" + id, 2);
                 if (found.Count > 0)
                 {
                     return found[0];
@@ -511,14 +655,19 @@ public sealed class CustomerImporter
 
             foreach (var email in patch.Emails)
             {
-                var found = await _store.Customers.FindAsync(IndexedField.Email, email, 2, cancellationToken: ct);
+                var found = customers.FindNow(IndexedField.Email, email, 2);
                 if (found.Count > 0)
                 {
                     return found[0];
                 }
+
+                if (DuplicateKeys.Email(email) is { } key)
+                {
+                    emailsSeen.Add(key);
+                }
             }
 
-            if (patch.Id.Length == 0 && ContentId(patch) is { } content && await _store.Customers.GetAsync(content, ct) is { } again)
+            if (patch.Id.Length == 0 && ContentId(patch) is { } content && customers.GetNow(content) is { } again)
             {
                 return again;
             }
@@ -526,17 +675,18 @@ public sealed class CustomerImporter
             return null;
         }
 
-        private async Task<(Customer? MergeInto, DuplicateMatch? Blocked, List<string> Warn)> CheckDuplicatesAsync(Customer patch, CancellationToken ct)
+        private (Customer? MergeInto, DuplicateMatch? Blocked, List<string> Warn) CheckDuplicates(EntitySet<Customer> customers, Customer patch,
+            HashSet<string> emailsSeen)
         {
             var warn = new List<string>();
-            foreach (var m in await owner._finder.FindAsync(_store, patch, null, ct))
+            foreach (var m in owner._finder.Find(_store, patch, null, emailsSeen))
             {
                 switch (owner._finder.ActionFor(m.Rule))
                 {
                     case DuplicateAction.Block:
                         return (null, m, warn);
                     case DuplicateAction.Merge:
-                        if (await _store.Customers.GetAsync(m.CustomerId, ct) is { } target)
+                        if (customers.GetNow(m.CustomerId) is { } target)
                         {
                             return (target, null, warn);
                         }

@@ -1,6 +1,7 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Pipeline;
+using CrmEngine.Core.Storage;
 using LiteDB;
 
 namespace CrmEngine.DataExchange.Duplicates;
@@ -35,6 +36,8 @@ internal sealed class DuplicateFinder
 
     public DuplicateOptions Options { get; }
 
+    public CrmDatabase Database => _pipeline.Database;
+
     /// <summary>
     /// The postcode look-up is a LiteDB index on the customers collection (a multi-key index over the addresses'
     /// postcodes); created once, on the writer thread, so it never races a write.
@@ -59,9 +62,23 @@ internal sealed class DuplicateFinder
     };
 
     /// <summary>Matches of <paramref name="customer"/> among stored customers other than <paramref name="excludeId"/>, best first, one per customer.</summary>
-    public async Task<IReadOnlyList<DuplicateMatch>> FindAsync(ICrmStore store, Customer customer, string? excludeId,
+    public Task<IReadOnlyList<DuplicateMatch>> FindAsync(ICrmStore store, Customer customer, string? excludeId,
         CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
+        // Inside a handler the read runs in the write's transaction (writer thread); elsewhere right here.
+        return _pipeline.RouteRead(() => Find(store, customer, excludeId));
+    }
+
+    /// <summary>
+    /// <see cref="FindAsync"/> on the calling thread, for a batch of look-ups inside one read snapshot
+    /// (<c>CrmDatabase.ReadSnapshot</c>). E-mails in <paramref name="emailsLookedUp"/> were already looked up by the caller
+    /// and found nobody, so they are not asked again.
+    /// </summary>
+    public IReadOnlyList<DuplicateMatch> Find(ICrmStore store, Customer customer, string? excludeId, ISet<string>? emailsLookedUp = null)
+    {
+        var customers = store.Customers as EntitySet<Customer>
+            ?? throw new InvalidOperationException("duplicate look-ups need the engine's own store");
         var found = new Dictionary<string, DuplicateMatch>(StringComparer.Ordinal);
         void Add(DuplicateMatch m)
         {
@@ -77,7 +94,12 @@ internal sealed class DuplicateFinder
         {
             foreach (var email in DuplicateKeys.Emails(customer))
             {
-                foreach (var other in await store.Customers.FindAsync(IndexedField.Email, email, 5, cancellationToken: cancellationToken))
+                if (emailsLookedUp?.Contains(email) == true)
+                {
+                    continue;
+                }
+
+                foreach (var other in customers.FindNow(IndexedField.Email, email, 5))
                 {
                     Add(new DuplicateMatch(DuplicateMatch.EmailRule, other.Id, other.Name, 1, $"same e-mail {email}"));
                 }
@@ -88,7 +110,7 @@ internal sealed class DuplicateFinder
         {
             foreach (var phone in DuplicateKeys.Phones(customer))
             {
-                foreach (var other in await store.Customers.FindAsync(IndexedField.Phone, phone, 5, cancellationToken: cancellationToken))
+                foreach (var other in customers.FindNow(IndexedField.Phone, phone, 5))
                 {
                     Add(new DuplicateMatch(DuplicateMatch.PhoneRule, other.Id, other.Name, 1, $"same phone {phone}"));
                 }
@@ -97,7 +119,7 @@ internal sealed class DuplicateFinder
 
         if (Options.Name != DuplicateAction.Off && !string.IsNullOrWhiteSpace(customer.Name))
         {
-            foreach (var m in await FuzzyAsync(customer, cancellationToken))
+            foreach (var m in Fuzzy(customer))
             {
                 Add(m);
             }
@@ -108,16 +130,15 @@ internal sealed class DuplicateFinder
         static int Rank(DuplicateMatch m) => m.Rule switch { DuplicateMatch.EmailRule => 0, DuplicateMatch.PhoneRule => 1, _ => 2 };
     }
 
-    private async Task<IReadOnlyList<DuplicateMatch>> FuzzyAsync(Customer customer, CancellationToken ct)
+    private List<DuplicateMatch> Fuzzy(Customer customer)
     {
-        ct.ThrowIfCancellationRequested();
         var nameKey = DuplicateKeys.NameKey(customer.Name);
         if (nameKey.Length == 0)
         {
             return [];
         }
 
-        await EnsureIndexAsync();
+        var squashed = DuplicateKeys.Squash(customer.Name);
         var postcodes = DuplicateKeys.PostalCodes(customer).ToHashSet(StringComparer.Ordinal);
         var cities = DuplicateKeys.Cities(customer).ToHashSet(StringComparer.Ordinal);
         var rawPostcodes = customer.Addresses.Select(a => a.PostalCode?.Trim()).Where(p => !string.IsNullOrEmpty(p))
@@ -128,30 +149,25 @@ internal sealed class DuplicateFinder
         }
 
         var db = _pipeline.Database;
-        var candidates = await _pipeline.RouteRead(() =>
+        var col = db.Database.GetCollection("customers");
+        var docs = new List<BsonDocument>();
+        if (rawPostcodes.Count > 0)
         {
-            var col = db.Database.GetCollection("customers");
-            var docs = new List<BsonDocument>();
-            if (rawPostcodes.Count > 0)
+            foreach (var p in rawPostcodes)
             {
-                foreach (var p in rawPostcodes)
-                {
-                    docs.AddRange(col.Find(BsonExpression.Create(PostcodePath + " ANY = @0", p), 0, CandidateLimit));
-                }
+                docs.AddRange(col.Find(BsonExpression.Create(PostcodePath + " ANY = @0", p), 0, CandidateLimit));
             }
-            else
-            {
-                // No postcode: customers whose stored name starts like this one (the store's name look-up), same city.
-                var lower = customer.Name.Trim().ToLowerInvariant();
-                var prefix = lower.Length > 3 ? lower[..3] : lower;
-                docs.AddRange(col.Find(BsonExpression.Create("$._ix.name[*] ANY BETWEEN @0 AND @1", prefix, prefix + "\uffff"), 0, CandidateLimit));
-            }
-
-            return docs.Select(d => db.Mapper.ToObject<Customer>(d)).ToList();
-        });
+        }
+        else
+        {
+            // No postcode: customers whose stored name starts like this one (the store's name look-up), same city.
+            var lower = customer.Name.Trim().ToLowerInvariant();
+            var prefix = lower.Length > 3 ? lower[..3] : lower;
+            docs.AddRange(col.Find(BsonExpression.Create("$._ix.name[*] ANY BETWEEN @0 AND @1", prefix, prefix + "\uffff"), 0, CandidateLimit));
+        }
 
         var result = new List<DuplicateMatch>();
-        foreach (var other in candidates.DistinctBy(c => c.Id))
+        foreach (var other in docs.Select(d => db.Mapper.ToObject<Customer>(d)).DistinctBy(c => c.Id))
         {
             var samePlace = postcodes.Count > 0
                 ? DuplicateKeys.PostalCodes(other).Any(postcodes.Contains)
@@ -161,7 +177,7 @@ internal sealed class DuplicateFinder
                 continue;
             }
 
-            var score = NameSimilarity.JaroWinkler(nameKey, DuplicateKeys.NameKey(other.Name));
+            var score = NameSimilarity.Similarity(nameKey, DuplicateKeys.NameKey(other.Name), squashed, DuplicateKeys.Squash(other.Name));
             if (score >= Options.NameThreshold)
             {
                 result.Add(new DuplicateMatch(DuplicateMatch.NameRule, other.Id, other.Name, Math.Round(score, 3),

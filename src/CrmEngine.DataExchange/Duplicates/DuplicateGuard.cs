@@ -37,9 +37,9 @@ internal sealed class DuplicateGuard : IHostedService
     {
         await _finder.EnsureIndexAsync();
         _registrations.Add(_registry.Register(HandlerRegistration.Create<Customer>(Owner, EntityNames.Customer, PipelineStage.Validate, 0,
-            "dataexchange:DuplicateBlock", ValidateAsync)));
+            "dataexchange:DuplicateBlock", ValidateAsync, Wants)));
         _registrations.Add(_registry.Register(HandlerRegistration.Create<Customer>(Owner, EntityNames.Customer, PipelineStage.PreOperation, 0,
-            "dataexchange:DuplicateTag", TagAsync)));
+            "dataexchange:DuplicateTag", TagAsync, Wants)));
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -52,6 +52,10 @@ internal sealed class DuplicateGuard : IHostedService
         _registrations.Clear();
         return Task.CompletedTask;
     }
+
+    /// <summary>Decided before the call, so imports (checked by the importer) cost the writer nothing here.</summary>
+    private static bool Wants(ChangeOperation operation, string actor) =>
+        operation == ChangeOperation.Create && !actor.StartsWith(ImportActorPrefix, StringComparison.Ordinal);
 
     private static bool Applies(WriteEvent<Customer> e) =>
         e.Operation == ChangeOperation.Create && e.After is not null && !e.Actor.StartsWith(ImportActorPrefix, StringComparison.Ordinal);

@@ -64,6 +64,13 @@ internal static class DuplicateKeys
         return string.Join(' ', tokens);
     }
 
+    /// <summary>
+    /// A name as its letters and digits only, lower case, accents removed, words in their original order, legal forms
+    /// kept: "Meier GmbH" → "meiergmbh". <see cref="NameKey"/> sorts the words, so a letter swapped with a space
+    /// changes it a lot; here that is one transposition.
+    /// </summary>
+    public static string Squash(string? name) => string.Concat(Tokens(name));
+
     /// <summary>Blocking keys for names: the first three letters of each significant token.</summary>
     public static IEnumerable<string> NameBlocks(string nameKey) =>
         nameKey.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(t => t.Length > 3 ? t[..3] : t).Distinct(StringComparer.Ordinal);
@@ -125,6 +132,22 @@ internal static class DuplicateKeys
 /// </summary>
 internal static class NameSimilarity
 {
+    /// <summary>
+    /// How alike two names are: the better of Jaro-Winkler on the token-sorted
+    /// keys (word order and legal forms do not matter) and on the keys squashed to their letters in the original order
+    /// (a typing slip that swaps a letter with the space between words, "Meier GmbH" / "MeieG rmbH", splits tokens and
+    /// ruins the sorted comparison but is one transposition in the squashed one).
+    /// </summary>
+    public static double ForNames(string nameA, string nameB) =>
+        Similarity(DuplicateKeys.NameKey(nameA), DuplicateKeys.NameKey(nameB), DuplicateKeys.Squash(nameA), DuplicateKeys.Squash(nameB));
+
+    /// <summary><see cref="ForNames"/> with the name keys and squashed names (<see cref="DuplicateKeys.Squash"/> of the names) at hand.</summary>
+    public static double Similarity(string a, string b, string squashedA, string squashedB)
+    {
+        var sorted = JaroWinkler(a, b);
+        return sorted >= 1 ? 1 : Math.Max(sorted, JaroWinkler(squashedA, squashedB));
+    }
+
     public static double JaroWinkler(string a, string b)
     {
         if (a.Length == 0 && b.Length == 0)
