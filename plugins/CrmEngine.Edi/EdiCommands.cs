@@ -19,92 +19,132 @@ public static class EdiCommands
 
     private static readonly JsonSerializerOptions DocumentJson = new() { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
 
-    /// <summary>Prints the file as JSON: interchanges, groups, transaction sets with their segments, typed document and issues.</summary>
+    /// <summary>
+    /// Prints the file as JSON: interchanges, groups, transaction sets with their segments, typed document and issues.
+    /// The document is spooled to a temporary file and printed only when the whole input was read: input that cannot be
+    /// read (empty, not EDI, truncated) or is in a version the codec has no definitions for prints only the error, with
+    /// its position, and returns <see cref="ExitUnreadable"/>; never half a document.
+    /// </summary>
     public static int Parse(string file, TextWriter output, TextWriter? error = null, bool includeSegments = true)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(output);
-        using var sink = new TextWriterStream(output);
-        using var json = new Utf8JsonWriter(sink, JsonOptions);
+        error ??= output;
+        var unsupported = new List<EdiIssue>();
+        bool anyIssue = false;
         try
         {
-            using var reader = EdiStreamReader.Open(file);
-            var validator = new EdiValidator();
-            json.WriteStartObject();
-            json.WriteString("file", file);
-            json.WriteStartArray("interchanges");
-            EdiItemKind k;
-            bool anyIssue = false;
-            while ((k = reader.Read()) != EdiItemKind.None)
+            using var spool = new FileStream(Path.Combine(Path.GetTempPath(), $"crm-edi-{Guid.NewGuid():N}.json"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+            using (var json = new Utf8JsonWriter(spool, JsonOptions))
             {
-                switch (k)
-                {
-                    case EdiItemKind.InterchangeStart:
-                        var i = reader.Interchange!;
-                        json.WriteStartObject();
-                        json.WriteString("standard", i.Standard.ToString());
-                        json.WriteString("controlNumber", i.ControlNumber);
-                        json.WriteString("sender", Qualified(i.SenderId, i.SenderQualifier));
-                        json.WriteString("receiver", Qualified(i.ReceiverId, i.ReceiverQualifier));
-                        json.WriteString("date", i.Date);
-                        json.WriteString("time", i.Time);
-                        json.WriteString("version", i.Version);
-                        if (i.CharacterSet.Length > 0)
-                        {
-                            json.WriteString("characterSet", i.CharacterSet);
-                        }
-
-                        json.WriteString("delimiters", i.Delimiters.ToString());
-                        json.WriteNumber("line", i.Line);
-                        json.WriteStartArray("groups");
-                        break;
-                    case EdiItemKind.GroupStart:
-                        var g = reader.Group!;
-                        json.WriteStartObject();
-                        if (!g.IsImplicit)
-                        {
-                            json.WriteString("functionalId", g.FunctionalId);
-                            json.WriteString("controlNumber", g.ControlNumber);
-                            json.WriteString("version", g.Version);
-                        }
-
-                        json.WriteStartArray("transactionSets");
-                        break;
-                    case EdiItemKind.TransactionSet:
-                        var set = reader.TransactionSet!;
-                        var tree = validator.Validate(set, buildTree: includeSegments);
-                        anyIssue |= set.Issues.Count > 0;
-                        WriteSet(json, set, includeSegments, tree);
-                        json.Flush();
-                        break;
-                    case EdiItemKind.GroupEnd:
-                        json.WriteEndArray();
-                        WriteIssues(json, reader.Group!.Issues);
-                        anyIssue |= reader.Group!.Issues.Count > 0;
-                        json.WriteEndObject();
-                        break;
-                    case EdiItemKind.InterchangeEnd:
-                        json.WriteEndArray();
-                        WriteIssues(json, reader.Interchange!.Issues);
-                        anyIssue |= reader.Interchange!.Issues.Count > 0;
-                        json.WriteEndObject();
-                        break;
-                }
+                anyIssue = WriteJson(file, json, includeSegments, unsupported);
             }
 
-            json.WriteEndArray();
-            json.WriteEndObject();
-            json.Flush();
+            if (unsupported.Count > 0)
+            {
+                foreach (var issue in unsupported)
+                {
+                    error.WriteLine($"error: {file}: {issue}");
+                }
+
+                return ExitUnreadable;
+            }
+
+            spool.Position = 0;
+            using (var sink = new TextWriterStream(output))
+            {
+                spool.CopyTo(sink);
+            }
+
             output.WriteLine();
+            output.Flush();
             return anyIssue ? ExitInvalid : ExitOk;
         }
         catch (Exception ex) when (ex is EdiException or IOException or UnauthorizedAccessException)
         {
-            json.Flush();
-            output.Flush();
-            (error ?? output).WriteLine(Describe(file, ex));
+            error.WriteLine(Describe(file, ex));
             return ExitUnreadable;
         }
+    }
+
+    /// <summary>The JSON of <see cref="Parse"/>; collects what is in an unsupported version into <paramref name="unsupported"/>. True when any issue was found.</summary>
+    private static bool WriteJson(string file, Utf8JsonWriter json, bool includeSegments, List<EdiIssue> unsupported)
+    {
+        using var reader = EdiStreamReader.Open(file);
+        var validator = new EdiValidator();
+        json.WriteStartObject();
+        json.WriteString("file", file);
+        json.WriteStartArray("interchanges");
+        EdiItemKind k;
+        bool anyIssue = false;
+        while ((k = reader.Read()) != EdiItemKind.None)
+        {
+            switch (k)
+            {
+                case EdiItemKind.InterchangeStart:
+                    var i = reader.Interchange!;
+                    unsupported.AddRange(i.Issues.Where(x => x.Kind == EdiErrorKind.UnsupportedInterchangeVersion));
+                    json.WriteStartObject();
+                    json.WriteString("standard", i.Standard.ToString());
+                    json.WriteString("controlNumber", i.ControlNumber);
+                    json.WriteString("sender", Qualified(i.SenderId, i.SenderQualifier));
+                    json.WriteString("receiver", Qualified(i.ReceiverId, i.ReceiverQualifier));
+                    json.WriteString("date", i.Date);
+                    json.WriteString("time", i.Time);
+                    json.WriteString("version", i.Version);
+                    if (i.CharacterSet.Length > 0)
+                    {
+                        json.WriteString("characterSet", i.CharacterSet);
+                    }
+
+                    json.WriteString("delimiters", i.Delimiters.ToString());
+                    json.WriteNumber("line", i.Line);
+                    json.WriteStartArray("groups");
+                    break;
+                case EdiItemKind.GroupStart:
+                    var g = reader.Group!;
+                    json.WriteStartObject();
+                    if (!g.IsImplicit)
+                    {
+                        json.WriteString("functionalId", g.FunctionalId);
+                        json.WriteString("controlNumber", g.ControlNumber);
+                        json.WriteString("version", g.Version);
+                    }
+
+                    json.WriteStartArray("transactionSets");
+                    break;
+                case EdiItemKind.TransactionSet:
+                    var set = reader.TransactionSet!;
+                    var tree = validator.Validate(set, buildTree: includeSegments);
+                    if (!validator.Definitions.HasVersion(set.Standard, set.Version))
+                    {
+                        // A version the codec has no definitions for: nothing in it can be read as a document.
+                        unsupported.AddRange(set.Issues.Where(x => x.Kind == EdiErrorKind.SetNotSupported));
+                    }
+
+                    anyIssue |= set.Issues.Count > 0;
+                    WriteSet(json, set, includeSegments, tree);
+                    json.Flush();
+                    break;
+                case EdiItemKind.GroupEnd:
+                    json.WriteEndArray();
+                    WriteIssues(json, reader.Group!.Issues);
+                    anyIssue |= reader.Group!.Issues.Count > 0;
+                    json.WriteEndObject();
+                    break;
+                case EdiItemKind.InterchangeEnd:
+                    json.WriteEndArray();
+                    WriteIssues(json, reader.Interchange!.Issues);
+                    anyIssue |= reader.Interchange!.Issues.Count > 0;
+                    json.WriteEndObject();
+                    break;
+            }
+        }
+
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.Flush();
+        return anyIssue;
     }
 
     /// <summary>Lists every validation issue with file, line, byte, control numbers, segment/element position and code.</summary>

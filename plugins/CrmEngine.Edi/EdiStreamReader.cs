@@ -22,7 +22,7 @@ public sealed class EdiStreamReader : IDisposable
     private readonly Queue<(EdiItemKind Kind, object Item)> _queue = new();
     private readonly HashSet<string> _interchangeNumbers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _groupNumbers = new(StringComparer.Ordinal);
-    private readonly HashSet<long> _setNumbers = [];
+    private readonly EdiNumberRuns _setNumbers = new();
     private readonly HashSet<string> _setNumbersText = new(StringComparer.Ordinal);
     private EdiSegmentList? _segments;
     private State _state;

@@ -85,6 +85,42 @@ public sealed class EdiCommandTests(ITestOutputHelper output)
         Assert.Contains("unknown acknowledgement type '810'", text, StringComparison.Ordinal);
     }
 
+    public static TheoryData<string, string, string> UnreadableInputs()
+    {
+        string header = Isa("000000401", "00401", 'U') + "\nGS*PO*BUYER*SELLER*20261124*1200*401*X*004010~\n";
+        string set = "ST*850*0001~\nBEG*00*SA*PO-401**20261124~\nPO1*1*2*EA*9.5**VP*ART-1~\nCTT*1~\nSE*5*0001~\n";
+        return new()
+        {
+            { "", "empty input", "line 1, column 1 (byte 0)" },
+            { "Order 4711 from ACME, please ship 3 widgets.\n", "not EDI: expected an interchange header ISA, UNA or UNB", "line 1, column 1 (byte 0)" },
+
+            // Two whole sets, then the file stops inside the third: nothing of the first two may be printed.
+            { header + set + set.Replace("0001", "0002", StringComparison.Ordinal) + "ST*850*0003~\nBEG*00*SA*PO-", "truncated input", "line 14, column 1 (byte 337)" },
+            { header.Replace("004010", "003060", StringComparison.Ordinal) + set + "GE*1*401~\nIEA*1*000000401~\n", "version '003060' is not supported for 850", "line 3 (byte " },
+            { Isa("000000402", "00200", 'U') + "\nGS*PO*BUYER*SELLER*20261124*1200*402*X*004010~\n" + set + "GE*1*402~\nIEA*1*000000402~\n", "interchange version ISA12 '00200' is not supported", "line 1 (byte 0)" },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(UnreadableInputs))]
+    public async Task Parse_of_unreadable_input_prints_only_the_error_with_its_position(string content, string error, string position)
+    {
+        using var root = new TestRoot();
+        string file = Write(root, "bad.edi", content, Encoding.ASCII);
+
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "edi", "parse", file);
+
+        Assert.Equal(2, code);
+        var lines = text.Split('\n');
+        var errorLine = Assert.Single(lines, l => l.Contains(error, StringComparison.Ordinal));
+        Assert.StartsWith("[stderr] error: ", errorLine, StringComparison.Ordinal);
+        Assert.Contains(file, errorLine, StringComparison.Ordinal);
+        Assert.Contains(position, errorLine, StringComparison.Ordinal);
+
+        // Nothing of a JSON document on standard output, not even its opening.
+        Assert.DoesNotContain(lines, l => !l.StartsWith("[stderr]", StringComparison.Ordinal) && (l.Contains('{', StringComparison.Ordinal) || l.Contains("interchanges", StringComparison.Ordinal)));
+    }
+
     private static string Write(TestRoot root, string name, string content, Encoding encoding)
     {
         string path = root.File_(name);
