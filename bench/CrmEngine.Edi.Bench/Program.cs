@@ -112,6 +112,28 @@ if (Environment.GetEnvironmentVariable("EDI_BENCH_KEEP") != "1")
     File.Delete(path);
 }
 
+// ---- bounded memory: a generated stream of EDI_BENCH_STREAM_MB (default 1024) MB, never held as a whole ------------
+int streamMb = int.TryParse(Environment.GetEnvironmentVariable("EDI_BENCH_STREAM_MB"), CultureInfo.InvariantCulture, out int smb) ? smb : 1024;
+if (streamMb > 0)
+{
+    var gen = new GeneratedOrders(streamMb * 1024L * 1024L);
+    var heap = new List<long>();
+    long seenSets = 0;
+    EdiValidationReport? big = null;
+    var (ws, cs) = Measure(() => big = EdiValidation.Validate(gen, new EdiValidationOptions { MaxRetainedSets = 1000 }, _ =>
+    {
+        if (++seenSets % 200_000 == 0)
+        {
+            heap.Add(GC.GetTotalMemory(false));
+        }
+    }));
+    proc.Refresh();
+    double gb = gen.Produced / (1024.0 * 1024.0);
+    Console.WriteLine($"-- bounded memory: generated stream of {gb:F0} MB ({big!.SetCount:N0} X12 850 sets in {big.Interchanges.Count:N0} interchanges, {big.AllIssues.Count()} issues), never in memory as a whole");
+    Console.WriteLine($"   {ws:F2} s wall = {gb / ws:F1} MB/s | {cs:F2} s cpu = {gb / cs:F1} MB/cpu-s (includes generating the stream)");
+    Console.WriteLine($"   managed heap at each 200,000 sets: {string.Join(" ", heap.Select(h => (h / (1024 * 1024)).ToString(CultureInfo.InvariantCulture)))} MB; peak working set of the process {proc.PeakWorkingSet64 / (1024 * 1024)} MB");
+}
+
 return 0;
 
 string Rate(double wallSeconds, double cpuSeconds)
@@ -157,4 +179,103 @@ static EdiBusinessDocument MakeOrder(bool x12, long n, Random rnd)
 
     d.TotalAmount = total;
     return d;
+}
+
+/// <summary>X12 850s made on the fly, 500 to an interchange, until <c>limit</c> bytes: a file that is never in memory.</summary>
+sealed class GeneratedOrders(long limit) : Stream
+{
+    private static readonly byte[] SetTemplate = System.Text.Encoding.ASCII.GetBytes(
+        "ST*850*#########~\nBEG*00*SA*PO-#########**20261124~\nDTM*002*20261201~\nN1*BY*Acme Retail Corp*92*0042~\nN3*12 Harbour Street~\nN4*Boston**02110*US~\n"
+        + "PO1*1*435*EA*661.27**VP*4000862114703*UP*ART-4297~\nPID*F****Item description 1~\nPO1*2*12*EA*3.5**VP*4000862195856*UP*ART-8591~\nPID*F****Item description 2~\n"
+        + "CTT*2~\nSE*12*#########~\n");
+
+    private readonly byte[] _pending = new byte[64 * 1024];
+    private int _offset;
+    private int _length;
+    private long _interchange;
+    private int _inInterchange;
+    private bool _closed = true;
+    private bool _done;
+
+    public long Produced { get; private set; }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        if (_offset == _length && !Refill())
+        {
+            return 0;
+        }
+
+        int n = Math.Min(count, _length - _offset);
+        Array.Copy(_pending, _offset, buffer, offset, n);
+        _offset += n;
+        Produced += n;
+        return n;
+    }
+
+    private bool Refill()
+    {
+        if (_done)
+        {
+            return false;
+        }
+
+        _offset = 0;
+        _length = 0;
+        if (_closed)
+        {
+            _interchange++;
+            _inInterchange = 0;
+            _closed = false;
+            string c = _interchange.ToString("D9", CultureInfo.InvariantCulture);
+            Append($"ISA*00*          *00*          *ZZ*BUYER          *ZZ*SELLER         *261124*1200*U*00401*{c}*0*P*:~\nGS*PO*BUYER*SELLER*20261124*1200*{_interchange}*X*004010~\n");
+        }
+
+        while (_length + SetTemplate.Length < _pending.Length && _inInterchange < 500 && Produced + _length < limit)
+        {
+            _inInterchange++;
+            int at = _length;
+            SetTemplate.CopyTo(_pending, at);
+            _length += SetTemplate.Length;
+            for (int i = at; i < _length; i++)
+            {
+                if (_pending[i] == (byte)'#')
+                {
+                    _inInterchange.TryFormat(_pending.AsSpan(i, 9), out _, "D9", CultureInfo.InvariantCulture);
+                    i += 8;
+                }
+            }
+        }
+
+        if (_inInterchange == 500 || Produced + _length >= limit)
+        {
+            Append($"GE*{_inInterchange}*{_interchange}~\nIEA*1*{_interchange:D9}~\n");
+            _closed = true;
+            _done = Produced + _length >= limit;
+        }
+
+        return _length > 0;
+    }
+
+    private void Append(string text) => _length += System.Text.Encoding.ASCII.GetBytes(text, 0, text.Length, _pending, _length);
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
