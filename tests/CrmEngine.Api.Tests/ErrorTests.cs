@@ -51,14 +51,21 @@ public sealed class ErrorTests
         var invalid = await api.Writer.PostAsync("api/probe/customers", ApiTestHost.Json("""{"name":"","emails":["not-an-email"]}"""));
         var problem = await ApiTestHost.AssertProblemAsync(invalid, 422);
         var fields = problem.GetProperty("errors").EnumerateArray().Select(e => e.GetProperty("field").GetString()).ToList();
-        Assert.Contains("Name", fields, StringComparer.OrdinalIgnoreCase);
-        Assert.Contains("Emails[0]", fields, StringComparer.OrdinalIgnoreCase);
+        // Named as in JSON, and the same answer the resource endpoint gives for the same refusal: one mapping.
+        Assert.Contains("name", fields);
+        Assert.Contains("emails[0]", fields);
+        var viaResource = await ApiTestHost.AssertProblemAsync(
+            await api.Writer.PostAsync("api/customers", ApiTestHost.Json("""{"name":"","emails":["not-an-email"]}""")), 422);
+        Assert.Equal(viaResource.GetProperty("title").GetString(), problem.GetProperty("title").GetString());
+        Assert.Equal(viaResource.GetProperty("errors").EnumerateArray().Select(e => e.GetProperty("field").GetString()), fields);
 
         var created = await api.Store().Customers.CreateAsync(new Customer { Name = "Versioned" });
         await api.Store().Customers.UpdateAsync(new Customer { Id = created.Id, Name = "Changed", Version = created.Version });
         var stale = await api.Writer.PutAsync($"api/probe/customers/{created.Id}", ApiTestHost.Json($$"""{"name":"Stale","version":{{created.Version}}}"""));
         problem = await ApiTestHost.AssertProblemAsync(stale, 412);
         Assert.Equal(created.Version + 1, problem.GetProperty("currentVersion").GetInt64());
+        Assert.Equal("Version conflict", problem.GetProperty("title").GetString());
+        Assert.Equal("If-Match", problem.GetProperty("field").GetString());
         Assert.Equal("Changed", (await api.Store().Customers.GetAsync(created.Id))!.Name);
 
         var missing = await api.Writer.PutAsync("api/probe/customers/no-such-id", ApiTestHost.Json("""{"name":"Ghost","version":1}"""));

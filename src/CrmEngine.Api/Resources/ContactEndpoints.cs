@@ -110,7 +110,7 @@ internal sealed class ContactEndpoints : IApiEndpointModule
 
     private static async Task<IResult> AddAsync(HttpContext context, string id)
     {
-        if (RequireVersion(context, out var ifMatch) is { } required)
+        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
         {
             return required;
         }
@@ -145,7 +145,7 @@ internal sealed class ContactEndpoints : IApiEndpointModule
 
     private static async Task<IResult> ReplaceAsync(HttpContext context, string id, string contactId)
     {
-        if (RequireVersion(context, out var ifMatch) is { } required)
+        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
         {
             return required;
         }
@@ -162,34 +162,19 @@ internal sealed class ContactEndpoints : IApiEndpointModule
 
     private static async Task<IResult> PatchAsync(HttpContext context, string id, string contactId)
     {
-        if (RequireVersion(context, out var ifMatch) is { } required)
+        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
         {
             return required;
         }
 
-        var patch = await ResourceJson.ReadNodeAsync(context, mergePatch: true);
-        if (patch.Problem is not null)
-        {
-            return patch.Problem;
-        }
-
-        if (patch.Value is not JsonObject)
-        {
-            return ResourceProblems.BadRequest("", "a merge patch must be a JSON object");
-        }
-
-        var json = ResourceJson.Instance;
-        return await ChangeAsync(context, id, ifMatch, contactId, StatusCodes.Status200OK, customer =>
-            Put(customer, contactId, current =>
-            {
-                var merged = json.Convert<ContactPerson>(MergePatch.Apply(json.ToNode(current), patch.Value, json.Read.PropertyNameCaseInsensitive));
-                return merged.Problem ?? (object)merged.Value!;
-            }));
+        var patch = await ResourceJson.ReadMergePatchAsync(context);
+        return patch.Problem ?? await ChangeAsync(context, id, ifMatch, contactId, StatusCodes.Status200OK, customer =>
+            Put(customer, contactId, current => ResourceJson.Instance.ApplyMergePatch(current, patch.Value!)));
     }
 
     private static async Task<IResult> DeleteAsync(HttpContext context, string id, string contactId)
     {
-        if (RequireVersion(context, out var ifMatch) is { } required)
+        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
         {
             return required;
         }
@@ -298,16 +283,6 @@ internal sealed class ContactEndpoints : IApiEndpointModule
         }
 
         return ResourceJson.Instance.Ok(saved, status);
-    }
-
-    private static IResult? RequireVersion(HttpContext context, out IfMatch ifMatch)
-    {
-        if (!ETags.TryReadIfMatch(context.Request, out ifMatch, out var problem))
-        {
-            return problem;
-        }
-
-        return ifMatch.Kind == IfMatchKind.Versions ? null : ResourceProblems.PreconditionRequired("customer");
     }
 
     private static IResult ContactNotFound(string customerId, string contactId) =>

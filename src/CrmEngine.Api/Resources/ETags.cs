@@ -65,6 +65,20 @@ internal static class ETags
         return true;
     }
 
+    /// <summary>
+    /// For writes that replace a record: If-Match with a version is required (428 naming <paramref name="entity"/>
+    /// without one, 400 for a malformed one); null when it is there.
+    /// </summary>
+    public static IResult? RequireVersion(HttpContext context, string entity, out IfMatch ifMatch)
+    {
+        if (!TryReadIfMatch(context.Request, out ifMatch, out var problem))
+        {
+            return problem;
+        }
+
+        return ifMatch.Kind == IfMatchKind.Versions ? null : ResourceProblems.PreconditionRequired(entity);
+    }
+
     /// <summary>True when If-None-Match names <paramref name="version"/> (weak comparison) or is <c>*</c>.</summary>
     public static bool IfNoneMatchHits(HttpRequest request, long version)
     {

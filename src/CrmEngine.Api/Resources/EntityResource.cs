@@ -161,7 +161,7 @@ internal sealed class EntityResource<T> where T : class, IEntity, new()
 
     private async Task<IResult> ReplaceAsync(HttpContext context, string id)
     {
-        if (RequireVersion(context, out var ifMatch) is { } required)
+        if (ETags.RequireVersion(context, _entity, out var ifMatch) is { } required)
         {
             return required;
         }
@@ -172,29 +172,13 @@ internal sealed class EntityResource<T> where T : class, IEntity, new()
 
     private async Task<IResult> PatchAsync(HttpContext context, string id)
     {
-        if (RequireVersion(context, out var ifMatch) is { } required)
+        if (ETags.RequireVersion(context, _entity, out var ifMatch) is { } required)
         {
             return required;
         }
 
-        var patch = await ResourceJson.ReadNodeAsync(context, mergePatch: true);
-        if (patch.Problem is not null)
-        {
-            return patch.Problem;
-        }
-
-        if (patch.Value is not JsonObject)
-        {
-            return ResourceProblems.BadRequest("", "a merge patch must be a JSON object");
-        }
-
-        var json = ResourceJson.Instance;
-        return await SaveAsync(context, id, ifMatch, current =>
-        {
-            var merged = MergePatch.Apply(json.ToNode(current), patch.Value, json.Read.PropertyNameCaseInsensitive);
-            var converted = json.Convert<T>(merged);
-            return converted.Problem ?? (object)converted.Value!;
-        });
+        var patch = await ResourceJson.ReadMergePatchAsync(context);
+        return patch.Problem ?? await SaveAsync(context, id, ifMatch, current => ResourceJson.Instance.ApplyMergePatch(current, patch.Value!));
     }
 
     /// <summary>
@@ -278,16 +262,6 @@ internal sealed class EntityResource<T> where T : class, IEntity, new()
     /// <summary>The request path (a collection) extended by one escaped segment.</summary>
     internal static string ChildLocation(HttpRequest request, string id) =>
         request.PathBase.Add(request.Path).ToUriComponent().TrimEnd('/') + "/" + Uri.EscapeDataString(id);
-
-    private IResult? RequireVersion(HttpContext context, out IfMatch ifMatch)
-    {
-        if (!ETags.TryReadIfMatch(context.Request, out ifMatch, out var problem))
-        {
-            return problem;
-        }
-
-        return ifMatch.Kind == IfMatchKind.Versions ? null : ResourceProblems.PreconditionRequired(_entity);
-    }
 
     private Task<IResult> MissingAsync(HttpContext context, string id, bool redirect) =>
         _isCustomer ? CustomerLookup.MissingAsync(context, id, redirect) : Task.FromResult(ResourceProblems.NotFound(_entity, id));

@@ -80,6 +80,27 @@ internal sealed class ResourceJson
         }
     }
 
+    /// <summary>A JSON merge patch body (RFC 7396): a JSON object, or the problem that explains why the body is not one.</summary>
+    public static async Task<BodyResult<JsonObject>> ReadMergePatchAsync(HttpContext context)
+    {
+        var patch = await ReadNodeAsync(context, mergePatch: true);
+        if (patch.Problem is not null)
+        {
+            return new BodyResult<JsonObject>(null, patch.Problem);
+        }
+
+        return patch.Value is JsonObject obj
+            ? new BodyResult<JsonObject>(obj, null)
+            : new BodyResult<JsonObject>(null, ResourceProblems.BadRequest("", "a merge patch must be a JSON object"));
+    }
+
+    /// <summary><paramref name="current"/> with <paramref name="patch"/> merged in, read back with the strict rules: the record or a problem.</summary>
+    public object ApplyMergePatch<T>(T current, JsonObject patch) where T : class
+    {
+        var merged = Convert<T>(MergePatch.Apply(ToNode(current), patch, Read.PropertyNameCaseInsensitive));
+        return merged.Problem ?? (object)merged.Value!;
+    }
+
     /// <summary>The body as a JSON tree; checks the content type first (415 otherwise).</summary>
     public static async Task<BodyResult<JsonNode>> ReadNodeAsync(HttpContext context, bool mergePatch)
     {
