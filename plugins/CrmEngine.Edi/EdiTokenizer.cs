@@ -293,6 +293,12 @@ public sealed class EdiTokenizer : IDisposable
                 {
                     NewLine(_bufBase + _pos);
                 }
+                else if (_pos < _end && _buf[_pos] == Lf)
+                {
+                    // The line break after the terminator (what the skip loop would do first on the next call).
+                    _pos++;
+                    NewLine(_bufBase + _pos);
+                }
 
                 bounds[count] = len + 1;
                 _elemCount = count;
