@@ -1,6 +1,9 @@
 using System.Globalization;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Storage;
+using LiteDB;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -53,7 +56,15 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
             return missing!;
         }
 
-        // The store's customer index gives id order only; a customer's activities are read whole and
+        if (order == Newest)
+        {
+            // Newest first is id order backwards: one query on the customer index, sorted and cut by LiteDB, so only
+            // the page is read into records (a customer with years of activities costs one page, not the whole list).
+            var newest = NewestPage(context, customer.Id, page.After, page.Limit + 1);
+            return Paging.Respond(context, newest, page.Limit, a => a.Id, a => a);
+        }
+
+        // Due order needs the due/start time of every activity: a customer's activities are read whole and
         // sorted here. The cursor is the sort key of the last item, so an activity that does not move
         // is neither skipped nor repeated while others are added.
         var all = new List<Activity>();
@@ -79,6 +90,23 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
         sorted = descending ? sorted.OrderByDescending(p => p.Key, StringComparer.Ordinal) : sorted.OrderBy(p => p.Key, StringComparer.Ordinal);
         var fetched = sorted.Take(page.Limit + 1).ToList();
         return Paging.Respond(context, fetched, page.Limit, p => p.Key, p => p.Activity);
+    }
+
+    private static List<Activity> NewestPage(HttpContext context, string customerId, string? after, int take)
+    {
+        var database = context.RequestServices.GetRequiredService<CrmDatabase>();
+        // Index entries are "customerId\u0001activityId": the customer's range, cut at the cursor (exclusive).
+        var low = customerId + '\u0001';
+        var high = after is null ? customerId + '\u0002' : low + after;
+        return database.Database.GetCollection(CoreEntities.Activity.CollectionName).Query()
+            .Where(BsonExpression.Create("$._ix." + IndexedField.CustomerId + "[*] ANY BETWEEN @0 AND @1", low, high))
+            .OrderByDescending("_id")
+            .Limit(take + 1)
+            .ToEnumerable()
+            .Where(d => after is null || string.CompareOrdinal(d["_id"].AsString, after) < 0)
+            .Take(take)
+            .Select(d => database.Mapper.ToObject<Activity>(d))
+            .ToList();
     }
 
     /// <summary>Sorts by due time, else start time (UTC), then id; activities with neither come last.</summary>

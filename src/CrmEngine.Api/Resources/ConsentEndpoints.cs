@@ -11,8 +11,8 @@ namespace CrmEngine.Api.Resources;
 /// <summary>The decision in force for one purpose and channel, and the ledger entry that made it.</summary>
 internal sealed record ConsentDecision(string Purpose, ConsentChannel Channel, bool Granted, DateTimeOffset At, string Source, string EntryId);
 
-/// <summary>A customer's consent ledger (oldest first) and the decisions in force.</summary>
-internal sealed record ConsentLedger(string CustomerId, IReadOnlyList<ConsentEntry> Entries, IReadOnlyList<ConsentDecision> Effective);
+/// <summary>One page of a customer's consent ledger (in recording order), the decisions in force over the whole ledger, and the next page.</summary>
+internal sealed record ConsentLedger(string CustomerId, IReadOnlyList<ConsentEntry> Entries, IReadOnlyList<ConsentDecision> Effective, string? Next);
 
 /// <summary>
 /// <c>/api/customers/{id}/consents</c>: the consent ledger is append-only. A new entry supersedes older
@@ -26,7 +26,7 @@ internal sealed class ConsentEndpoints : IApiEndpointModule
         group.MapGet("", LedgerAsync)
             .RequireAuthorization(ApiPolicies.Read)
             .WithName("GetConsents")
-            .WithSummary("The consent ledger of a customer (oldest first) and the effective decision per purpose and channel.")
+            .WithSummary("The consent ledger of a customer in recording order, paged with limit and after, and the effective decision per purpose and channel.")
             .Produces<ConsentLedger>()
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPost("", AppendAsync)
@@ -42,6 +42,11 @@ internal sealed class ConsentEndpoints : IApiEndpointModule
 
     private static async Task<IResult> LedgerAsync(HttpContext context, string id)
     {
+        if (!Paging.TryRead(context.Request, [], [], out var page, out var problem))
+        {
+            return problem!;
+        }
+
         var store = context.CrmStore();
         var (customer, missing) = await CustomerLookup.LoadAsync(context, store, id);
         if (customer is null)
@@ -49,12 +54,31 @@ internal sealed class ConsentEndpoints : IApiEndpointModule
             return missing!;
         }
 
-        var entries = new List<ConsentEntry>();
+        // The page is one query on the customer index (ids grow with recording, so id order is recording order).
+        var fetched = await store.Consents.FindAsync(IndexedField.CustomerId, customer.Id, page.Limit + 1, page.After, context.RequestAborted);
+        var entries = fetched.Take(page.Limit).ToList();
+        string? next = null;
+        if (fetched.Count > page.Limit)
+        {
+            next = Paging.NextLink(context.Request, entries[^1].Id);
+            context.Response.Headers.Append("Link", $"<{next}>; rel=\"next\"");
+        }
+
+        // The decisions in force need the whole ledger, but only the newest entry per purpose and channel is kept.
+        var newest = new Dictionary<(string Purpose, ConsentChannel Channel), ConsentEntry>();
         string? after = null;
         while (true)
         {
             var slice = await store.Consents.FindAsync(IndexedField.CustomerId, customer.Id, 1000, after, context.RequestAborted);
-            entries.AddRange(slice);
+            foreach (var entry in slice)
+            {
+                var key = (entry.Purpose.Trim().ToLowerInvariant(), entry.Channel);
+                if (!newest.TryGetValue(key, out var kept) || Later(entry, kept))
+                {
+                    newest[key] = entry;
+                }
+            }
+
             if (slice.Count < 1000)
             {
                 break;
@@ -63,9 +87,12 @@ internal sealed class ConsentEndpoints : IApiEndpointModule
             after = slice[^1].Id;
         }
 
-        var ordered = entries.OrderBy(e => e.At).ThenBy(e => e.Id, StringComparer.Ordinal).ToList();
-        return ResourceJson.Instance.Ok(new ConsentLedger(customer.Id, ordered, Effective(ordered)));
+        var deciding = newest.Values.OrderBy(e => e.At).ThenBy(e => e.Id, StringComparer.Ordinal).ToList();
+        return ResourceJson.Instance.Ok(new ConsentLedger(customer.Id, entries, Effective(deciding), next));
     }
+
+    /// <summary>The ledger's order for "newest": by <c>at</c>, then by recording order.</summary>
+    private static bool Later(ConsentEntry a, ConsentEntry b) => a.At != b.At ? a.At > b.At : string.CompareOrdinal(a.Id, b.Id) > 0;
 
     /// <summary>
     /// The decision per purpose (ignoring case) and channel: the newest entry (by <c>at</c>, then by

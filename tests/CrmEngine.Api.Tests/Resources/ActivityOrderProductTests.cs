@@ -170,6 +170,22 @@ public sealed class ActivityOrderProductTests(ResourceApiFixture fixture)
             ["offers/Post"] = true,
         }, effective);
 
+        // Paged in the query: two entries a page, every entry once in recording order, the decisions in force on every page.
+        var sources = new List<string?>();
+        var next = url + "?limit=2";
+        for (var pages = 0; next is not null; pages++)
+        {
+            Assert.True(pages < 5, "the pages do not end");
+            using var pageResponse = await Host.Reader.GetAsync(next);
+            var page = await Api.OkJsonAsync(pageResponse);
+            Assert.True(page.GetProperty("entries").GetArrayLength() <= 2);
+            sources.AddRange(page.GetProperty("entries").EnumerateArray().Select(e => e.Str("source")));
+            Assert.Equal(4, page.GetProperty("effective").GetArrayLength());
+            next = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetString();
+        }
+
+        Assert.Equal(["web form", "web form", "phone call", "unsubscribe undone", "contract"], sources);
+
         using var noGranted = await Api.PostAsync(Host.Writer, url, """{"purpose":"newsletter","channel":"Email","source":"form"}""");
         Assert.Equal(["granted"], Api.ErrorFields(await ApiTestHost.AssertProblemAsync(noGranted, 422)));
         using var noSource = await Api.PostAsync(Host.Writer, url, """{"purpose":"newsletter","granted":true}""");
