@@ -26,7 +26,7 @@ try
     Console.WriteLine($"N = {n:N0} customers, folder {folder}");
     var csv = Path.Combine(folder, "customers.csv");
     var clock = Stopwatch.StartNew();
-    var (cards, seeded) = Generate(n);
+    var (cards, seeded, pairs) = Generate(n);
     WriteCsv(csv, cards);
     Console.WriteLine($"generated and written in {clock.Elapsed.TotalSeconds:0.0} s ({new FileInfo(csv).Length / 1048576.0:0} MiB), {seeded} seeded duplicate pairs");
 
@@ -85,9 +85,35 @@ try
     Console.WriteLine($"ratio engine import / bare InsertBulk: {summary.Elapsed.TotalSeconds / bareSeconds:0.0}x wall, {importCpu / bareCpu:0.0}x CPU");
 
     // Duplicate scan.
-    var scan = await provider.GetRequiredService<DuplicateScanner>().ScanAsync();
+    var groupsFile = Path.Combine(folder, "groups.csv");
+    var scan = await provider.GetRequiredService<DuplicateScanner>().ScanAsync(groupsFile);
     Console.Write("duplicate scan: " + scan.ToText(null).Split('\n')[0] + "\n");
     Console.WriteLine($"seeded pairs {seeded}, groups found {scan.Groups} (random data can add real coincidences: same phone or similar names at one postcode)");
+
+    // Recall: a seeded pair is found when the original (ERP id C<i>) and its copy (ERP id D<i>) share a group.
+    var groupOf = new Dictionary<string, string>(StringComparer.Ordinal);
+    foreach (var line in File.ReadLines(groupsFile).Skip(1))
+    {
+        var cells = line.TrimStart('\uFEFF').Split(',');
+        groupOf[cells[1]] = cells[0];
+    }
+
+    var store = provider.GetRequiredService<CrmEngine.Core.Storage.IStoreProvider>().ForActor("bench");
+    async Task<string?> IdOf(string erp) =>
+        (await store.Customers.FindAsync(CrmEngine.Abstractions.Store.IndexedField.ExternalId, "erp:" + erp, 1)).FirstOrDefault()?.Id;
+    int found = 0, foundSwap = 0, seededSwap = 0;
+    foreach (var (original, copy) in pairs)
+    {
+        var a = await IdOf(original);
+        var b = await IdOf(copy);
+        var hit = a is not null && b is not null && groupOf.TryGetValue(a, out var ga) && groupOf.TryGetValue(b, out var gb) && ga == gb;
+        var swap = int.Parse(copy[1..], CultureInfo.InvariantCulture) % 200 != 0;
+        seededSwap += swap ? 1 : 0;
+        found += hit ? 1 : 0;
+        foundSwap += hit && swap ? 1 : 0;
+    }
+
+    Console.WriteLine($"recall: {found} of {pairs.Count} seeded pairs in one group ({100.0 * found / Math.Max(1, pairs.Count):0.0} %); misspelt names (swapped letters): {foundSwap} of {seededSwap}");
 
     foreach (var h in Enumerable.Reverse(hosted))
     {
@@ -105,25 +131,34 @@ finally
 // CPU time of the whole process: on a shared machine wall time says more about the neighbours than about the code.
 static TimeSpan CpuNow() => Process.GetCurrentProcess().TotalProcessorTime;
 
-static (List<Customer> Cards, int Seeded) Generate(int n)
+static (List<Customer> Cards, int Seeded, List<(string Original, string Copy)> Pairs) Generate(int n)
 {
     Randomizer.Seed = new Random(20261202);
     var faker = new Faker("de");
     var cards = new List<Customer>(n);
+    var pairs = new List<(string, string)>();
     var seeded = 0;
     for (var i = 0; i < n; i++)
     {
         if (i > 0 && i % 100 == 0)
         {
             // A seeded duplicate of an earlier card that the import does not merge (no shared e-mail).
-            var original = cards[faker.Random.Int(Math.Max(0, i - 5000), i - 1)];
+            var originalIndex = faker.Random.Int(Math.Max(0, i - 5000), i - 1);
+            while (cards[originalIndex].ExternalIds.Count == 0 || !cards[originalIndex].ExternalIds["erp"].StartsWith('C'))
+            {
+                originalIndex--; // copies are not copied again: a pair is an original and its copy
+            }
+
+            var original = cards[originalIndex];
             var copy = new Customer
             {
                 Name = i % 200 == 0 ? original.Name : Misspell(original.Name, faker),
                 Emails = [$"dup{i}@example.test"],
                 Phones = i % 200 == 0 ? [.. original.Phones] : [],
                 Addresses = [new Address { Line1 = original.Addresses[0].Line1, PostalCode = original.Addresses[0].PostalCode, City = original.Addresses[0].City }],
+                ExternalIds = { ["erp"] = "D" + i.ToString(CultureInfo.InvariantCulture) },
             };
+            pairs.Add((original.ExternalIds["erp"], copy.ExternalIds["erp"]));
             if (i % 200 == 0)
             {
                 copy.Addresses[0].PostalCode = faker.Address.ZipCode();
@@ -145,7 +180,7 @@ static (List<Customer> Cards, int Seeded) Generate(int n)
         });
     }
 
-    return (cards, seeded);
+    return (cards, seeded, pairs);
 }
 
 static string Misspell(string name, Faker faker)

@@ -191,6 +191,33 @@ public sealed class ImportTests
         Assert.Equal(0, second.Rejected);
     }
 
+    [Fact]
+    public async Task Rows_that_update_customers_of_the_batch_still_being_written_update_them_instead_of_creating_twice()
+    {
+        // Batches of 50: while one batch is written the next is read and looked up; rows 200-259 name customers of the
+        // two batches before (140-199), one of which is still being written when they are looked up.
+        await using var engine = await Engine.StartAsync(new() { ["DataExchange:ImportBatchSize"] = "50" });
+        var file = engine.File("again.csv");
+        var lines = new List<string> { "name,emails,tags" };
+        lines.AddRange(Enumerable.Range(0, 200).Select(i => $"Customer {i},c{i}@example.test,new"));
+        lines.AddRange(Enumerable.Range(200, 60).Select(i => $",c{i - 60}@example.test,again"));
+        await File.WriteAllLinesAsync(file, lines);
+
+        var summary = await engine.Get<CustomerImporter>().ImportFileAsync(file, new ImportRequest());
+
+        Assert.Equal((260L, 200L, 60L, 0L), (summary.Rows, summary.Created, summary.Updated, summary.Rejected));
+        var all = await engine.AllCustomersAsync();
+        Assert.Equal(200, all.Count);
+        Assert.Equal(60, all.Count(c => c.Tags.Contains("again")));
+        Assert.All(all.Where(c => c.Tags.Contains("again")), c => Assert.InRange(int.Parse(c.Name[9..], System.Globalization.CultureInfo.InvariantCulture), 140, 199));
+        Assert.Equal(260, (await engine.Store().Changes.ReadAsync(0, 1000)).Count(c => c.Entity == EntityNames.Customer));
+
+        // Into a store that already holds them (its keys are read once at the start): nothing new, nothing twice.
+        var again = await engine.Get<CustomerImporter>().ImportFileAsync(file, new ImportRequest());
+        Assert.Equal((0L, 0L), (again.Created, again.Rejected));
+        Assert.Equal(200, await engine.Store().Customers.CountAsync());
+    }
+
     /// <summary>Cancels the import once it has reported a number of batches (the work of the batches stays).</summary>
     private sealed class CancelAfter(CancellationTokenSource cts, int reports) : IProgress<ImportProgress>
     {

@@ -482,6 +482,7 @@ public sealed class CustomerImporter
             foreach (var item in written)
             {
                 writing.UnionWith(Keys(item.Entity));
+                _known?.Add(item.Entity); // from now on its keys are looked up in the store
             }
 
             _inFlightKeys = writing;
@@ -602,8 +603,20 @@ public sealed class CustomerImporter
 
         public TimeSpan WaitTime { get; private set; }
 
+        private bool _knownRead;
+        private KnownKeys? _known;
+
+        /// <summary>False when no stored customer holds the key (see <see cref="KnownKeys"/>): its look-up is skipped.</summary>
+        private bool May(string kind, string key) => _known?.MayExist(kind, key) ?? true;
+
         private LookUp[] LookUpBatchNow(Customer[] patches, CancellationToken ct)
         {
+            if (!_knownRead)
+            {
+                _knownRead = true;
+                _known = KnownKeys.Read(owner._finder.Database);
+            }
+
             var customers = _store.Customers as EntitySet<Customer>
                 ?? throw new InvalidOperationException("the import needs the engine's own store");
             return owner._finder.Database.ReadSnapshot(() =>
@@ -637,15 +650,20 @@ public sealed class CustomerImporter
             }
         }
 
-        private static Customer? Match(EntitySet<Customer> customers, Customer patch, HashSet<string> emailsSeen)
+        private Customer? Match(EntitySet<Customer> customers, Customer patch, HashSet<string> emailsSeen)
         {
-            if (patch.Id.Length > 0 && customers.GetNow(patch.Id) is { } byId)
+            if (patch.Id.Length > 0 && May(KnownKeys.Id, patch.Id) && customers.GetNow(patch.Id) is { } byId)
             {
                 return byId;
             }
 
             foreach (var (system, id) in patch.ExternalIds)
             {
+                if (!May(KnownKeys.External, system + ":" + id))
+                {
+                    continue;
+                }
+
                 var found = customers.FindNow(IndexedField.ExternalId, system + ":" + id, 2);
                 if (found.Count > 0)
                 {
@@ -655,19 +673,21 @@ public sealed class CustomerImporter
 
             foreach (var email in patch.Emails)
             {
-                var found = customers.FindNow(IndexedField.Email, email, 2);
+                if (DuplicateKeys.Email(email) is not { } key)
+                {
+                    continue;
+                }
+
+                var found = May(KnownKeys.Email, key) ? customers.FindNow(IndexedField.Email, email, 2) : [];
                 if (found.Count > 0)
                 {
                     return found[0];
                 }
 
-                if (DuplicateKeys.Email(email) is { } key)
-                {
-                    emailsSeen.Add(key);
-                }
+                emailsSeen.Add(key);
             }
 
-            if (patch.Id.Length == 0 && ContentId(patch) is { } content && customers.GetNow(content) is { } again)
+            if (patch.Id.Length == 0 && ContentId(patch) is { } content && May(KnownKeys.Id, content) && customers.GetNow(content) is { } again)
             {
                 return again;
             }
@@ -679,7 +699,7 @@ public sealed class CustomerImporter
             HashSet<string> emailsSeen)
         {
             var warn = new List<string>();
-            foreach (var m in owner._finder.Find(_store, patch, null, emailsSeen))
+            foreach (var m in owner._finder.Find(_store, patch, null, emailsSeen, May))
             {
                 switch (owner._finder.ActionFor(m.Rule))
                 {

@@ -75,8 +75,12 @@ internal sealed class DuplicateFinder
     /// (<c>CrmDatabase.ReadSnapshot</c>). E-mails in <paramref name="emailsLookedUp"/> were already looked up by the caller
     /// and found nobody, so they are not asked again.
     /// </summary>
-    public IReadOnlyList<DuplicateMatch> Find(ICrmStore store, Customer customer, string? excludeId, ISet<string>? emailsLookedUp = null)
+    /// <param name="mayExist">When given: (kind, normalised key) → false when no stored customer holds the key
+    /// (<c>KnownKeys</c> of an import run); that look-up is skipped.</param>
+    public IReadOnlyList<DuplicateMatch> Find(ICrmStore store, Customer customer, string? excludeId, ISet<string>? emailsLookedUp = null,
+        Func<string, string, bool>? mayExist = null)
     {
+        mayExist ??= static (_, _) => true;
         var customers = store.Customers as EntitySet<Customer>
             ?? throw new InvalidOperationException("duplicate look-ups need the engine's own store");
         var found = new Dictionary<string, DuplicateMatch>(StringComparer.Ordinal);
@@ -94,7 +98,7 @@ internal sealed class DuplicateFinder
         {
             foreach (var email in DuplicateKeys.Emails(customer))
             {
-                if (emailsLookedUp?.Contains(email) == true)
+                if (emailsLookedUp?.Contains(email) == true || !mayExist("e", email))
                 {
                     continue;
                 }
@@ -110,6 +114,11 @@ internal sealed class DuplicateFinder
         {
             foreach (var phone in DuplicateKeys.Phones(customer))
             {
+                if (!mayExist("p", phone))
+                {
+                    continue;
+                }
+
                 foreach (var other in customers.FindNow(IndexedField.Phone, phone, 5))
                 {
                     Add(new DuplicateMatch(DuplicateMatch.PhoneRule, other.Id, other.Name, 1, $"same phone {phone}"));
@@ -119,7 +128,7 @@ internal sealed class DuplicateFinder
 
         if (Options.Name != DuplicateAction.Off && !string.IsNullOrWhiteSpace(customer.Name))
         {
-            foreach (var m in Fuzzy(customer))
+            foreach (var m in Fuzzy(customer, mayExist))
             {
                 Add(m);
             }
@@ -130,7 +139,7 @@ internal sealed class DuplicateFinder
         static int Rank(DuplicateMatch m) => m.Rule switch { DuplicateMatch.EmailRule => 0, DuplicateMatch.PhoneRule => 1, _ => 2 };
     }
 
-    private List<DuplicateMatch> Fuzzy(Customer customer)
+    private List<DuplicateMatch> Fuzzy(Customer customer, Func<string, string, bool> mayExist)
     {
         var nameKey = DuplicateKeys.NameKey(customer.Name);
         if (nameKey.Length == 0)
@@ -144,6 +153,12 @@ internal sealed class DuplicateFinder
         var rawPostcodes = customer.Addresses.Select(a => a.PostalCode?.Trim()).Where(p => !string.IsNullOrEmpty(p))
             .SelectMany(p => new[] { p!, p!.ToUpperInvariant(), DuplicateKeys.PostalCode(p)! }).Distinct(StringComparer.Ordinal).ToList();
         if (rawPostcodes.Count == 0 && cities.Count == 0)
+        {
+            return [];
+        }
+
+        // Nobody stored at any of these places: nothing to compare with.
+        if (postcodes.Count > 0 ? !postcodes.Any(z => mayExist("z", z)) : !cities.Any(c => mayExist("c", c)))
         {
             return [];
         }

@@ -75,6 +75,26 @@ internal static class DuplicateKeys
     public static IEnumerable<string> NameBlocks(string nameKey) =>
         nameKey.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(t => t.Length > 3 ? t[..3] : t).Distinct(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Blocking keys that survive one typing slip (two neighbouring characters swapped): per token its first three
+    /// letters in sorted order (a swap inside them keeps the block), and the first three letters of the squashed name
+    /// (a letter swapped with the space between words keeps the block). Used beside <see cref="NameBlocks"/>.
+    /// </summary>
+    public static IEnumerable<string> SwapBlocks(string nameKey, string squashed)
+    {
+        foreach (var token in nameKey.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var head = (token.Length > 3 ? token[..3] : token).ToCharArray();
+            Array.Sort(head);
+            yield return "~" + new string(head);
+        }
+
+        if (squashed.Length > 0)
+        {
+            yield return "^" + (squashed.Length > 3 ? squashed[..3] : squashed);
+        }
+    }
+
     public static List<string> Tokens(string? text)
     {
         var tokens = new List<string>();

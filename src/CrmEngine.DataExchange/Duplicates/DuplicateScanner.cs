@@ -75,6 +75,7 @@ public sealed class DuplicateScanner
         public required string Id;
         public required string Name;
         public required string NameKey;
+        public required string Squashed;
         public required HashSet<string> Emails;
         public required HashSet<string> Phones;
         public required HashSet<string> Places;
@@ -241,7 +242,7 @@ public sealed class DuplicateScanner
                 return (false, DuplicateMatch.NameRule, 0);
             }
 
-            var s = NameSimilarity.JaroWinkler(a.NameKey, b.NameKey);
+            var s = NameSimilarity.Similarity(a.NameKey, b.NameKey, a.Squashed, b.Squashed);
             return (s >= _options.NameThreshold, DuplicateMatch.NameRule, s);
         }
     }
@@ -301,15 +302,18 @@ public sealed class DuplicateScanner
             }
         }
 
-        var nameKey = DuplicateKeys.NameKey(doc["Name"].IsString ? doc["Name"].AsString : "");
+        var name = doc["Name"].IsString ? doc["Name"].AsString : "";
+        var nameKey = DuplicateKeys.NameKey(name);
         if (nameKey.Length == 0)
         {
             yield break;
         }
 
+        var blocks = DuplicateKeys.NameBlocks(nameKey).Concat(DuplicateKeys.SwapBlocks(nameKey, DuplicateKeys.Squash(name)))
+            .Distinct(StringComparer.Ordinal).ToList();
         foreach (var place in Places(doc))
         {
-            foreach (var block in DuplicateKeys.NameBlocks(nameKey))
+            foreach (var block in blocks)
             {
                 yield return ("n" + place + "\u0001" + block, RuleName);
             }
@@ -351,6 +355,7 @@ public sealed class DuplicateScanner
             Id = doc["_id"].AsString,
             Name = name,
             NameKey = DuplicateKeys.NameKey(name),
+            Squashed = DuplicateKeys.Squash(name),
             Emails = Strings(doc, "Emails").Select(DuplicateKeys.Email).OfType<string>().ToHashSet(StringComparer.Ordinal),
             Phones = Strings(doc, "Phones").Select(DuplicateKeys.Phone).OfType<string>().ToHashSet(StringComparer.Ordinal),
             Places = Places(doc),
@@ -358,7 +363,7 @@ public sealed class DuplicateScanner
     }
 
     /// <summary>64-bit FNV-1a over the UTF-16 code units, finished with a mixer; collisions are checked in pass 2.</summary>
-    private static long Hash(string text)
+    internal static long Hash(string text)
     {
         var h = 14695981039346656037UL;
         foreach (var c in text)
