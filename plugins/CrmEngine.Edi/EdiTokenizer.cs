@@ -52,6 +52,9 @@ public sealed class EdiTokenizer : IDisposable
 
     public EdiReaderOptions Options => _options;
 
+    /// <summary>Test hook: every segment through the exact (slow) path, to compare it with the vector pass on the same input.</summary>
+    internal bool ExactPathOnly { get; init; }
+
     public EdiStandard Standard { get; private set; }
 
     public EdiDelimiters Delimiters { get; private set; }
@@ -178,7 +181,7 @@ public sealed class EdiTokenizer : IDisposable
         SegmentOffset = _bufBase + _pos;
         SegmentLine = _line;
         SegmentColumn = (int)(SegmentOffset - _lineStart) + 1;
-        if (!Vector256.IsHardwareAccelerated || !TryReadPlainSegment256(d))
+        if (!Vector256.IsHardwareAccelerated || ExactPathOnly || !TryReadPlainSegment256(d))
         {
             ReadSegmentSlow(d);
         }

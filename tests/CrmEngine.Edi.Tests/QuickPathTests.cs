@@ -157,3 +157,62 @@ public class QuickPathTests
         Assert.True(issues > rounds, $"only {issues} issues over {rounds} mutated inputs (seed {seed})");
     }
 }
+
+/// <summary>The tokenizer's 32-byte pass and its exact path must cut the same segments, bounds, flags and positions.</summary>
+public class TokenizerPathTests
+{
+    private static readonly EdiReaderOptions Limits = new() { MaxSegmentLength = 4096, MaxElementsPerSegment = 256, BufferSize = 1024 };
+
+    private static List<string> Cut(byte[] input, bool exact)
+    {
+        var list = new List<string>();
+        try
+        {
+            using var t = new EdiTokenizer(new MemoryStream(input), Limits) { ExactPathOnly = exact };
+            while (t.ReadSegment())
+            {
+                // Flags: the vector pass knows them exactly; the exact path may say "unknown" (all set) when it saw a release character.
+                int flags = t.SegmentFlags == EdiTokenizer.SegmentFlagsAll ? -1 : t.SegmentFlags;
+                list.Add($"{Convert.ToHexString(t.SegmentBytes)} {string.Join(",", t.ElementBounds.ToArray())} @{t.SegmentOffset} {t.SegmentLine}:{t.SegmentColumn} #{t.SegmentCount} f{flags}");
+            }
+        }
+        catch (EdiException ex)
+        {
+            list.Add("error " + ex.Message);
+        }
+
+        return list;
+    }
+
+    [Fact]
+    public void Vector_pass_and_exact_path_cut_samples_and_mutations_alike()
+    {
+        int seed = int.TryParse(Environment.GetEnvironmentVariable("EDI_FUZZ_SEED"), System.Globalization.CultureInfo.InvariantCulture, out var sd) ? sd : Environment.TickCount;
+        var rnd = new Random(seed);
+        var seeds = FuzzTests.Seeds();
+        int segments = 0;
+        for (int i = 0; i < 300; i++)
+        {
+            var input = i < seeds.Count ? seeds[i] : FuzzTests.Mutate(seeds[rnd.Next(seeds.Count)], rnd);
+            var fast = Cut(input, exact: false);
+            var exact = Cut(input, exact: true);
+            for (int k = 0; k < Math.Min(fast.Count, exact.Count); k++)
+            {
+                // The exact path reports unknown flags only with a release character; otherwise both must agree.
+                string a = fast[k], b = exact[k];
+                if (b.EndsWith(" f-1", StringComparison.Ordinal))
+                {
+                    a = a[..a.LastIndexOf(" f", StringComparison.Ordinal)];
+                    b = b[..b.LastIndexOf(" f", StringComparison.Ordinal)];
+                }
+
+                Assert.True(a == b, $"seed {seed} input {i} segment {k}:\nfast  {fast[k]}\nexact {exact[k]}");
+            }
+
+            Assert.Equal(exact.Count, fast.Count);
+            segments += fast.Count;
+        }
+
+        Assert.True(segments > 1000, $"{segments} segments compared");
+    }
+}
