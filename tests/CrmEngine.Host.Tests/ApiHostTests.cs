@@ -91,6 +91,35 @@ public sealed partial class ApiHostTests(ITestOutputHelper output)
                 Assert.Equal("E2E Kunde GmbH", customer["name"]!.GetValue<string>());
             }
 
+            // Optimistic concurrency over real HTTP: a change with the ETag read wins, a second one with the same (now stale) ETag gets 412.
+            string newTag;
+            using (var patch = new HttpRequestMessage(HttpMethod.Patch, $"api/customers/{id}") { Content = JsonContent.Create(new { owner = "rep-1" }) })
+            {
+                patch.Headers.Add("X-Api-Key", writeKey);
+                patch.Headers.TryAddWithoutValidation("If-Match", etag);
+                using var patched = await http.SendAsync(patch);
+                Assert.True(patched.StatusCode == HttpStatusCode.OK, await patched.Content.ReadAsStringAsync());
+                newTag = patched.Headers.ETag!.Tag;
+                Assert.NotEqual(etag, newTag);
+            }
+
+            using (var stale = new HttpRequestMessage(HttpMethod.Patch, $"api/customers/{id}") { Content = JsonContent.Create(new { owner = "rep-2" }) })
+            {
+                stale.Headers.Add("X-Api-Key", writeKey);
+                stale.Headers.TryAddWithoutValidation("If-Match", etag);
+                var problem = await AssertProblemAsync(await http.SendAsync(stale), HttpStatusCode.PreconditionFailed);
+                Assert.Equal(long.Parse(newTag.Trim('"'), System.Globalization.CultureInfo.InvariantCulture), problem["currentVersion"]!.GetValue<long>());
+            }
+
+            // The change feed: the create and the one update of that customer, in order, once each.
+            using (var changes = await SendAsync(http, HttpMethod.Get, "api/changes?since=0&limit=1000", writeKey))
+            {
+                var body = JsonNode.Parse(await changes.Content.ReadAsStringAsync())!;
+                var mine = body["changes"]!.AsArray().Where(c => c!["entity"]?.GetValue<string>() == "customer" && c["id"]?.GetValue<string>() == id).ToList();
+                Assert.Equal(["create", "update"], mine.Select(c => c!["operation"]!.GetValue<string>().ToLowerInvariant()));
+                Assert.True(mine[0]!["sequence"]!.GetValue<long>() < mine[1]!["sequence"]!.GetValue<long>());
+            }
+
             // Running: a read key through the control channel may read but not write.
             (code, text) = await CrmProcess.RunAsync(root.Path, output, "apikeys", "create", "--name", "e2e-read", "--scope", "read");
             Assert.Equal(0, code);
