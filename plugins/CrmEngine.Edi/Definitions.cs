@@ -233,7 +233,7 @@ public sealed class EdiStructureEntry
 
     internal EdiStructureEntry[]? ChildArray => _childArray ??= Children?.ToArray();
 
-    internal EdiLevel ChildLevel => _childLevel ??= new EdiLevel(ChildArray ?? []);
+    internal EdiLevel ChildLevel => _childLevel ??= new EdiLevel(ChildArray ?? [], isLoop: true);
 
     private EdiLevel? _childLevel;
 
@@ -259,7 +259,7 @@ public sealed class EdiMessageDefinition
 
     internal EdiStructureEntry[] EntryArray => _entryArray ??= Entries.ToArray();
 
-    internal EdiLevel EntryLevel => _entryLevel ??= new EdiLevel(EntryArray);
+    internal EdiLevel EntryLevel => _entryLevel ??= new EdiLevel(EntryArray, isLoop: false);
 
     private EdiLevel? _entryLevel;
 
@@ -272,11 +272,13 @@ public sealed class EdiMessageDefinition
 /// </summary>
 internal sealed class EdiLevel
 {
-    public EdiLevel(EdiStructureEntry[] entries)
+    public EdiLevel(EdiStructureEntry[] entries, bool isLoop)
     {
         Entries = entries;
         Tags = entries.Select(e => e.TriggerTag).ToArray();
-        foreach (int t in Tags)
+
+        // Inside a loop the walk never searches the trigger (entry 0: it starts the next repeat one level up).
+        foreach (int t in Tags.Skip(isLoop ? 1 : 0))
         {
             Filter |= FilterBit(t);
         }
