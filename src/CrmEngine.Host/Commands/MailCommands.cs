@@ -24,7 +24,8 @@ internal static class MailCommands
         var state = new Option<string?>("--state") { Description = "pending, sending, retrying, sent, failed or suppressed." };
         var limit = new Option<int?>("--limit") { Description = "At most this many messages (default 100, at most 1000)." };
         var after = new Option<string?>("--after") { Description = "Paging: messages after this id." };
-        var list = new Command("list", "Messages in creation order with state, attempts, template, recipient and the last error or reason.") { state, limit, after };
+        var json = new Option<bool>("--json") { Description = "One JSON array (every field, Message-Id and interrupted attempts included) for scripts." };
+        var list = new Command("list", "Messages in creation order with state, attempts, template, recipient and the last error or reason.") { state, limit, after, json };
         list.TreatUnmatchedTokensAsErrors = false;
         list.SetAction((parse, ct) => RunAsync(parse, ct, async (remote, local) =>
         {
@@ -33,7 +34,9 @@ internal static class MailCommands
                                                               $"&after={Uri.EscapeDataString(parse.GetValue(after) ?? "")}" +
                                                               (parse.GetValue(limit) is { } l ? $"&limit={l}" : ""), ct)
                 : (List<MailMessageInfo>)Body(local!.List(parse.GetValue(state), parse.GetValue(limit), parse.GetValue(after)));
-            Console.Write(MailAdministration.FormatList(rows));
+            Console.Write(parse.GetValue(json)
+                ? System.Text.Json.JsonSerializer.Serialize(rows, ControlJson.Options) + Environment.NewLine
+                : MailAdministration.FormatList(rows));
         }));
         mail.Subcommands.Add(list);
 
