@@ -80,6 +80,45 @@ public sealed class OptionsAndLogTests
         Assert.Equal(TimeSpan.FromMinutes(5), backoff(60));
     }
 
+    [Fact]
+    public async Task The_rate_limit_spaces_sends_evenly_over_all_workers()
+    {
+        // 60 a minute: one send a second, whichever worker asks; the clock is a fake one moved by hand.
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var pacer = new Pacer(60, time);
+        var waits = Enumerable.Range(0, 4).Select(_ => pacer.WaitAsync(CancellationToken.None)).ToList();
+        Assert.True(waits[0].IsCompleted, "the first send goes at once");
+        Assert.All(waits.Skip(1), w => Assert.False(w.IsCompleted));
+
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        Assert.False(waits[1].IsCompleted, "not before one second");
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        await waits[1];
+        Assert.False(waits[2].IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+        await waits[2];
+        Assert.False(waits[3].IsCompleted);
+
+        // After a quiet spell the next send goes at once (no burst is saved up) and the spacing starts again from it.
+        time.Advance(TimeSpan.FromMinutes(5));
+        await waits[3];
+        Assert.True(pacer.WaitAsync(CancellationToken.None).IsCompleted);
+        Assert.False(pacer.WaitAsync(CancellationToken.None).IsCompleted);
+
+        // 0: no limit.
+        var unlimited = new Pacer(0, time);
+        Assert.All(Enumerable.Range(0, 100).Select(_ => unlimited.WaitAsync(CancellationToken.None)), w => Assert.True(w.IsCompleted));
+    }
+
+    [Fact]
+    public void Claim_batches_stay_within_about_ten_seconds_of_sending_under_a_rate_limit()
+    {
+        Assert.Equal(128, OutboxSender.CapacityFor(new MailOptions { Workers = 2, MessagesPerMinute = 0 }));
+        Assert.Equal(100, OutboxSender.CapacityFor(new MailOptions { Workers = 2, MessagesPerMinute = 600 }));
+        Assert.Equal(4, OutboxSender.CapacityFor(new MailOptions { Workers = 2, MessagesPerMinute = 6 }));
+        Assert.Equal(512, OutboxSender.CapacityFor(new MailOptions { Workers = 32, MessagesPerMinute = 0 }));
+    }
+
     [Theory]
     [InlineData(null, null, "http://127.0.0.1:5080")]
     [InlineData("https://crm.example.com/", null, "https://crm.example.com")]

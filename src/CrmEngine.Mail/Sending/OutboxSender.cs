@@ -360,31 +360,31 @@ internal sealed class OutboxSender : BackgroundService
         _abort.Dispose();
         base.Dispose();
     }
+}
 
-    /// <summary>Spaces sends evenly so that all workers together stay within the messages-per-minute limit.</summary>
-    private sealed class Pacer(int perMinute, TimeProvider time)
+/// <summary>Spaces sends evenly so that all workers together stay within the messages-per-minute limit.</summary>
+internal sealed class Pacer(int perMinute, TimeProvider time)
+{
+    private readonly Lock _gate = new();
+    private readonly long _intervalTicks = perMinute > 0 ? TimeSpan.FromMinutes(1).Ticks / perMinute : 0;
+    private long _next;
+
+    public Task WaitAsync(CancellationToken cancellationToken)
     {
-        private readonly Lock _gate = new();
-        private readonly long _intervalTicks = perMinute > 0 ? TimeSpan.FromMinutes(1).Ticks / perMinute : 0;
-        private long _next;
-
-        public Task WaitAsync(CancellationToken cancellationToken)
+        if (_intervalTicks == 0)
         {
-            if (_intervalTicks == 0)
-            {
-                return Task.CompletedTask;
-            }
-
-            long slot;
-            var now = time.GetUtcNow().UtcTicks;
-            lock (_gate)
-            {
-                slot = Math.Max(now, _next);
-                _next = slot + _intervalTicks;
-            }
-
-            var wait = TimeSpan.FromTicks(slot - now);
-            return wait <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(wait, time, cancellationToken);
+            return Task.CompletedTask;
         }
+
+        long slot;
+        var now = time.GetUtcNow().UtcTicks;
+        lock (_gate)
+        {
+            slot = Math.Max(now, _next);
+            _next = slot + _intervalTicks;
+        }
+
+        var wait = TimeSpan.FromTicks(slot - now);
+        return wait <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(wait, time, cancellationToken);
     }
 }
