@@ -139,7 +139,8 @@ public static class ApiProblems
         return new string(chars);
     }
 
-    internal static string Title(int statusCode) => statusCode switch
+    /// <summary>The title every API problem with this status carries (endpoint modules use it for their own problems).</summary>
+    public static string Title(int statusCode) => statusCode switch
     {
         400 => "Bad request",
         401 => "Unauthorized",

@@ -152,7 +152,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     private Results<Ok<DeliveryView>, ProblemHttpResult> Delivery(string id, string deliveryId) =>
         store.Delivery(deliveryId) is { } d && d.SubscriptionId == id
             ? TypedResults.Ok(DeliveryView.Of(d))
-            : TypedResults.Problem(statusCode: 404, title: "No such delivery", detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
+            : TypedResults.Problem(statusCode: 404, title: ApiProblems.Title(404), detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
 
     private async Task<Results<Accepted<DeliveryView>, ProblemHttpResult>> RetryAsync(string id, string deliveryId)
     {
@@ -163,10 +163,10 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
                 return TypedResults.Accepted($"/api/webhooks/{id}/deliveries/{deliveryId}", DeliveryView.Of(store.Delivery(deliveryId)!));
             case RetryOutcome.NotParked:
                 var current = store.Delivery(deliveryId)!;
-                return TypedResults.Problem(statusCode: 409, title: "Only a parked delivery can be redelivered",
-                    detail: $"Delivery '{deliveryId}' is {current.State.ToString().ToLowerInvariant()}.");
+                return TypedResults.Problem(statusCode: 409, title: ApiProblems.Title(409),
+                    detail: $"Delivery '{deliveryId}' is {current.State.ToString().ToLowerInvariant()}: only a parked delivery can be redelivered.");
             default:
-                return TypedResults.Problem(statusCode: 404, title: "No such delivery", detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
+                return TypedResults.Problem(statusCode: 404, title: ApiProblems.Title(404), detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
         }
     }
 
@@ -192,7 +192,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     }
 
     private static ProblemHttpResult NotFound(string id) =>
-        TypedResults.Problem(statusCode: 404, title: "No such webhook subscription", detail: $"There is no webhook subscription '{id}'.");
+        TypedResults.Problem(statusCode: 404, title: ApiProblems.Title(404), detail: $"There is no webhook subscription '{id}'.");
 
     /// <summary>Who is calling, as the API's authentication names it; kept on the subscription for later access rules.</summary>
     private static string ActorOf(HttpContext context) =>
@@ -202,7 +202,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     {
         if (context.Request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
         {
-            return (default, TypedResults.Problem(statusCode: 415, title: "Send JSON",
+            return (default, TypedResults.Problem(statusCode: 415, title: ApiProblems.Title(415),
                 detail: "The body must be JSON with Content-Type: application/json."));
         }
 
@@ -213,7 +213,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
         }
         catch (JsonException ex)
         {
-            return (default, TypedResults.Problem(statusCode: 400, title: "The body is not valid JSON", detail: ex.Message));
+            return (default, TypedResults.Problem(statusCode: 400, title: "Invalid JSON", detail: "The body is not valid JSON: " + ex.Message));
         }
     }
 }
