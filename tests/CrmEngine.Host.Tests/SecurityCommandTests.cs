@@ -119,6 +119,14 @@ public sealed class SecurityCommandTests(ITestOutputHelper output)
             (code, text) = await Crm(root, "security", "explain", "dana", "read", "customer", "carl", "--id", ids[0]);
             Assert.Contains($"allowed: customer '{ids[0]}' is shared with user:dana for read", text, StringComparison.Ordinal);
 
+            Assert.Equal(0, (await Crm(root, "shares", "remove", "customer", ids[0], "user:dana")).Code);
+            (code, text) = await Crm(root, "shares", "list", "customer", ids[0]);
+            Assert.Contains($"customer '{ids[0]}' is not shared", text, StringComparison.Ordinal);
+            Assert.Equal(0, (await Crm(root, "units", "create", "east", "--name", "Sales east", "--parent", "sales")).Code);
+            Assert.Equal(0, (await Crm(root, "users", "update", "dana", "--unit", "east", "--email", "dana@example.com")).Code);
+            (code, text) = await Crm(root, "units", "list");
+            Assert.Contains("  sales (Sales): 1 users, 1 teams\n    east (Sales east): 1 users, 0 teams", text.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+
             (code, text) = await Crm(root, "owners", "transfer", "--from", "carl", "--to", "team:north-team");
             Assert.True(code == 0, text);
             Assert.Contains("moved 3 customers, 0 activities and 0 orders from 'carl' to 'team:north-team'", text, StringComparison.Ordinal);
