@@ -72,6 +72,24 @@ public sealed class DataCommandTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_import_on_a_stopped_engine_opens_no_api_listener()
+    {
+        // The API's address is taken by someone else: the service could not start its API there, but a data command
+        // starts only the store side of the engine (no API, control channel, scheduler or mail sender) and works.
+        using var root = new TestRoot();
+        using var squatter = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((System.Net.IPEndPoint)squatter.LocalEndpoint).Port;
+        var csv = root.File_("two.csv");
+        File.WriteAllText(csv, "name,emails\nAcme,a@acme.test\nGlobex,g@globex.test\n");
+
+        var (code, text) = await CrmProcess.RunAsync(root.Path, output, "import", "customers", csv, $"--Api:Urls=http://127.0.0.1:{port}");
+
+        Assert.Equal(0, code);
+        Assert.Contains("2 rows, 2 created", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_mapping_with_an_unknown_field_is_refused_naming_the_file_and_field()
     {
         using var root = new TestRoot();
