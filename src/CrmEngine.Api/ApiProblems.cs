@@ -66,13 +66,15 @@ public static class ApiProblems
 
     /// <summary>
     /// The one mapping of store errors to problems, for endpoint code and for errors that reach the API's error
-    /// middleware alike: validation 422 (fields named as in JSON: <c>Contacts[0].Email</c> → <c>contacts[0].email</c>),
+    /// middleware alike: an access refusal 403, validation 422 (fields named as in JSON: <c>Contacts[0].Email</c> → <c>contacts[0].email</c>),
     /// version conflict 412 (or 409 without a record), not found 404, depth 409, a failing rule or plugin 500; null for
     /// anything else. <paramref name="entity"/> names the record in messages (else the error's entity does);
     /// <paramref name="renameField"/> may rename JSON field names further.
     /// </summary>
     internal static ProblemDetails? Map(Exception error, string? entity = null, Func<string, string>? renameField = null) => error switch
     {
+        // Write enforcement refused the caller's write: 403 naming the missing privilege (nothing was stored).
+        ValidationException v when ApiAccess.RefusalOf(v) is { } refusal => ApiAccess.Problem(ApiAccess.MissingOf(refusal.Message), refusal.Message + " Nothing was stored."),
         ValidationException v when v.Errors.Count > 0 => Invalid(Named(v.Entity, entity),
             v.Errors.Select(e => new ApiFieldError(renameField?.Invoke(JsonFieldName(e.Field)) ?? JsonFieldName(e.Field), e.Message))),
         ValidationException v => Build(StatusCodes.Status422UnprocessableEntity, Title(422), v.Message),

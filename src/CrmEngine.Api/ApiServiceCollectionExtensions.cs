@@ -29,10 +29,13 @@ public static class ApiServiceCollectionExtensions
             throw new InvalidOperationException("Call AddCrmCore before AddCrmApi: the API serves the engine's store.");
         }
 
+        // Every request is answered as the caller's user (ApiCaller.CrmAccessAsync); the host also adds it, idempotent.
+        CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurity(services);
         services.AddOptions<ApiOptions>().Bind(configuration.GetSection(ApiOptions.Section)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ApiOptions>, ApiOptionsValidator>());
         services.TryAddSingleton(sp => new ApiKeyStore(sp.GetRequiredService<CrmDatabase>()));
         services.TryAddSingleton(sp => new ApiKeyAdministration(sp.GetRequiredService<ApiKeyStore>()));
+        Security.ApiAuthentication.AddOptions(services, configuration); // access model (keys bound to users), Api:Jwt
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<PluginHttpEndpoints>(sp));
         services.AddSingleton<IHealthContributor, StoreHealth>();
         services.AddSingleton<IHealthContributor>(sp => new PluginsHealth(sp));

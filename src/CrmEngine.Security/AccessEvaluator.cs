@@ -115,11 +115,19 @@ public sealed class AccessContext
     private readonly AccessProfile? _profile;
     private readonly string? _refusal;
 
-    internal AccessContext(SecuritySnapshot snapshot, string userId, ApiScope? scope)
+    private readonly bool _unrestricted;
+
+    internal AccessContext(SecuritySnapshot snapshot, string userId, ApiScope? scope, bool unrestricted = false)
     {
         _snapshot = snapshot;
         UserId = userId;
         Scope = scope;
+        _unrestricted = unrestricted;
+        if (unrestricted)
+        {
+            return;
+        }
+
         if (!snapshot.Users.TryGetValue(userId, out var user))
         {
             _refusal = $"there is no user '{userId}'";
@@ -134,7 +142,22 @@ public sealed class AccessContext
         }
     }
 
+    /// <summary>
+    /// The access of <paramref name="userId"/> as an API caller. While the access model is not set up (no users at all:
+    /// <c>crm security seed</c> has not run), a key without a user (<c>sys-api</c>) keeps the scope-only access it had
+    /// before users existed, so that a fresh install works; once any user exists, every caller is a user and is checked.
+    /// </summary>
+    public static AccessContext ForCaller(SecuritySnapshot snapshot, string userId, ApiScope? scope)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentException.ThrowIfNullOrWhiteSpace(userId);
+        return new AccessContext(snapshot, userId, scope, unrestricted: snapshot.Users.Count == 0 && userId == SecurityAdministration.SystemUsers.Api);
+    }
+
     public string UserId { get; }
+
+    /// <summary>True when every record is reachable within the scope (the access model is not set up yet).</summary>
+    public bool Unrestricted => _unrestricted;
 
     /// <summary>The key's scope, or null when the caller is not narrowed (CLI, the engine itself).</summary>
     public ApiScope? Scope { get; }
@@ -146,7 +169,7 @@ public sealed class AccessContext
 
     /// <summary>The deepest depth the user's roles give for a privilege on an entity (None when refused).</summary>
     public AccessDepth DepthOf(string entity, Privilege privilege) =>
-        _profile is null || !ScopeAllows(privilege) ? AccessDepth.None : _profile.BestDepth(entity, privilege);
+        !ScopeAllows(privilege) ? AccessDepth.None : _unrestricted ? AccessDepth.All : _profile is null ? AccessDepth.None : _profile.BestDepth(entity, privilege);
 
     /// <summary>May the user create a record of <paramref name="entity"/> owned by <paramref name="owner"/>?</summary>
     public AccessDecision CheckCreate(string entity, string? owner) =>
@@ -160,6 +183,11 @@ public sealed class AccessContext
         if (Refused(privilege, missing) is { } refused)
         {
             return refused;
+        }
+
+        if (_unrestricted)
+        {
+            return AccessDecision.Allow("the access model is not set up yet (no users): a key without a user has its scope only");
         }
 
         var unit = _snapshot.UnitOfOwner(record.Owner);
@@ -205,6 +233,11 @@ public sealed class AccessContext
         if (Refused(privilege, missing) is { } refused)
         {
             return QueryFilter.Nothing(refused.Missing!, refused.Reason);
+        }
+
+        if (_unrestricted)
+        {
+            return QueryFilter.Everything(this, entity, privilege);
         }
 
         // Scope only refuses (above), so the rest depends on the snapshot and user alone and is cached with the snapshot.
@@ -266,7 +299,7 @@ public sealed class AccessContext
     {
         var hidden = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var readOnly = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        if (_snapshot.ProtectedFields.TryGetValue(entity, out var fields))
+        if (!_unrestricted && _snapshot.ProtectedFields.TryGetValue(entity, out var fields))
         {
             foreach (var field in fields)
             {

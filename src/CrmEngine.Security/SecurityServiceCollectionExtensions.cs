@@ -20,9 +20,9 @@ public static class SecurityServiceCollectionExtensions
     }
 
     /// <summary>
-    /// Also enforces record and field privileges in the write pipeline for writes made as a user id
-    /// (<see cref="WriteEnforcement"/>, hosted). Not yet called by the host: it becomes useful when the API writes as the
-    /// key's user, and it adds two handler calls to every customer, activity and order write (measure before enabling).
+    /// Also enforces record and field privileges in the write pipeline for writes made as a user id or an API key
+    /// (<see cref="WriteEnforcement"/>, hosted). The host enables it; engine writers (plugins, rules, imports, scheduler)
+    /// are filtered out on the writer thread from the actor alone, so they pay nothing.
     /// </summary>
     public static IServiceCollection AddCrmSecurityWriteEnforcement(this IServiceCollection services)
     {

@@ -8,19 +8,26 @@ namespace CrmEngine.Security;
 
 /// <summary>
 /// Enforces record privileges on the write path for every write whose actor is a user id (a store from
-/// <c>IStoreProvider.ForActor(userId)</c>): customers, activities and orders. A Validate handler refuses a create,
-/// write, delete or reassignment the user's roles (and shares) do not reach, and a change of a protected field the user
-/// may not write, with <see cref="AccessField"/> as the field and the decision (naming the missing privilege) as the
-/// message; nothing is stored. A PreOperation handler makes the creating user the owner of a record created without
-/// one. Writes by other actors (<c>plugin:</c>, <c>rule:</c>, <c>apikey:</c>, <c>system:</c> ...) pass unchanged: they
-/// are the engine's own writers, mapped to named system users for audit (see docs/security.md).
+/// <c>IStoreProvider.ForActor(userId)</c>, as the API does for a key with a user) or an API key without a user
+/// (<c>apikey:&lt;name&gt;</c>, checked as <c>sys-api</c>): customers, activities and orders. A Validate handler refuses
+/// a create, write, delete or reassignment the user's roles (and shares) do not reach, and a change of a protected field
+/// the user may not write, with <see cref="AccessField"/> as the field and the decision (naming the missing privilege)
+/// as the message; nothing is stored. A PreOperation handler makes the creating user the owner of a record created
+/// without one. Writes by the engine's own writers (<c>plugin:</c>, <c>rule:</c>, <c>system:</c>, <c>import:</c>,
+/// <c>merge:</c>, <c>mail</c> ...) are not checked; they are mapped to named system users for audit (docs/security.md).
 /// </summary>
+/// <remarks>
+/// Cheap by construction: which writes are checked is decided on the writer thread from the actor string alone
+/// (<see cref="Checks"/>), so an engine write never enters the handlers (no thread hop, no image copy). Users of kind
+/// <c>system</c> pass after one look-up, as do all actors while the access model has no users.
+/// </remarks>
 public sealed class WriteEnforcement : IHostedService
 {
     /// <summary>The field name of an access refusal in a <see cref="ValidationException"/> (the API answers it with 403).</summary>
     public const string AccessField = "access";
 
     private const string HandlerOwner = "security";
+    private const string ApiKeyPrefix = "apikey:";
 
     private readonly IWriteHandlerRegistry _registry;
     private readonly SecurityDirectory _directory;
@@ -47,35 +54,50 @@ public sealed class WriteEnforcement : IHostedService
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// Is a write by <paramref name="actor"/> checked? User ids (no <c>kind:</c> prefix) and API keys are; the engine's
+    /// writers are not. Errs on the side of checking: an actor without a prefix that is no user passes in the handler.
+    /// </summary>
+    public static bool Checks(string actor) =>
+        actor.Length > 0 && (actor.IndexOf(':', StringComparison.Ordinal) < 0 || actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal)) &&
+        actor is not ("mail" or "unsubscribe" or "scheduler");
+
+    /// <summary>The user a checked actor acts as: itself, or <c>sys-api</c> for an API key without a user.</summary>
+    internal static string UserOf(string actor) =>
+        actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal) ? SecurityAdministration.SystemUsers.Api : actor;
+
     private void Register<T>(string entity, Func<T, string?> owner, Action<T, string> setOwner) where T : class, IEntity
     {
         // Order -1000: before other handlers, so a refused write costs nobody else's work.
         _registrations.Add(_registry.Register(HandlerRegistration.Create<T>(HandlerOwner, entity, PipelineStage.Validate, -1000,
-            $"security:check-{entity}", (e, ct) => CheckAsync(e, owner, ct))));
+            $"security:check-{entity}", (e, ct) => CheckAsync(e, owner, ct), (_, actor) => Checks(actor))));
         _registrations.Add(_registry.Register(HandlerRegistration.Create<T>(HandlerOwner, entity, PipelineStage.PreOperation, -1000,
             $"security:owner-{entity}", async (e, ct) =>
             {
-                if (e.Operation == ChangeOperation.Create && e.After is { } after && owner(after) is null && (await _directory.SnapshotAsync(ct)).Users.ContainsKey(e.Actor))
+                // Only a person or integration user becomes owner; a key without a user leaves the record unowned, as before.
+                if (e.After is { } after && owner(after) is null && (await _directory.SnapshotAsync(ct)).Users.ContainsKey(e.Actor))
                 {
                     setOwner(after, e.Actor);
                 }
-            })));
+            }, (operation, actor) => operation == ChangeOperation.Create && Checks(actor) && !actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal))));
     }
 
     private async Task CheckAsync<T>(WriteEvent<T> e, Func<T, string?> owner, CancellationToken ct) where T : class, IEntity
     {
         var snapshot = await _directory.SnapshotAsync(ct);
-        if (!snapshot.Users.ContainsKey(e.Actor))
+        var userId = UserOf(e.Actor);
+        if (!snapshot.Users.TryGetValue(userId, out var user) || user.Kind == UserKind.System)
         {
+            // Not a user (an engine writer without a prefix, or no access model yet), or one of the engine's system users.
             return;
         }
 
-        var access = new AccessContext(snapshot, e.Actor, null);
+        var access = new AccessContext(snapshot, userId, null);
         var decisions = new List<AccessDecision>();
         switch (e.Operation)
         {
             case ChangeOperation.Create:
-                decisions.Add(access.CheckCreate(e.Entity, owner(e.After!) ?? e.Actor));
+                decisions.Add(access.CheckCreate(e.Entity, owner(e.After!) ?? userId));
                 decisions.Add(access.Fields(e.Entity).CheckWrite<T>(null, e.After!));
                 break;
             case ChangeOperation.Update:

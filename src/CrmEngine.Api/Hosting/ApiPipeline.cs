@@ -83,6 +83,7 @@ internal static class ApiPipeline
     {
         if (ApiProblems.Map(ex) is { } store)
         {
+            ApiAccess.LogIfRefused(context, ex);
             return store;
         }
 

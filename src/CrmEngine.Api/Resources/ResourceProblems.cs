@@ -52,6 +52,8 @@ internal static class ResourceProblems
             context.Response.Headers.ETag = ETags.Format(conflict.ActualVersion);
         }
 
+        ApiAccess.LogIfRefused(context, error);
+
         return ApiProblems.Map(error, entity, renameField) is { } problem
             ? ApiProblems.Result(problem)
             : Problem(StatusCodes.Status503ServiceUnavailable, "The store could not take the write", error.Message);

@@ -53,8 +53,9 @@ internal static class EngineHost
 
         // Order matters: hosted services start in this order and stop in reverse.
         builder.Services.AddCrmCore(builder.Configuration);
-        // Users, teams, roles, shares (no hosted service: read on demand, changed by crm users|teams|... and owners transfer).
-        CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurity(builder.Services);
+        // Users, teams, roles, shares (read on demand, changed by crm users|teams|... and owners transfer), and the write
+        // pipeline's record checks for writes made as a user (the API acts as the key's user).
+        CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurityWriteEnforcement(builder.Services);
         builder.Services.AddCrmPluginHost(builder.Configuration);
         // After the plugin host: plugins register their job kinds before the first look for due jobs,
         // and the scheduler stops (its runs cancelled) before the plugins stop.
@@ -72,6 +73,8 @@ internal static class EngineHost
         CrmEngine.Templates.TemplatesServiceCollectionExtensions.AddCrmTemplates(builder.Services, builder.Configuration);
         // After the templates (and the API): the outbox renders through the templates and adds its endpoints and health to the API; its sender stops first.
         CrmEngine.Mail.MailServiceCollectionExtensions.AddCrmMail(builder.Services, builder.Configuration);
+        // A customer erase also scrubs the mail already sent to the customer (DataExchange does not know Mail).
+        builder.Services.AddSingleton<CrmEngine.DataExchange.Customers.ICustomerErasureStep>(sp => new Commands.MailErasureStep(sp.GetRequiredService<CrmEngine.Mail.MailAdministration>()));
         builder.Services.AddHostedService<ControlChannelService>();
         builder.Services.AddHostedService<ReadyAnnouncer>();
         return builder;
