@@ -114,13 +114,7 @@ public sealed class EdiSegmentList
         r.DataStart = _dataLength;
         r.BoundsStart = _boundsLength;
         r.ElementCount = boundCount - 1;
-        int tagLength = boundCount > 1 ? srcBounds[1] - 1 : segLength;
-        r.Tag = tagLength switch
-        {
-            3 => (from << 16) | (Unsafe.Add(ref from, 1) << 8) | Unsafe.Add(ref from, 2),
-            2 => (from << 8) | Unsafe.Add(ref from, 1),
-            _ => EdiTag.Pack(new ReadOnlySpan<byte>(src, srcOff, tagLength)),
-        };
+        r.Tag = EdiTag.PackCurrent(src, srcOff, segLength, srcBounds, boundCount);
         r.Offset = t.SegmentOffset;
         r.Line = t.SegmentLine;
         r.Flags = t.SegmentFlags;
@@ -163,6 +157,21 @@ public sealed class EdiSegmentList
 
     internal int TagOf(int index) => _segs[index].Tag;
 
+    /// <summary>Everything of one segment the validator reads, as its storage (no spans: the validator keeps them across calls).</summary>
+    internal void GetRaw(int index, out byte[] data, out int dataStart, out int[] bounds, out int boundsStart, out int boundCount, out int tag, out int flags, out long offset, out int line)
+    {
+        ref var r = ref _segs[index];
+        data = _data;
+        dataStart = r.DataStart;
+        bounds = _bounds;
+        boundsStart = r.BoundsStart;
+        boundCount = r.ElementCount + 1;
+        tag = r.Tag;
+        flags = r.Flags;
+        offset = r.Offset;
+        line = r.Line;
+    }
+
     internal int FlagsOf(int index) => _segs[index].Flags;
 
     internal int ElementCountOf(int index) => _segs[index].ElementCount;
@@ -202,6 +211,20 @@ public sealed class EdiSegmentList
 /// <summary>Packs a segment tag (up to 3 ASCII bytes) into an int for cheap comparisons.</summary>
 public static class EdiTag
 {
+    /// <summary>The packed tag of a tokenized segment (src[offset..+length), element bounds[0..count)), from its known length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int PackCurrent(byte[] src, int offset, int length, int[] bounds, int count)
+    {
+        int tagLength = count > 1 ? bounds[1] - 1 : length;
+        ref byte from = ref src[offset];
+        return tagLength switch
+        {
+            3 => (from << 16) | (Unsafe.Add(ref from, 1) << 8) | Unsafe.Add(ref from, 2),
+            2 => (from << 8) | Unsafe.Add(ref from, 1),
+            _ => Pack(new ReadOnlySpan<byte>(src, offset, tagLength)),
+        };
+    }
+
     public static int Pack(ReadOnlySpan<byte> tag)
     {
         if (tag.Length is 0 or > 3)

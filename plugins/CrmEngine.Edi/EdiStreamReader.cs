@@ -25,6 +25,9 @@ public sealed class EdiStreamReader : IDisposable
     private readonly EdiNumberRuns _setNumbers = new();
     private readonly HashSet<string> _setNumbersText = new(StringComparer.Ordinal);
     private EdiSegmentList? _segments;
+    private int _segCount;
+    private bool _inline;
+    private int _issueMark;
     private State _state;
     private bool _reprocess;
     private bool _skipToEnvelope;
@@ -54,6 +57,16 @@ public sealed class EdiStreamReader : IDisposable
     private FileStream? _ownsStream;
 
     public EdiTokenizer Tokenizer => _tok;
+
+    /// <summary>
+    /// When set, each transaction set is validated by this validator while it is read (every segment straight from the
+    /// tokenizer's buffer, no second pass): the set arrives with its content issues, in the order
+    /// <see cref="EdiValidator.Validate(EdiTransactionSet)"/> would have added them after the reader's.
+    /// </summary>
+    internal EdiValidator? InlineValidator { get; init; }
+
+    /// <summary>With <see cref="InlineValidator"/>: false leaves <see cref="EdiTransactionSet.Segments"/> empty (nobody keeps them; no copy).</summary>
+    internal bool KeepSegments { get; init; } = true;
 
     /// <summary>The interchange the last item belongs to.</summary>
     public EdiInterchange? Interchange { get; private set; }
@@ -170,7 +183,7 @@ public sealed class EdiStreamReader : IDisposable
             SetControlNumber = _set?.ControlNumber,
             SetId = _set?.Id,
             SegmentTag = withSegment ? Encoding.ASCII.GetString(_tok.Tag) : null,
-            SegmentPosition = withSegment && _set != null ? _segments!.Count + (_currentAdded ? 0 : 1) : 0,
+            SegmentPosition = withSegment && _set != null ? _segCount + (_currentAdded ? 0 : 1) : 0,
             ByteOffset = _tok.SegmentOffset,
             Line = _tok.SegmentLine,
         });
@@ -509,6 +522,7 @@ public sealed class EdiStreamReader : IDisposable
     {
         _segments ??= new EdiSegmentList(_tok.Standard, _tok.Delimiters, _interchange!.Encoding);
         _segments.Clear();
+        _segCount = 0;
         _segments.Standard = _tok.Standard;
         _segments.Delimiters = _tok.Delimiters;
         _segments.Encoding = _interchange!.Encoding;
@@ -544,30 +558,86 @@ public sealed class EdiStreamReader : IDisposable
             Issue(_set.Issues, EdiErrorKind.DuplicateSet, $"control number {control} is not unique within the group");
         }
 
+        // Inline validation: its issues follow the ones above; the trailer's, found later, are put before them.
+        _issueMark = _set.Issues.Count;
+        _inline = InlineValidator != null && InlineValidator.Begin(_set);
         AddToSet();
     }
 
     private void AddToSet()
     {
-        if (_segments!.Count >= _options.MaxSegmentsPerSet)
+        if (_segCount >= _options.MaxSegmentsPerSet)
         {
             throw _tok.Error($"transaction set {_set!.ControlNumber} has more than {_options.MaxSegmentsPerSet} segments", _tok.SegmentOffset, _tok.SegmentLine, _tok.SegmentColumn);
         }
 
-        _segments.Add(_tok);
+        if (KeepSegments || InlineValidator == null)
+        {
+            _segments!.Add(_tok);
+        }
+
+        _segCount++;
         _currentAdded = true;
+        if (_inline)
+        {
+            _tok.GetCurrent(out var src, out int offset, out int length, out var bounds, out int count);
+            InlineValidator!.Step(_segCount - 1, EdiTag.PackCurrent(src, offset, length, bounds, count), src, offset, bounds, 0, count, _tok.SegmentFlags, _tok.SegmentOffset, _tok.SegmentLine);
+        }
+    }
+
+    /// <summary>
+    /// A set is complete (its trailer read or found missing): with inline validation, the reader's issues about the trailer
+    /// go before the content issues, the validator closes the structure, and the per-set issue limit is applied as if the
+    /// validator had run after the reader. Without a definition the validator adds its "not supported" issue now.
+    /// </summary>
+    private void FinishSet(EdiTransactionSet s, int trailerIssuesFrom)
+    {
+        s.SegmentsRead = _segCount;
+        if (InlineValidator == null)
+        {
+            return;
+        }
+
+        var issues = s.Issues;
+        if (!_inline)
+        {
+            InlineValidator.Validate(s);
+            return;
+        }
+
+        _inline = false;
+        int trailer = issues.Count - trailerIssuesFrom;
+        if (trailer > 0 && trailerIssuesFrom > _issueMark)
+        {
+            var moved = issues.GetRange(trailerIssuesFrom, trailer);
+            issues.RemoveRange(trailerIssuesFrom, trailer);
+            issues.InsertRange(_issueMark, moved);
+        }
+
+        InlineValidator.End();
+
+        // The validator stops at MaxIssuesPerSet counting what is already there: the trailer issues it did not see yet
+        // take the place of its last ones.
+        int max = InlineValidator.MaxIssuesPerSet;
+        int firstContent = _issueMark + trailer;
+        if (issues.Count > max && issues.Count - firstContent > 0)
+        {
+            int drop = Math.Min(issues.Count - max, issues.Count - firstContent);
+            issues.RemoveRange(issues.Count - drop, drop);
+        }
     }
 
     private void EndSet()
     {
         AddToSet();
         var s = _set!;
+        int trailerIssuesFrom = s.Issues.Count;
         int? declared = Int(1);
         s.DeclaredSegmentCount = declared;
         string trailer = _tok.Standard == EdiStandard.X12 ? "SE" : "UNT";
-        if (declared != _segments!.Count)
+        if (declared != _segCount)
         {
-            Issue(s.Issues, EdiErrorKind.SetSegmentCountMismatch, $"{trailer} declares {Str(1)} segments but the set has {_segments.Count}");
+            Issue(s.Issues, EdiErrorKind.SetSegmentCountMismatch, $"{trailer} declares {Str(1)} segments but the set has {_segCount}");
         }
 
         if (!SameAscii(_tok.Element(2), s.ControlNumber) && Str(2) is var trailerControl && !string.Equals(trailerControl, s.ControlNumber, StringComparison.Ordinal))
@@ -575,6 +645,7 @@ public sealed class EdiStreamReader : IDisposable
             Issue(s.Issues, EdiErrorKind.SetControlNumberMismatch, $"{trailer} control number '{trailerControl}' does not match header '{s.ControlNumber}'");
         }
 
+        FinishSet(s, trailerIssuesFrom);
         s.Closed = true;
         _state = State.InGroup;
         _queue.Enqueue((EdiItemKind.TransactionSet, s));
@@ -638,11 +709,13 @@ public sealed class EdiStreamReader : IDisposable
         if (_state == State.InSet && target < State.InSet)
         {
             var s = _set!;
+            int trailerIssuesFrom = s.Issues.Count;
             if (missing)
             {
                 Issue(s.Issues, EdiErrorKind.SetTrailerMissing, $"{(x12 ? "SE" : "UNT")} trailer missing: {tag} found inside the set");
             }
 
+            FinishSet(s, trailerIssuesFrom);
             s.Closed = true;
             _queue.Enqueue((EdiItemKind.TransactionSet, s));
             _set = null;

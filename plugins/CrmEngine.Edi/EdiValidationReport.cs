@@ -110,7 +110,8 @@ public static class EdiValidation
         options ??= new EdiValidationOptions();
         var validator = new EdiValidator(options.Definitions) { X12BasicCharacterSet = options.X12BasicCharacterSet };
         var report = new EdiValidationReport();
-        using var reader = new EdiStreamReader(stream, options.Reader);
+        // Each set is validated while it is read (one pass); its segments are kept only for onSet.
+        using var reader = new EdiStreamReader(stream, options.Reader) { InlineValidator = validator, KeepSegments = onSet != null };
         EdiInterchangeResult? ir = null;
         EdiGroupResult? gr = null;
         EdiItemKind kind;
@@ -129,7 +130,6 @@ public static class EdiValidation
                 case EdiItemKind.TransactionSet:
                 {
                     var set = reader.TransactionSet!;
-                    validator.Validate(set);
                     onSet?.Invoke(set);
                     var status = StatusOf(set.Issues, options);
                     gr!.SetCount++;
@@ -149,7 +149,7 @@ public static class EdiValidation
                             Implementation = set.Implementation,
                             ByteOffset = set.ByteOffset,
                             Line = set.Line,
-                            SegmentCount = set.Segments.Count,
+                            SegmentCount = set.SegmentsRead,
                             Issues = set.Issues,
                             Status = status,
                         });

@@ -60,8 +60,18 @@ public sealed class EdiValidator
 
     private EdiTransactionSet _set = null!;
     private List<EdiIssue> _issues = null!;
-    private EdiSegmentList _segs = null!;
     private int _cur;
+    private int _curTag;
+    private long _curOffset;
+    private int _curLine;
+    private byte[] _curData = [];
+    private int _curDataStart;
+    private int[] _curBounds = [];
+    private int _curBoundsStart;
+    private int _curBoundCount;
+    private int _curFlags;
+    private EdiDelimiters _delims;
+    private Encoding _encoding = Encoding.ASCII;
     private EdiNode? _root;
 
     /// <summary>Validates the content of <paramref name="set"/>, adding issues to <see cref="EdiTransactionSet.Issues"/>.</summary>
@@ -123,16 +133,48 @@ public sealed class EdiValidator
     {
         ArgumentNullException.ThrowIfNull(set);
         ArgumentNullException.ThrowIfNull(definition);
+        Begin(set, definition, buildTree);
+        var segs = set.Segments;
+        for (int i = 0; i < segs.Count; i++)
+        {
+            segs.GetRaw(i, out var data, out int dataStart, out var bounds, out int boundsStart, out int boundCount, out int tag, out int flags, out long offset, out int line);
+            Step(i, tag, data, dataStart, bounds, boundsStart, boundCount, flags, offset, line);
+            _frames[_depth - 1].Node?.Children.Add(new EdiNode(null, i));
+        }
+
+        return End();
+    }
+
+    /// <summary>
+    /// Starts validating <paramref name="set"/> segment by segment (the reader's inline path: <see cref="Step"/> for each
+    /// segment as it is read, then <see cref="End"/>). False, with nothing started, when the set has no definition.
+    /// </summary>
+    internal bool Begin(EdiTransactionSet set)
+    {
+        var def = Find(set);
+        if (def == null)
+        {
+            return false;
+        }
+
+        Begin(set, def, false);
+        return true;
+    }
+
+    private void Begin(EdiTransactionSet set, EdiMessageDefinition definition, bool buildTree)
+    {
         _set = set;
         _issues = set.Issues;
-        _segs = set.Segments;
+        var segs = set.Segments;
+        _delims = segs.Delimiters;
+        _encoding = segs.Encoding;
         _edifact = set.Standard == EdiStandard.Edifact;
         _x12 = !_edifact;
         _x12Basic = _x12 && X12BasicCharacterSet;
         _asciiOnly = _edifact && set.Interchange.CharacterSet is "UNOA" or "UNOB";
-        if (_specialFor != _segs.Delimiters)
+        if (_specialFor != _delims)
         {
-            var dl = _segs.Delimiters;
+            var dl = _delims;
             _specialFor = dl;
             var specials = new[] { dl.Component, dl.Repetition, dl.Release }.Where(b => b != 0).Distinct().ToArray();
             _special = SearchValues.Create(specials);
@@ -140,17 +182,34 @@ public sealed class EdiValidator
 
         _hlIds?.Clear();
         _depth = 0;
+        _cur = -1;
         _root = buildTree ? new EdiNode(definition.Id, -1) : null;
         Push(definition.EntryLevel, null);
-        bool trailerMissing = set.Issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
-        for (_cur = 0; _cur < _segs.Count; _cur++)
-        {
-            Place(_segs.TagOf(_cur));
-            _frames[_depth - 1].Node?.Children.Add(new EdiNode(null, _cur));
-        }
+    }
 
-        // End of set: whatever is still open must have had its mandatory entries.
-        _cur = _segs.Count - 1;
+    /// <summary>
+    /// One segment of the set begun with <see cref="Begin(EdiTransactionSet)"/>: placed in the structure and its elements
+    /// checked. Its bytes are data[dataStart..], its element bounds bounds[boundsStart..+boundCount) (relative to dataStart).
+    /// </summary>
+    internal void Step(int index, int tag, byte[] data, int dataStart, int[] bounds, int boundsStart, int boundCount, int flags, long offset, int line)
+    {
+        _cur = index;
+        _curTag = tag;
+        _curOffset = offset;
+        _curLine = line;
+        _curData = data;
+        _curDataStart = dataStart;
+        _curBounds = bounds;
+        _curBoundsStart = boundsStart;
+        _curBoundCount = boundCount;
+        _curFlags = flags;
+        Place(tag);
+    }
+
+    /// <summary>End of set: whatever is still open must have had its mandatory entries. Returns the tree when one was built.</summary>
+    internal EdiNode? End()
+    {
+        bool trailerMissing = _issues.Exists(i => i.Kind == EdiErrorKind.SetTrailerMissing);
         while (_depth > 0)
         {
             ref var f = ref _frames[_depth - 1];
@@ -160,10 +219,27 @@ public sealed class EdiValidator
 
         _set = null!;
         _issues = null!;
-        _segs = null!;
+        _curData = [];
         var root = _root;
         _root = null;
         return root;
+    }
+
+    private ReadOnlySpan<byte> CurrentData => new(_curData, _curDataStart, _curBounds[_curBoundsStart + _curBoundCount - 1] - 1);
+
+    private ReadOnlySpan<int> CurrentBounds => new(_curBounds, _curBoundsStart, _curBoundCount);
+
+    /// <summary>Raw element <paramref name="element"/> (0 = tag) of the current segment, empty when absent.</summary>
+    private ReadOnlySpan<byte> CurrentElement(int element)
+    {
+        if ((uint)element >= (uint)(_curBoundCount - 1))
+        {
+            return default;
+        }
+
+        int s = _curBounds[_curBoundsStart + element];
+        int e = _curBounds[_curBoundsStart + element + 1] - 1;
+        return new ReadOnlySpan<byte>(_curData, _curDataStart + s, e - s);
     }
 
     private void Push(EdiLevel level, string? loopId)
@@ -392,10 +468,10 @@ public sealed class EdiValidator
             SetControlNumber = _set.ControlNumber,
             SetId = _set.Id,
             SegmentPosition = _cur + 1,
-            SegmentTag = tag ?? EdiTag.Unpack(_segs.TagOf(_cur)),
+            SegmentTag = tag ?? EdiTag.Unpack(_curTag),
             LoopId = loop,
-            ByteOffset = _segs.OffsetOf(_cur),
-            Line = _segs.LineOf(_cur),
+            ByteOffset = _curOffset,
+            Line = _curLine,
         });
     }
 
@@ -416,26 +492,27 @@ public sealed class EdiValidator
             SetControlNumber = _set.ControlNumber,
             SetId = _set.Id,
             SegmentPosition = _cur + 1,
-            SegmentTag = EdiTag.Unpack(_segs.TagOf(_cur)),
+            SegmentTag = EdiTag.Unpack(_curTag),
             LoopId = _frames[_depth - 1].LoopId,
             ElementPosition = element,
             ComponentPosition = component,
             Repetition = _rep,
             ElementReference = def?.Reference,
-            BadValue = bad.IsEmpty ? null : EdiText.Decode(bad[..Math.Min(bad.Length, 99)], _segs.Delimiters.Release, _segs.Encoding),
-            ByteOffset = _segs.OffsetOf(_cur),
-            Line = _segs.LineOf(_cur),
+            BadValue = bad.IsEmpty ? null : EdiText.Decode(bad[..Math.Min(bad.Length, 99)], _delims.Release, _encoding),
+            ByteOffset = _curOffset,
+            Line = _curLine,
         });
     }
 
     private void ValidateElements(EdiSegmentDefinition def)
     {
         var plan = def.Plan;
-        var d = _segs.Delimiters;
-        _segs.GetSegment(_cur, out var data, out var bounds);
+        var d = _delims;
+        var data = CurrentData;
+        var bounds = CurrentBounds;
         int count = bounds.Length - 2;
         bool special, hasRelease;
-        int flags = _segs.FlagsOf(_cur);
+        int flags = _curFlags;
         if (flags != EdiTokenizer.SegmentFlagsAll)
         {
             // Flags from the tokenizer's single pass (no release character in the segment).
@@ -511,7 +588,7 @@ public sealed class EdiValidator
         var def = plan.Definition;
         var checks = plan.Checks;
         bool plainSegment = _plain;
-        byte comp = _segs.Delimiters.Component;
+        byte comp = _delims.Component;
         for (int pos = 1; pos <= limit; pos++)
         {
             int start = bounds[pos];
@@ -540,7 +617,7 @@ public sealed class EdiValidator
             };
             if (!valid)
             {
-                ValidateElementAt(def, c.Definition, pos, raw, components, release != 0, _segs.Delimiters);
+                ValidateElementAt(def, c.Definition, pos, raw, components, release != 0, _delims);
             }
         }
 
@@ -887,22 +964,22 @@ public sealed class EdiValidator
     private void CheckHierarchy()
     {
         _hlIds ??= new HashSet<string>(StringComparer.Ordinal);
-        string id = EdiText.Decode(_segs.ElementOf(_cur, 1), 0, Encoding.ASCII);
-        string parent = EdiText.Decode(_segs.ElementOf(_cur, 2), 0, Encoding.ASCII);
+        string id = EdiText.Decode(CurrentElement(1), 0, Encoding.ASCII);
+        string parent = EdiText.Decode(CurrentElement(2), 0, Encoding.ASCII);
         if (parent.Length > 0 && !_hlIds.Contains(parent) && !Full)
         {
-            ElementIssue(EdiErrorKind.InvalidCodeValue, $"HL02 parent '{parent}' does not name an earlier HL01", null, 2, 0, _segs.ElementOf(_cur, 2));
+            ElementIssue(EdiErrorKind.InvalidCodeValue, $"HL02 parent '{parent}' does not name an earlier HL01", null, 2, 0, CurrentElement(2));
         }
 
         if (id.Length > 0 && !_hlIds.Add(id))
         {
-            ElementIssue(EdiErrorKind.InvalidCodeValue, $"HL01 '{id}' is not unique in the set", null, 1, 0, _segs.ElementOf(_cur, 1));
+            ElementIssue(EdiErrorKind.InvalidCodeValue, $"HL01 '{id}' is not unique in the set", null, 1, 0, CurrentElement(1));
         }
     }
 
     private void ValidateValue(ReadOnlySpan<byte> raw, EdiElementDefinition ed, EdiSegmentDefinition seg, int pos, int comp)
     {
-        byte release = _segs.Delimiters.Release;
+        byte release = _delims.Release;
         if (release != 0 && raw.IndexOf(release) >= 0)
         {
             ValidateEscaped(raw, release, ed, seg, pos, comp);
@@ -1070,7 +1147,7 @@ public sealed class EdiValidator
 
     private int CharLength(ReadOnlySpan<byte> raw)
     {
-        if (_segs.Encoding is UTF8Encoding)
+        if (_encoding is UTF8Encoding)
         {
             int n = 0;
             foreach (byte b in raw)

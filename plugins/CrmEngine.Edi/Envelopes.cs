@@ -117,6 +117,9 @@ public sealed class EdiTransactionSet
 
     public int? DeclaredSegmentCount { get; internal set; }
 
+    /// <summary>Segments read for the set (also when the reader's inline validation kept none in <see cref="Segments"/>).</summary>
+    internal int SegmentsRead { get; set; }
+
     public bool Closed { get; internal set; }
 
     public List<EdiIssue> Issues { get; } = [];

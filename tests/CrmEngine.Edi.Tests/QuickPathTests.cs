@@ -12,7 +12,7 @@ public class QuickPathTests
 {
     private static readonly EdiReaderOptions Limits = new() { MaxSegmentLength = 4096, MaxSegmentsPerSet = 5000, MaxElementsPerSegment = 256, BufferSize = 1024 };
 
-    private static string Describe(EdiIssue i)
+    internal static string Describe(EdiIssue i)
         => string.Join("|", i.Kind, i.InterchangeControlNumber, i.GroupControlNumber, i.SetControlNumber, i.SegmentPosition, i.SegmentTag, i.LoopId,
             i.ElementPosition, i.ComponentPosition, i.Repetition, i.ElementReference, i.BadValue, i.ByteOffset, i.Line, i.Message);
 
