@@ -360,7 +360,8 @@ public sealed class AccessContext
         _ => false,
     };
 
-    internal static string Missing(string entity, Privilege privilege) => entity + ":" + Name(privilege);
+    /// <summary>The name of a privilege on an entity as denials give it: <c>customer:read</c>.</summary>
+    public static string Missing(string entity, Privilege privilege) => entity + ":" + Name(privilege);
 
     public static string Name(Privilege privilege) => privilege.ToString().ToLowerInvariant();
 

@@ -5,13 +5,19 @@ namespace CrmEngine.Security;
 
 /// <summary>
 /// Pages through the records of one entity that a <see cref="QueryFilter"/> keeps, in id order, with the same cursor
-/// (<c>afterId</c>) as <see cref="IEntitySet{T}.ListAsync"/>: each visible owner is one range scan of the owner index, the
-/// scans are merged by id, shared records are read by id. Paging is stable (a page never repeats or skips a visible
-/// record) and a hidden record never reaches the caller, so counts and "next" links are of visible records only.
+/// (<c>afterId</c>) as <see cref="IEntitySet{T}.ListAsync"/>: each visible owner is a range of the owner index, read in
+/// slices and merged by id (a k-way merge, so a manager with hundreds of visible owners reads about one page of records,
+/// not the collection), shared records are read by id. Paging is stable (a page never repeats or skips a visible record)
+/// and a hidden record never reaches the caller, so counts and "next" links are of visible records only.
 /// </summary>
+/// <remarks>
+/// Why a merge of owner ranges and not one query "owner IN (...)": the owner index holds <c>owner\u0001id</c> entries, so
+/// an IN query would come back in owner order and would have to read and sort every visible record to cut one page in
+/// id order. Each owner range is already in id order; merging them reads only what the page needs.
+/// </remarks>
 public static class VisibleRecords
 {
-    /// <summary>Above this many owners a filtered scan in id order is cheaper than one index scan per owner.</summary>
+    /// <summary>Up to this many owners each range is read a whole page at a time; above it, in slices that grow as they are used.</summary>
     public const int MaxOwnerScans = 64;
 
     public static async Task<IReadOnlyList<T>> PageAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit = 100,
@@ -31,27 +37,53 @@ public static class VisibleRecords
             return await set.ListAsync(limit, afterId, cancellationToken);
         }
 
-        if (filter.Unowned || filter.Owners.Count > MaxOwnerScans || !set.IndexedFields.Contains(IndexedField.Owner))
+        // Records without a known owner are not in one index range: a filter that shows them (root-unit depth) is a scan.
+        if (filter.Unowned || !set.IndexedFields.Contains(IndexedField.Owner))
         {
             return await ScanAsync(set, filter, owner, limit, afterId, cancellationToken);
         }
 
-        var candidates = new List<T>();
-        foreach (var o in filter.Owners)
+        return await MergeAsync(set, filter, limit, afterId, cancellationToken);
+    }
+
+    /// <summary>
+    /// Records found by one look-up (<paramref name="field"/> = <paramref name="value"/>) that the filter keeps, in id
+    /// order after <paramref name="afterId"/>: the look-up's index range is read on until <paramref name="limit"/> visible
+    /// records are found, so the page is cut from visible records only.
+    /// </summary>
+    public static async Task<IReadOnlyList<T>> FindAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, string field, string value,
+        int limit = 100, string? afterId = null, CancellationToken cancellationToken = default) where T : class, IEntity
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentNullException.ThrowIfNull(owner);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        if (filter.IsEmpty)
         {
-            candidates.AddRange(await set.FindAsync(IndexedField.Owner, o, limit, afterId, cancellationToken));
+            return [];
         }
 
-        foreach (var id in filter.SharedIds.Where(id => afterId is null || string.CompareOrdinal(id, afterId) > 0))
+        if (filter.All || (field == IndexedField.Owner && filter.Owners.Contains(value)))
         {
-            if (await set.GetAsync(id, cancellationToken) is { } shared)
+            return await set.FindAsync(field, value, limit, afterId, cancellationToken);
+        }
+
+        var slice = Math.Max(limit * 2, 100);
+        var result = new List<T>(limit);
+        var cursor = afterId;
+        while (result.Count < limit)
+        {
+            var page = await set.FindAsync(field, value, slice, cursor, cancellationToken);
+            result.AddRange(page.Where(r => filter.Matches(r.Id, owner(r))).Take(limit - result.Count));
+            if (page.Count < slice)
             {
-                candidates.Add(shared);
+                break;
             }
+
+            cursor = page[^1].Id;
         }
 
-        // Every source is in id order and gave up to `limit` records after the cursor, so the first `limit` of the union are exact.
-        return candidates.DistinctBy(r => r.Id, StringComparer.Ordinal).Order(IdOrder<T>.Instance).Take(limit).ToList();
+        return result;
     }
 
     /// <summary>Counts the visible records (for "total" in a search answer).</summary>
@@ -78,6 +110,97 @@ public static class VisibleRecords
         }
     }
 
+    private static async Task<IReadOnlyList<T>> MergeAsync<T>(IEntitySet<T> set, QueryFilter filter, int limit, string? afterId,
+        CancellationToken cancellationToken) where T : class, IEntity
+    {
+        // Few owners: each range gives a whole page at once (one query per owner, exact). Many: start small and double
+        // the slice of a range each time it is used up, so ranges that never reach the page cost one short read.
+        var first = filter.Owners.Count <= MaxOwnerScans ? limit : Math.Min(limit, 2);
+        var heads = new PriorityQueue<Range<T>, string>(StringComparer.Ordinal);
+        foreach (var o in filter.Owners)
+        {
+            var range = new Range<T>(o, first);
+            if (await range.FillAsync(set, afterId, limit, cancellationToken))
+            {
+                heads.Enqueue(range, range.Head.Id);
+            }
+        }
+
+        var shared = new List<T>();
+        foreach (var id in filter.SharedIds.Where(id => afterId is null || string.CompareOrdinal(id, afterId) > 0).Order(StringComparer.Ordinal))
+        {
+            if (await set.GetAsync(id, cancellationToken) is { } record)
+            {
+                shared.Add(record);
+            }
+        }
+
+        var result = new List<T>(limit);
+        var s = 0;
+        while (result.Count < limit)
+        {
+            T next;
+            if (heads.TryPeek(out var range, out var headId) && (s >= shared.Count || string.CompareOrdinal(headId, shared[s].Id) <= 0))
+            {
+                heads.Dequeue();
+                next = range.Take();
+                if (await range.FillAsync(set, next.Id, limit, cancellationToken))
+                {
+                    heads.Enqueue(range, range.Head.Id);
+                }
+            }
+            else if (s < shared.Count)
+            {
+                next = shared[s++];
+            }
+            else
+            {
+                break;
+            }
+
+            // A shared record can also be owned by a visible owner: the merge meets it twice in a row.
+            if (result.Count == 0 || !string.Equals(result[^1].Id, next.Id, StringComparison.Ordinal))
+            {
+                result.Add(next);
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>The not yet merged part of one owner's index range.</summary>
+    private sealed class Range<T>(string owner, int slice) where T : class, IEntity
+    {
+        private IReadOnlyList<T> _buffer = [];
+        private int _position;
+        private bool _exhausted;
+        private int _slice = slice;
+
+        public T Head => _buffer[_position];
+
+        public T Take() => _buffer[_position++];
+
+        /// <summary>True when a head is available; reads the next slice after <paramref name="after"/> when the buffer is used up.</summary>
+        public async Task<bool> FillAsync(IEntitySet<T> set, string? after, int limit, CancellationToken cancellationToken)
+        {
+            if (_position < _buffer.Count)
+            {
+                return true;
+            }
+
+            if (_exhausted)
+            {
+                return false;
+            }
+
+            _buffer = await set.FindAsync(IndexedField.Owner, owner, _slice, after, cancellationToken);
+            _position = 0;
+            _exhausted = _buffer.Count < _slice;
+            _slice = Math.Min(_slice * 2, Math.Max(limit, 2));
+            return _buffer.Count > 0;
+        }
+    }
+
     private static async Task<IReadOnlyList<T>> ScanAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit, string? afterId,
         CancellationToken cancellationToken) where T : class, IEntity
     {
@@ -96,12 +219,5 @@ public static class VisibleRecords
         }
 
         return result;
-    }
-
-    private sealed class IdOrder<T> : IComparer<T> where T : IEntity
-    {
-        public static readonly IdOrder<T> Instance = new();
-
-        public int Compare(T? x, T? y) => string.CompareOrdinal(x?.Id, y?.Id);
     }
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Text.Json;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Security;
 using CrmEngine.Core.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -19,7 +21,12 @@ public sealed record ChangeItem(long Sequence, string Entity, string Id, ChangeO
 /// </summary>
 public sealed record ChangesPage(IReadOnlyList<ChangeItem> Changes, long Next, long LastSequence, bool More);
 
-/// <summary><c>GET /api/changes?since=&amp;limit=&amp;wait=</c>: the change feed for synchronising clients (read scope).</summary>
+/// <summary>
+/// <c>GET /api/changes?since=&amp;limit=&amp;wait=</c>: the change feed for synchronising clients (read scope). A caller sees
+/// the changes of records it may read, judged by the record's owner as of that change (from the audit log); the others
+/// are skipped, and <c>next</c> moves past them, so exactly-once holds for what the caller may see. A caller who sees
+/// every record of an entity pays no look-up.
+/// </summary>
 internal static class ChangesEndpoints
 {
     // Long-poll check interval: the store's newest sequence is an in-memory counter, so this costs nothing while idle.
@@ -62,8 +69,10 @@ internal static class ChangesEndpoints
         // A long poll ends early when the engine stops, so shutdown never waits for it.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var deadline = DateTime.UtcNow + waitFor;
-        var records = await feed.ReadAsync(after, (int)max + 1, stop.Token);
-        while (records.Count == 0 && DateTime.UtcNow < deadline && !stop.IsCancellationRequested)
+        var visibility = new ChangeVisibility(await context.CrmAccessAsync(), context.CrmStore().Audit);
+        var (page, next, more) = await CollectAsync(feed, visibility, after, (int)max, context.RequestAborted);
+        // Nothing the caller may see yet: wait (long poll) from past what was skipped, so skipped changes never come back.
+        while (page.Count == 0 && !more && DateTime.UtcNow < deadline && !stop.IsCancellationRequested)
         {
             try
             {
@@ -74,17 +83,55 @@ internal static class ChangesEndpoints
                 break;
             }
 
-            if (database.LastSequence > after)
+            if (database.LastSequence > next)
             {
-                records = await feed.ReadAsync(after, (int)max + 1, context.RequestAborted);
+                (page, next, more) = await CollectAsync(feed, visibility, next, (int)max, context.RequestAborted);
             }
         }
 
-        var page = records.Take((int)max).Select(r => new ChangeItem(r.Sequence, r.Entity, r.EntityId, r.Operation, r.Version, r.At, r.Actor)).ToList();
-        var next = page.Count > 0 ? page[^1].Sequence : after;
         var last = await feed.LastSequenceAsync(context.RequestAborted);
-        return TypedResults.Ok(new ChangesPage(page, next, Math.Max(last, next), records.Count > max));
+        return TypedResults.Ok(new ChangesPage(page, next, Math.Max(last, next), more));
     }
+
+    /// <summary>
+    /// Up to <paramref name="max"/> visible changes after <paramref name="after"/>; <c>Next</c> is the sequence of the last
+    /// change looked at (visible or skipped), <c>More</c> whether changes beyond it were already waiting. At most
+    /// <see cref="ScanBudget"/> changes are looked at per request, so a caller who sees little of a busy feed gets an
+    /// answer (possibly empty, with <c>more</c>) instead of a scan of the whole feed.
+    /// </summary>
+    private static async Task<(List<ChangeItem> Page, long Next, bool More)> CollectAsync(IChangeFeed feed, ChangeVisibility visibility, long after, int max,
+        CancellationToken cancellationToken)
+    {
+        var page = new List<ChangeItem>(Math.Min(max, 1000));
+        var cursor = after;
+        var scanned = 0;
+        while (true)
+        {
+            var batch = await feed.ReadAsync(cursor, max + 1, cancellationToken);
+            foreach (var r in batch)
+            {
+                if (page.Count == max || scanned == ScanBudget)
+                {
+                    return (page, cursor, true);
+                }
+
+                cursor = r.Sequence;
+                scanned++;
+                if (await visibility.VisibleAsync(r, cancellationToken))
+                {
+                    page.Add(new ChangeItem(r.Sequence, r.Entity, r.EntityId, r.Operation, r.Version, r.At, r.Actor));
+                }
+            }
+
+            if (batch.Count < max + 1)
+            {
+                return (page, cursor, false);
+            }
+        }
+    }
+
+    /// <summary>Changes looked at per request at most (visible or not).</summary>
+    internal const int ScanBudget = 20_000;
 
     private static ProblemHttpResult Problem(string field, string message) => TypedResults.Problem(
         ApiProblems.Build(StatusCodes.Status400BadRequest, "Bad request", $"{field}: {message}", [new ApiFieldError(field, message)]));
@@ -99,4 +146,66 @@ internal static class ChangesEndpoints
 
         return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
     }
+}
+
+/// <summary>Which changes one caller may see: the entity's read filter, and the record's owner as of the change.</summary>
+internal sealed class ChangeVisibility(AccessContext access, IAuditLog audit)
+{
+    private readonly Dictionary<string, QueryFilter> _filters = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, string), IReadOnlyList<AuditEntry>> _histories = [];
+
+    public async ValueTask<bool> VisibleAsync(ChangeRecord change, CancellationToken cancellationToken)
+    {
+        if (!_filters.TryGetValue(change.Entity, out var filter))
+        {
+            _filters[change.Entity] = filter = access.Filter(change.Entity);
+        }
+
+        if (filter.All || filter.IsEmpty)
+        {
+            return filter.All;
+        }
+
+        if (filter.SharedIds.Contains(change.EntityId))
+        {
+            return true;
+        }
+
+        var key = (change.Entity, change.EntityId);
+        if (!_histories.TryGetValue(key, out var history))
+        {
+            _histories[key] = history = await audit.ForEntityAsync(change.Entity, change.EntityId, cancellationToken);
+        }
+
+        return filter.Matches(change.EntityId, OwnerAt(history, change));
+    }
+
+    /// <summary>
+    /// The record's owner as of <paramref name="change"/>: after it for a create or update (who holds the record now
+    /// sees the change that gave it to them), before it for a delete.
+    /// </summary>
+    internal static string? OwnerAt(IReadOnlyList<AuditEntry> history, ChangeRecord change)
+    {
+        string? owner = null;
+        foreach (var entry in history)
+        {
+            if (entry.Sequence > change.Sequence)
+            {
+                break;
+            }
+
+            foreach (var field in entry.Changes)
+            {
+                if (field.Field == "Owner")
+                {
+                    owner = entry.Sequence == change.Sequence && change.Operation == ChangeOperation.Delete ? Text(field.Before) : Text(field.After);
+                }
+            }
+        }
+
+        return owner;
+    }
+
+    private static string? Text(string? json) =>
+        json is null ? null : JsonSerializer.Deserialize<string?>(json);
 }

@@ -56,11 +56,14 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
             return missing!;
         }
 
+        // Activities the caller may read, selected as they are read (an activity can be owned by someone else than the customer's owner).
+        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Activity);
+        Func<Activity, bool> keep = visible.All ? _ => true : a => visible.Matches(a.Id, a.Owner);
         if (order == Newest)
         {
             // Newest first is id order backwards: one query on the customer index, sorted and cut by LiteDB, so only
             // the page is read into records (a customer with years of activities costs one page, not the whole list).
-            var newest = NewestPage(context, customer.Id, page.After, page.Limit + 1);
+            var newest = NewestPage(context, customer.Id, page.After, page.Limit + 1, visible.All ? null : keep);
             return Paging.Respond(context, newest, page.Limit, a => a.Id, a => a);
         }
 
@@ -72,7 +75,7 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
         while (true)
         {
             var slice = await store.Activities.FindAsync(IndexedField.CustomerId, customer.Id, Slice, after, context.RequestAborted);
-            all.AddRange(slice);
+            all.AddRange(slice.Where(keep));
             if (slice.Count < Slice)
             {
                 break;
@@ -92,20 +95,22 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
         return Paging.Respond(context, fetched, page.Limit, p => p.Key, p => p.Activity);
     }
 
-    private static List<Activity> NewestPage(HttpContext context, string customerId, string? after, int take)
+    private static List<Activity> NewestPage(HttpContext context, string customerId, string? after, int take, Func<Activity, bool>? keep)
     {
         var database = context.RequestServices.GetRequiredService<CrmDatabase>();
         // Index entries are "customerId\u0001activityId": the customer's range, cut at the cursor (exclusive).
         var low = customerId + '\u0001';
         var high = after is null ? customerId + '\u0002' : low + after;
-        return database.Database.GetCollection(CoreEntities.Activity.CollectionName).Query()
+        var query = database.Database.GetCollection(CoreEntities.Activity.CollectionName).Query()
             .Where(BsonExpression.Create("$._ix." + IndexedField.CustomerId + "[*] ANY BETWEEN @0 AND @1", low, high))
-            .OrderByDescending("_id")
-            .Limit(take + 1)
+            .OrderByDescending("_id");
+        // With an access filter the range is read on until the page holds enough visible activities.
+        return (keep is null ? query.Limit(take + 1) : query)
             .ToEnumerable()
             .Where(d => after is null || string.CompareOrdinal(d["_id"].AsString, after) < 0)
-            .Take(take)
             .Select(d => database.Mapper.ToObject<Activity>(d))
+            .Where(a => keep is null || keep(a))
+            .Take(take)
             .ToList();
     }
 

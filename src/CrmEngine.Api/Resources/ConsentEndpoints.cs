@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -52,6 +53,12 @@ internal sealed class ConsentEndpoints : IApiEndpointModule
         if (customer is null)
         {
             return missing!;
+        }
+
+        var access = await context.CrmAccessAsync();
+        if (access.Filter(EntityNames.Consent).IsEmpty)
+        {
+            return ApiAccess.Forbidden(context, EntityNames.Consent, null, access.Check(Privilege.Read, new RecordRef(EntityNames.Consent, "", null)));
         }
 
         // The page is one query on the customer index (ids grow with recording, so id order is recording order).
@@ -147,6 +154,12 @@ internal sealed class ConsentEndpoints : IApiEndpointModule
         if (customer is null)
         {
             return missing!;
+        }
+
+        // Consent entries have no owner (root unit): creating one needs consent:create, and reaching the customer (above).
+        if (await RecordAccess.ForbiddenAsync(context, EntityNames.Consent, Privilege.Create, null) is { } forbidden)
+        {
+            return forbidden;
         }
 
         entry.Id = "";

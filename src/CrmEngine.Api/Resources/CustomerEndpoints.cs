@@ -1,5 +1,6 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -36,7 +37,10 @@ internal sealed class CustomerEndpoints : IApiEndpointModule
             return missing!;
         }
 
-        var orders = await store.Orders.FindAsync(IndexedField.CustomerId, customer.Id, page.Limit + 1, page.After, context.RequestAborted);
+        // The customer's orders the caller may read (an order can be owned by someone else than its customer).
+        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Order);
+        var orders = await VisibleRecords.FindAsync(store.Orders, visible, o => o.Owner, IndexedField.CustomerId, customer.Id, page.Limit + 1, page.After,
+            context.RequestAborted);
         return Paging.Respond(context, orders, page.Limit, o => o.Id, o => o);
     }
 }

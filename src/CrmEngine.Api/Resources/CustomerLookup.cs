@@ -8,11 +8,20 @@ namespace CrmEngine.Api.Resources;
 /// <summary>Finding the customer a request names, following merge redirects when the data exchange registered them.</summary>
 internal static class CustomerLookup
 {
-    /// <summary>The customer, or the answer for a missing one (404, or 308 to the kept customer after a merge).</summary>
+    /// <summary>
+    /// The customer, or the answer for a missing one (404, or 308 to the kept customer after a merge). A customer the
+    /// caller may not read is answered as missing (404, no redirect): the sub-resources of a customer (contacts,
+    /// timeline, orders, consents, segments) tell nothing about a customer one cannot see.
+    /// </summary>
     public static async Task<(Customer? Customer, IResult? Problem)> LoadAsync(HttpContext context, ICrmStore store, string id, bool redirect = true)
     {
         var customer = await store.Customers.GetAsync(id, context.RequestAborted);
-        return customer is null ? (null, await MissingAsync(context, id, redirect)) : (customer, null);
+        if (customer is null)
+        {
+            return (null, await MissingAsync(context, id, redirect));
+        }
+
+        return await RecordAccess.UnreadableAsync(context, EntityNames.Customer, customer) is { } unreadable ? (null, unreadable) : (customer, null);
     }
 
     /// <summary>

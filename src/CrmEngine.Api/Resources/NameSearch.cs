@@ -22,7 +22,9 @@ internal static class NameSearch
         string.Equals(field, IndexedField.Name, StringComparison.OrdinalIgnoreCase) && (typeof(T) == typeof(Customer) || typeof(T) == typeof(Product));
 
     /// <summary>Up to <paramref name="take"/> records whose name starts with <paramref name="prefix"/>, with their cursors; null when the cursor is not one of ours.</summary>
-    public static IReadOnlyList<(T Record, string Cursor)>? Find<T>(HttpContext context, string prefix, int take, string? after) where T : class, IEntity
+    /// <remarks><paramref name="keep"/> (the caller's access) is applied to each record as the index is read, before <paramref name="take"/> counts it.</remarks>
+    public static IReadOnlyList<(T Record, string Cursor)>? Find<T>(HttpContext context, string prefix, int take, string? after, Func<T, bool>? keep = null)
+        where T : class, IEntity
     {
         var database = context.RequestServices.GetRequiredService<CrmDatabase>();
         var collection = typeof(T) == typeof(Customer) ? "customers" : "products";
@@ -47,11 +49,11 @@ internal static class NameSearch
         var high = key + '\uffff';
         var path = "$._ix." + IndexedField.Name + "[*]";
         var found = new List<(T, string)>(take);
-        // One extra when resuming: the cursor's own entry is the first one at or after it and is skipped.
-        foreach (var doc in database.Database.GetCollection(collection).Query()
-                     .Where(BsonExpression.Create($"{path} ANY BETWEEN @0 AND @1", low, high))
-                     .Limit(take + (from is null ? 0 : 1))
-                     .ToEnumerable())
+        var query = database.Database.GetCollection(collection).Query()
+            .Where(BsonExpression.Create($"{path} ANY BETWEEN @0 AND @1", low, high));
+        // One extra when resuming: the cursor's own entry is the first one at or after it and is skipped. With an access
+        // filter the index range is read on until enough visible records are found (nothing hidden is counted).
+        foreach (var doc in (keep is null ? query.Limit(take + (from is null ? 0 : 1)) : query).ToEnumerable())
         {
             var entry = doc["_ix"][IndexedField.Name].AsArray.Select(v => v.AsString)
                 .Where(e => e.StartsWith(key, StringComparison.Ordinal) && string.CompareOrdinal(e, low) >= 0)
@@ -61,7 +63,13 @@ internal static class NameSearch
                 continue;
             }
 
-            found.Add((database.Mapper.ToObject<T>(doc), Encode(entry)));
+            var record = database.Mapper.ToObject<T>(doc);
+            if (keep is not null && !keep(record))
+            {
+                continue;
+            }
+
+            found.Add((record, Encode(entry)));
             if (found.Count == take)
             {
                 break;

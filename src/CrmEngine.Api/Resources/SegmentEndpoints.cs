@@ -1,3 +1,4 @@
+using CrmEngine.Abstractions.Model;
 using CrmEngine.Rules;
 using CrmEngine.Rules.Segments;
 using Microsoft.AspNetCore.Builder;
@@ -88,19 +89,35 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
             return ResourceProblems.NotFound("segment", name);
         }
 
-        var members = await segments.MembersAsync(name, page.Limit + 1, page.After, context.RequestAborted);
+        // Members the caller may read only: the member list is read on until the page holds enough of them.
+        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Customer);
         var store = context.CrmStore();
-        var items = new List<(SegmentMember Member, string? Name)>(members.Count);
-        foreach (var member in members.Take(page.Limit))
+        var items = new List<(SegmentMember Member, string? Name)>(page.Limit + 1);
+        var after = page.After;
+        while (items.Count <= page.Limit)
         {
-            var customer = await store.Customers.GetAsync(member.CustomerId, context.RequestAborted);
-            items.Add((member, customer?.Name));
-        }
+            var slice = Math.Max(page.Limit + 1, 100);
+            var members = await segments.MembersAsync(name, slice, after, context.RequestAborted);
+            foreach (var member in members)
+            {
+                var customer = await store.Customers.GetAsync(member.CustomerId, context.RequestAborted);
+                if (customer is null ? visible.All : visible.Matches(customer.Id, customer.Owner))
+                {
+                    // The extra member past the page only tells that a next page exists.
+                    items.Add((member, customer?.Name));
+                    if (items.Count > page.Limit)
+                    {
+                        break;
+                    }
+                }
+            }
 
-        // The extra member fetched only tells that a next page exists.
-        if (members.Count > page.Limit)
-        {
-            items.Add((members[^1], null));
+            if (members.Count < slice)
+            {
+                break;
+            }
+
+            after = members[^1].CustomerId;
         }
 
         return Paging.Respond(context, items, page.Limit, m => m.Member.CustomerId,
