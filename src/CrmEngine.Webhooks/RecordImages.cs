@@ -35,17 +35,15 @@ internal sealed class RecordImages(CrmDatabase database)
             }
 
             exists = true;
-            foreach (var change in entry["changes"].AsArray)
+            foreach (var change in AuditDiff.ChangesOf(entry))
             {
-                var doc = change.AsDocument;
-                var field = doc["f"].AsString;
-                if (doc.TryGetValue("a", out var after) && after.IsString)
+                if (change.After is { } after)
                 {
-                    fields[field] = after.AsString;
+                    fields[change.Field] = after;
                 }
                 else
                 {
-                    fields.Remove(field);
+                    fields.Remove(change.Field);
                 }
             }
         }

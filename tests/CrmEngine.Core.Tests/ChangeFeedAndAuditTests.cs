@@ -87,4 +87,29 @@ public class ChangeFeedAndAuditTests
         Assert.Equal("false", fields["Blacklisted"]);
         Assert.Equal(c.Id, System.Text.Json.JsonSerializer.Deserialize<string>(fields["Id"]!));
     }
+
+    [Fact]
+    public async Task A_create_is_audited_as_its_image_once_and_reads_as_every_field_it_set()
+    {
+        using var engine = new TestEngine();
+        var c = await engine.Store.Customers.CreateAsync(new Customer
+        {
+            Name = "Müller AG", Emails = ["a@x.test"], Tags = ["b2b"], Addresses = [new Address { City = "Köln", PostalCode = "50667" }],
+        });
+
+        // Stored: the image once (no field list, no look-up keys), not a diff against nothing.
+        var stored = engine.Database.Database.GetCollection(CrmEngine.Core.Storage.CrmDatabase.AuditCollection)
+            .FindById(CrmEngine.Core.Storage.AuditLog.Key(EntityNames.Customer, c.Id, 1));
+        Assert.False(stored.ContainsKey("changes"));
+        Assert.Equal("Müller AG", stored["after"]["Name"].AsString);
+        Assert.False(stored["after"].AsDocument.ContainsKey("_ix"));
+
+        // Read: exactly what a field-level diff of the create lists (every field set, no before side).
+        var created = Assert.Single(await engine.Store.Audit.ForEntityAsync(EntityNames.Customer, c.Id));
+        var expected = CrmEngine.Core.Storage.AuditDiff.Compute(null, engine.Database.Mapper.ToDocument(c));
+        Assert.Equal(expected.OrderBy(f => f.Field, StringComparer.Ordinal), created.Changes.OrderBy(f => f.Field, StringComparer.Ordinal));
+        Assert.Contains(created.Changes, f => f is { Field: "Addresses[0].City", Before: null, After: "\"Köln\"" });
+        Assert.Contains(created.Changes, f => f is { Field: "Tags", After: "[\"b2b\"]" });
+        Assert.All(created.Changes, f => Assert.Null(f.Before));
+    }
 }

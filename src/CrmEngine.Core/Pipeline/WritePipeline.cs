@@ -313,24 +313,7 @@ public sealed class WritePipeline
             ["actor"] = ctx.Actor,
         });
 
-        var changes = new BsonArray();
-        foreach (var c in AuditDiff.Compute(beforeDoc, afterDoc))
-        {
-            // Absent sides are left out (a create has no "b", a delete no "a"): smaller audit documents.
-            var change = new BsonDocument { ["f"] = c.Field };
-            if (c.Before is not null)
-            {
-                change["b"] = c.Before;
-            }
-
-            if (c.After is not null)
-            {
-                change["a"] = c.After;
-            }
-
-            changes.Add(change);
-        }
-        _db.Database.GetCollection(CrmDatabase.AuditCollection).Insert(new BsonDocument
+        var audit = new BsonDocument
         {
             ["_id"] = AuditLog.Key(d.EntityName, id, seq),
             ["seq"] = seq,
@@ -339,8 +322,18 @@ public sealed class WritePipeline
             ["op"] = op.ToString(),
             ["at"] = at,
             ["actor"] = ctx.Actor,
-            ["changes"] = changes,
-        });
+        };
+        if (op == ChangeOperation.Create && afterDoc is not null)
+        {
+            // A create keeps its image once instead of a diff against nothing (AuditDiff.ChangesOf reads both shapes).
+            audit["after"] = WithoutIndex(afterDoc);
+        }
+        else
+        {
+            audit["changes"] = AuditDiff.ToBson(AuditDiff.Compute(beforeDoc, afterDoc));
+        }
+
+        _db.Database.GetCollection(CrmDatabase.AuditCollection).Insert(audit);
 
         var asyncHandlers = Wanted(_registry.For(d.EntityName, PipelineStage.Async), op, ctx.Actor);
         if (asyncHandlers.Count > 0)

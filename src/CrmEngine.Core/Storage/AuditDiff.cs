@@ -41,6 +41,59 @@ internal static class AuditDiff
         return changes;
     }
 
+    /// <summary>
+    /// The field changes one stored audit entry records. An update or delete stores them as <c>changes</c>
+    /// (<c>[{f, b, a}]</c>, an absent side left out); a create stores its after-image once as <c>after</c> (cheaper to
+    /// write than a diff against nothing, which is what every imported row was), read here as that diff. Every reader
+    /// of <c>_audit</c> (the audit log, webhook images, the eraser) goes through this, so both shapes read the same.
+    /// </summary>
+    public static List<FieldChange> ChangesOf(BsonDocument entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        if (entry.TryGetValue("after", out var after) && after.IsDocument)
+        {
+            return Compute(null, after.AsDocument);
+        }
+
+        var changes = new List<FieldChange>();
+        if (entry.TryGetValue("changes", out var stored) && stored.IsArray)
+        {
+            foreach (var item in stored.AsArray)
+            {
+                var c = item.AsDocument;
+                changes.Add(new FieldChange(
+                    c["f"].AsString,
+                    c.TryGetValue("b", out var b) && b.IsString ? b.AsString : null,
+                    c.TryGetValue("a", out var a) && a.IsString ? a.AsString : null));
+            }
+        }
+
+        return changes;
+    }
+
+    /// <summary>Field changes as stored in an audit entry's <c>changes</c>: absent sides are left out (smaller documents).</summary>
+    public static BsonArray ToBson(IEnumerable<FieldChange> changes)
+    {
+        var array = new BsonArray();
+        foreach (var c in changes)
+        {
+            var change = new BsonDocument { ["f"] = c.Field };
+            if (c.Before is not null)
+            {
+                change["b"] = c.Before;
+            }
+
+            if (c.After is not null)
+            {
+                change["a"] = c.After;
+            }
+
+            array.Add(change);
+        }
+
+        return array;
+    }
+
     public static Dictionary<string, string> Flatten(BsonDocument? doc)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);

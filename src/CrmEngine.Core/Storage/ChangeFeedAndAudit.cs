@@ -64,10 +64,7 @@ public sealed class AuditLog : IAuditLog
                 Enum.Parse<ChangeOperation>(d["op"].AsString),
                 DateTimeOffset.Parse(d["at"].AsString, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
                 d["actor"].AsString,
-                d["changes"].AsArray.Select(c => new FieldChange(
-                    c["f"].AsString,
-                    c.AsDocument.TryGetValue("b", out var b) && b.IsString ? b.AsString : null,
-                    c.AsDocument.TryGetValue("a", out var a) && a.IsString ? a.AsString : null)).ToList()))
+                AuditDiff.ChangesOf(d)))
             .ToList();
         return Task.FromResult(entries);
     }

@@ -181,6 +181,14 @@ public sealed class CustomerEraser
                 foreach (var doc in audit.Find(Query.Between("_id", prefix, entity + "\u0001" + id + "\u0002")).ToList())
                 {
                     var changed = false;
+                    if (doc.ContainsKey("after"))
+                    {
+                        // A create's image is kept whole; scrubbed, it is stored as field changes like any other entry.
+                        doc["changes"] = AuditDiff.ToBson(AuditDiff.ChangesOf(doc));
+                        doc.Remove("after");
+                        changed = true;
+                    }
+
                     foreach (var change in doc["changes"].AsArray)
                     {
                         var c = change.AsDocument;
