@@ -29,7 +29,8 @@ public static class DataExchangeServiceCollectionExtensions
         services.AddSingleton(sp => new CustomerExporter(sp.GetRequiredService<IStoreProvider>()));
         services.AddSingleton(sp => new DuplicateScanner(sp.GetRequiredService<CrmDatabase>(), sp.GetRequiredService<IOptions<DataExchangeOptions>>().Value.Duplicates));
         services.AddSingleton(sp => new CustomerMerger(sp.GetRequiredService<IStoreProvider>(), sp.GetService<TimeProvider>()));
-        services.AddSingleton(sp => new CustomerEraser(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>()));
+        services.AddSingleton(sp => new CustomerEraser(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>(),
+            sp.GetServices<ICustomerErasureStep>()));
         services.AddSingleton(sp => new CustomerDataExport(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>()));
         services.AddSingleton<ICustomerRedirects>(sp => new CustomerRedirects(sp.GetRequiredService<IStoreProvider>()));
         services.AddSingleton(sp => new DuplicateGuard(sp.GetRequiredService<IWriteHandlerRegistry>(), sp.GetRequiredService<DuplicateFinder>(), sp.GetRequiredService<IStoreProvider>()));

@@ -25,6 +25,12 @@ public sealed class TemplateModel
 
     /// <summary>Culture for money and date helpers, for example <c>de-DE</c>.</summary>
     public string Culture { get; init; } = "en-US";
+
+    /// <summary>
+    /// Customer fields (JSON names, <c>creditLevel</c>) the template must not see: absent from <c>customer</c> (not empty),
+    /// as for a preview made as a user from whom they are hidden. Null or empty: every field.
+    /// </summary>
+    public IReadOnlySet<string>? HiddenCustomerFields { get; init; }
 }
 
 /// <summary>The engine's templates (the <c>templates/</c> folder, hot-reloaded). Thread-safe.</summary>

@@ -18,7 +18,7 @@ internal static class TemplateModelGlobals
     {
         var globals = new ScriptObject(StringComparer.Ordinal)
         {
-            ["customer"] = model.Customer,
+            ["customer"] = Masked(model.Customer, model.HiddenCustomerFields),
             ["contact"] = model.Contact,
             ["order"] = model.Order,
             ["sender"] = model.Sender,
@@ -42,6 +42,20 @@ internal static class TemplateModelGlobals
         globals["extra"] = extra;
         globals.IsReadOnly = true;
         return globals;
+    }
+
+    /// <summary>The customer without its hidden members (a read-only object of the others), or the customer itself.</summary>
+    private static object? Masked(object? customer, IReadOnlySet<string>? hidden)
+    {
+        if (customer is null || hidden is not { Count: > 0 })
+        {
+            return customer;
+        }
+
+        var visible = new ScriptObject(StringComparer.Ordinal);
+        visible.Import(customer, ScriptMemberImportFlags.Property, member => !hidden.Any(h => string.Equals(h, member.Name, StringComparison.OrdinalIgnoreCase)), StandardMemberRenamer.Default);
+        visible.IsReadOnly = true;
+        return visible;
     }
 
     /// <summary>JSON values (as triggers often hold them) become plain template values; everything else is read as it is.</summary>

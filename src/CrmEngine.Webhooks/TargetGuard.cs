@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Options;
 
 namespace CrmEngine.Webhooks;
 
@@ -9,19 +10,25 @@ namespace CrmEngine.Webhooks;
 /// unless <c>Webhooks:AllowPrivateTargets</c> is true. The URL is checked when a subscription is saved, and every
 /// address a host name resolves to is checked again when a delivery connects (the connection goes to the checked
 /// address, so a name that changes its answer in between gains nothing). Redirects are never followed.
+/// <c>Webhooks:AllowedHosts</c> (<see cref="TargetPolicy"/>) lets named receivers and address ranges through anyway.
 /// </summary>
 internal static class TargetGuard
 {
     /// <summary>Why the URL's host is refused by its text (an address or localhost), or null.</summary>
-    public static string? RefuseByText(Uri url)
+    public static string? RefuseByText(Uri url, TargetPolicy policy)
     {
         var host = url.IdnHost.Trim('[', ']').TrimEnd('.');
+        if (policy.AllowPrivate || policy.AllowsName(host))
+        {
+            return null;
+        }
+
         if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase))
         {
             return $"'{url.Host}' is this machine";
         }
 
-        return IPAddress.TryParse(host, out var address) && Describe(address) is { } why ? $"{address} is {why}" : null;
+        return IPAddress.TryParse(host, out var address) && !policy.AllowsAddress(address) && Describe(address) is { } why ? $"{address} is {why}" : null;
     }
 
     /// <summary>What kind of non-public address this is, or null for a public one.</summary>
@@ -95,8 +102,9 @@ internal static class TargetGuard
     /// Connects to <paramref name="host"/>:<paramref name="port"/> through the first acceptable address it resolves to;
     /// refuses (HttpRequestException naming the address and the switch) when every address is non-public.
     /// </summary>
-    public static async ValueTask<Stream> ConnectAsync(string host, int port, bool allowPrivate, CancellationToken cancellationToken)
+    public static async ValueTask<Stream> ConnectAsync(string host, int port, TargetPolicy policy, CancellationToken cancellationToken)
     {
+        var named = policy.AllowPrivate || policy.AllowsName(host.Trim('[', ']').TrimEnd('.'));
         var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal)
             ? [literal]
             : await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
@@ -104,7 +112,7 @@ internal static class TargetGuard
         var usable = new List<IPAddress>();
         foreach (var address in addresses)
         {
-            if (!allowPrivate && Describe(address) is { } why)
+            if (!named && !policy.AllowsAddress(address) && Describe(address) is { } why)
             {
                 refused.Add($"{address} ({why})");
             }
@@ -118,7 +126,7 @@ internal static class TargetGuard
         {
             throw new TargetRefusedException(refused.Count == 0
                 ? $"{host} resolves to no address"
-                : $"refused: {host} resolves to {string.Join(", ", refused)}; deliveries go only to public addresses unless Webhooks:AllowPrivateTargets is true");
+                : $"refused: {host} resolves to {string.Join(", ", refused)}; deliveries go only to public addresses unless Webhooks:AllowedHosts lists the host or its range (or Webhooks:AllowPrivateTargets is true)");
         }
 
         Exception? last = null;
@@ -141,5 +149,86 @@ internal static class TargetGuard
     }
 }
 
+/// <summary>
+/// Which non-public receivers are allowed: all of them (<c>Webhooks:AllowPrivateTargets</c>), or the exact host names and
+/// CIDR ranges of <c>Webhooks:AllowedHosts</c>. Built once from the options; entries are checked at start.
+/// </summary>
+internal sealed class TargetPolicy
+{
+    private readonly HashSet<string> _names = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<IPNetwork> _networks = [];
+
+    public TargetPolicy(bool allowPrivate, IEnumerable<string>? allowedHosts)
+    {
+        AllowPrivate = allowPrivate;
+        foreach (var entry in allowedHosts ?? [])
+        {
+            var text = entry.Trim();
+            if (TryNetwork(text, out var network))
+            {
+                _networks.Add(network);
+            }
+            else if (text.Length > 0)
+            {
+                _names.Add(text.TrimEnd('.'));
+            }
+        }
+    }
+
+    public static TargetPolicy From(WebhookOptions options) => new(options.AllowPrivateTargets, options.AllowedHosts);
+
+    public bool AllowPrivate { get; }
+
+    public bool AllowsName(string host) => _names.Contains(host);
+
+    public bool AllowsAddress(IPAddress address)
+    {
+        var a = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+        return _networks.Any(n => n.Contains(a));
+    }
+
+    /// <summary>Problems of <c>Webhooks:AllowedHosts</c> entries (for the start-time check), one per bad entry.</summary>
+    public static IReadOnlyList<string> Problems(IEnumerable<string>? entries)
+    {
+        var problems = new List<string>();
+        var i = 0;
+        foreach (var entry in entries ?? [])
+        {
+            var text = entry?.Trim() ?? "";
+            var looksLikeRange = text.Contains('/', StringComparison.Ordinal) || IPAddress.TryParse(text, out _);
+            if (text.Length == 0)
+            {
+                problems.Add($"Webhooks:AllowedHosts:{i} is empty.");
+            }
+            else if (looksLikeRange ? !TryNetwork(text, out _) : Uri.CheckHostName(text) != UriHostNameType.Dns)
+            {
+                problems.Add($"Webhooks:AllowedHosts:{i} '{text}' is neither a host name nor an address range in CIDR notation (for example 10.20.0.0/16).");
+            }
+
+            i++;
+        }
+
+        return problems;
+    }
+
+    private static bool TryNetwork(string text, out IPNetwork network)
+    {
+        if (IPAddress.TryParse(text, out var single))
+        {
+            network = new IPNetwork(single, single.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
+            return true;
+        }
+
+        return IPNetwork.TryParse(text, out network);
+    }
+}
+
 /// <summary>A delivery target refused by <see cref="TargetGuard"/>: trying again cannot help, so the delivery is parked at once.</summary>
 internal sealed class TargetRefusedException(string message) : HttpRequestException(message);
+
+/// <summary>Checks <c>Webhooks:AllowedHosts</c> at start, naming every bad entry.</summary>
+internal sealed class AllowedHostsValidation : IValidateOptions<WebhookOptions>
+{
+    public ValidateOptionsResult Validate(string? name, WebhookOptions options) =>
+        TargetPolicy.Problems(options.AllowedHosts) is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
+}

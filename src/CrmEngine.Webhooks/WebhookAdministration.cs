@@ -1,11 +1,12 @@
 using CrmEngine.Core;
 using CrmEngine.Core.Storage;
+using CrmEngine.Security;
 
 namespace CrmEngine.Webhooks;
 
 /// <summary>A subscription as the command line shows it (never its secret).</summary>
 public sealed record WebhookInfo(string Id, string Url, IReadOnlyList<string> Events, bool Active, string? Description,
-    DateTimeOffset CreatedAt, string CreatedBy);
+    DateTimeOffset CreatedAt, string CreatedBy, string? User = null);
 
 /// <summary>One delivery in a subscription's history.</summary>
 public sealed record WebhookDeliveryInfo(string Id, long Sequence, string Event, string EntityId, string State, int Attempts,
@@ -54,10 +55,16 @@ public sealed class WebhookAdministration : IDisposable
     public IReadOnlyList<WebhookInfo> List() => _store.List().Select(Info).ToList();
 
     /// <summary>Creates a subscription; returns it and its secret (shown once). Bad input throws <see cref="ArgumentException"/> naming it.</summary>
-    public async Task<(WebhookInfo Subscription, string Secret)> CreateAsync(string url, IReadOnlyList<string> events, string? description, string createdBy)
+    public async Task<(WebhookInfo Subscription, string Secret)> CreateAsync(string url, IReadOnlyList<string> events, string? description, string createdBy,
+        string? user = null)
     {
         var problems = new List<string>();
-        if (SubscriptionInput.ValidateUrl(url ?? "", _options.AllowPrivateTargets) is { } badUrl)
+        if (user is not null && UserProblem(user) is { } badUser)
+        {
+            problems.Add("--as " + badUser);
+        }
+
+        if (SubscriptionInput.ValidateUrl(url ?? "", TargetPolicy.From(_options)) is { } badUrl)
         {
             problems.Add("--url " + badUrl);
         }
@@ -80,7 +87,7 @@ public sealed class WebhookAdministration : IDisposable
             throw new ArgumentException(string.Join("; ", problems));
         }
 
-        var (created, secret) = await _store.CreateAsync(url!, patterns, null, true, description, createdBy).ConfigureAwait(false);
+        var (created, secret) = await _store.CreateAsync(url!, patterns, null, true, description, createdBy, user).ConfigureAwait(false);
         _wake();
         return (Info(created), secret);
     }
@@ -105,7 +112,7 @@ public sealed class WebhookAdministration : IDisposable
         {
             filter = Enum.TryParse<DeliveryState>(state, ignoreCase: true, out var parsed) && !int.TryParse(state, out _)
                 ? parsed
-                : throw new ArgumentException($"--state '{state}' is not a state: use pending, retrying, delivered or parked");
+                : throw new ArgumentException($"--state '{state}' is not a state: use pending, retrying, delivered, parked or skipped");
         }
 
         if (limit is < 1 or > 500)
@@ -133,7 +140,19 @@ public sealed class WebhookAdministration : IDisposable
     /// <summary>The state of one delivery (for messages), or null.</summary>
     public string? DeliveryState(string deliveryId) => _store.Delivery(deliveryId)?.State.ToString().ToLowerInvariant();
 
-    private static WebhookInfo Info(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy);
+    private static WebhookInfo Info(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.User);
+
+    /// <summary>Why <paramref name="user"/> cannot own a subscription (unknown or deactivated), or null. Read from the store itself, so it works on a stopped engine.</summary>
+    private string? UserProblem(string user)
+    {
+        var users = _store.Database.Database.GetCollection(SecurityDirectory.EntityName("users"));
+        return users.FindById(user) switch
+        {
+            null => $"'{user}': there is no such user (crm users list)",
+            { } d when d.TryGetValue(nameof(SecurityUser.Deactivated), out var off) && off.IsBoolean && off.AsBoolean => $"'{user}': the user is deactivated",
+            _ => null,
+        };
+    }
 
     public void Dispose() => _owned?.Dispose();
 }

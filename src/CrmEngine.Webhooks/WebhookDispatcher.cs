@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
+using CrmEngine.Security;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -35,10 +36,14 @@ internal sealed class WebhookDispatcher : BackgroundService
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _wake = new(0);
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
+    private readonly SecurityDirectory? _security;
+    private readonly TargetPolicy _targets;
 
     public WebhookDispatcher(WebhookStore store, IChangeFeed feed, CrmDatabase database, IOptions<WebhookOptions> options,
-        TimeProvider? timeProvider = null, ILogger<WebhookDispatcher>? logger = null)
+        TimeProvider? timeProvider = null, ILogger<WebhookDispatcher>? logger = null, SecurityDirectory? security = null)
     {
+        _security = security;
+        _targets = TargetPolicy.From(options.Value);
         _store = store;
         _feed = feed;
         _db = database;
@@ -55,7 +60,7 @@ internal sealed class WebhookDispatcher : BackgroundService
             UseCookies = false,
             // The target itself is checked and connected to; a proxy from the environment would hide it.
             UseProxy = false,
-            ConnectCallback = (context, ct) => TargetGuard.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, _options.AllowPrivateTargets, ct),
+            ConnectCallback = (context, ct) => TargetGuard.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, _targets, ct),
         })
         {
             // The per-request budget is a CancellationTokenSource, so a timeout is told from a shutdown.
@@ -140,7 +145,8 @@ internal sealed class WebhookDispatcher : BackgroundService
     {
         while (_db.LastSequence > Cursor && !cancellationToken.IsCancellationRequested)
         {
-            var (cursor, changes, deliveries) = await _store.FanOutAsync(Cursor, _feed, _images, FanOutBatch, cancellationToken).ConfigureAwait(false);
+            var (cursor, changes, deliveries) = await _store.FanOutAsync(Cursor, _feed, _images, FanOutBatch, cancellationToken,
+                user => SubscriberAccess.ForAsync(_security, user, cancellationToken)).ConfigureAwait(false);
             if (changes == 0)
             {
                 return; // the newer sequence is not committed yet

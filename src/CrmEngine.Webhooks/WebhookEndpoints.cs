@@ -10,13 +10,13 @@ namespace CrmEngine.Webhooks;
 
 /// <summary>A subscription in API answers. The secret is only in the answer to its creation.</summary>
 internal sealed record SubscriptionView(string Id, string Url, IReadOnlyList<string> Events, bool Active, string? Description,
-    DateTimeOffset CreatedAt, string CreatedBy, DateTimeOffset UpdatedAt)
+    DateTimeOffset CreatedAt, string CreatedBy, DateTimeOffset UpdatedAt, string? User)
 {
-    public static SubscriptionView Of(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt);
+    public static SubscriptionView Of(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt, s.User);
 }
 
 internal sealed record CreatedSubscriptionView(string Id, string Url, IReadOnlyList<string> Events, bool Active, string? Description,
-    DateTimeOffset CreatedAt, string CreatedBy, DateTimeOffset UpdatedAt, string Secret);
+    DateTimeOffset CreatedAt, string CreatedBy, DateTimeOffset UpdatedAt, string? User, string Secret);
 
 internal sealed record DeliveryView(string Id, long Sequence, string Event, string Entity, string EntityId, string State, int Attempts,
     int? LastStatusCode, string? LastError, DateTimeOffset? NextAttemptAt, DateTimeOffset CreatedAt, DateTimeOffset? LastAttemptAt,
@@ -38,6 +38,11 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
 {
     private const int MaxPage = 500;
 
+    /// <summary>The claim naming the user an API key or token acts as (absent: a key without a user = sys-api).</summary>
+    internal const string UserClaim = "crm:user";
+
+    private readonly TargetPolicy _targets = TargetPolicy.From(options);
+
     public void Map(IEndpointRouteBuilder api, IEndpointRouteBuilder root)
     {
         var group = api.MapGroup("/webhooks").RequireAuthorization(ApiPolicies.Admin).WithTags("Webhooks");
@@ -52,7 +57,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
         group.MapPost("/{id}/ping", PingAsync).WithName("PingWebhook");
     }
 
-    private async Task<Results<Created<CreatedSubscriptionView>, ValidationProblem, ProblemHttpResult>> CreateAsync(HttpContext context)
+    private async Task<IResult> CreateAsync(HttpContext context)
     {
         var (body, problem) = await ReadBodyAsync(context);
         if (problem is not null)
@@ -60,16 +65,17 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
             return problem;
         }
 
-        var input = SubscriptionInput.Read(body, create: true, options.AllowPrivateTargets);
+        var input = SubscriptionInput.Read(body, create: true, _targets);
         if (input.Errors.Count > 0)
         {
-            return TypedResults.ValidationProblem(input.Errors, title: "The subscription is not valid");
+            return Invalid("The subscription is not valid", input.Errors);
         }
 
-        var (s, secret) = await store.CreateAsync(input.Url!, input.Events!, input.Secret, input.Active ?? true, input.Description, ActorOf(context));
+        var (s, secret) = await store.CreateAsync(input.Url!, input.Events!, input.Secret, input.Active ?? true, input.Description, ActorOf(context),
+            context.User.FindFirst(UserClaim)?.Value);
         dispatcher.Wake();
         return TypedResults.Created($"/api/webhooks/{s.Id}",
-            new CreatedSubscriptionView(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt, secret));
+            new CreatedSubscriptionView(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt, s.User, secret));
     }
 
     private Ok<ListView<SubscriptionView>> List() =>
@@ -78,7 +84,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     private Results<Ok<SubscriptionView>, ProblemHttpResult> Get(string id) =>
         store.Get(id) is { } s ? TypedResults.Ok(SubscriptionView.Of(s)) : NotFound(id);
 
-    private async Task<Results<Ok<SubscriptionView>, ValidationProblem, ProblemHttpResult>> UpdateAsync(string id, HttpContext context)
+    private async Task<IResult> UpdateAsync(string id, HttpContext context)
     {
         var (body, problem) = await ReadBodyAsync(context);
         if (problem is not null)
@@ -86,10 +92,10 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
             return problem;
         }
 
-        var input = SubscriptionInput.Read(body, create: false, options.AllowPrivateTargets);
+        var input = SubscriptionInput.Read(body, create: false, _targets);
         if (input.Errors.Count > 0)
         {
-            return TypedResults.ValidationProblem(input.Errors, title: "The change is not valid");
+            return Invalid("The change is not valid", input.Errors);
         }
 
         var patch = new SubscriptionPatch(input.Url, input.Events, input.Secret, input.Active,
@@ -107,7 +113,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     private async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id) =>
         await store.DeleteAsync(id) ? TypedResults.NoContent() : NotFound(id);
 
-    private Results<Ok<ListView<DeliveryView>>, ValidationProblem, ProblemHttpResult> Deliveries(string id, string? state, int? limit, long? before)
+    private IResult Deliveries(string id, string? state, int? limit, long? before)
     {
         if (store.Get(id) is null)
         {
@@ -124,7 +130,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
             }
             else
             {
-                errors["state"] = ["must be pending, retrying, delivered or parked."];
+                errors["state"] = ["must be pending, retrying, delivered, parked or skipped."];
             }
         }
 
@@ -140,7 +146,7 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
 
         if (errors.Count > 0)
         {
-            return TypedResults.ValidationProblem(errors, title: "The query is not valid");
+            return Invalid("The query is not valid", errors);
         }
 
         var take = limit ?? 100;
@@ -189,6 +195,13 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
         }, WebhookJson.Compact);
         var result = await dispatcher.SendAsync(target.Url, target.Secret, "ping", deliveryId, body, cancellationToken);
         return TypedResults.Ok(new PingView(deliveryId, result.Delivered, result.StatusCode, result.Error));
+    }
+
+    /// <summary>400 in the API's problem shape: <c>errors</c> lists field and message, <c>field</c> names the first.</summary>
+    private static IResult Invalid(string title, Dictionary<string, string[]> errors)
+    {
+        var list = errors.SelectMany(e => e.Value.Select(m => new ApiFieldError(e.Key, m))).ToList();
+        return ApiProblems.Create(400, ApiProblems.Title(400), title + ": " + string.Join("; ", list.Select(e => $"{e.Field}: {e.Message}")), list);
     }
 
     private static ProblemHttpResult NotFound(string id) =>

@@ -38,6 +38,14 @@ public sealed class WebhookOptions
     /// </summary>
     public bool AllowPrivateTargets { get; set; }
 
+    /// <summary>
+    /// Receivers allowed even when private (with <see cref="AllowPrivateTargets"/> false): exact host names
+    /// (<c>erp.internal.example</c>, compared ignoring case) and address ranges in CIDR notation (<c>10.20.0.0/16</c>,
+    /// <c>fd00:1::/64</c>; a single address is <c>/32</c> or <c>/128</c>, or written without a prefix). A name allows the
+    /// addresses it resolves to; a range allows URLs with an address in it and names that resolve into it.
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
+
     /// <summary>How long delivered deliveries stay in the history before they are removed.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
     public TimeSpan DeliveredRetention { get; set; } = TimeSpan.FromDays(30);

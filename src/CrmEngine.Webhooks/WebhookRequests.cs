@@ -19,7 +19,7 @@ internal sealed class SubscriptionInput
 
     public Dictionary<string, string[]> Errors { get; } = new(StringComparer.Ordinal);
 
-    public static SubscriptionInput Read(JsonElement body, bool create, bool allowPrivateTargets)
+    public static SubscriptionInput Read(JsonElement body, bool create, TargetPolicy targets)
     {
         var input = new SubscriptionInput();
         if (body.ValueKind != JsonValueKind.Object)
@@ -42,7 +42,7 @@ internal sealed class SubscriptionInput
                     else
                     {
                         input.Url = value.GetString();
-                        if (ValidateUrl(input.Url!, allowPrivateTargets) is { } problem)
+                        if (ValidateUrl(input.Url!, targets) is { } problem)
                         {
                             input.Add("url", problem);
                         }
@@ -165,7 +165,7 @@ internal sealed class SubscriptionInput
     }
 
     /// <summary>Null when <paramref name="url"/> can be delivered to, else why not.</summary>
-    internal static string? ValidateUrl(string url, bool allowPrivateTargets)
+    internal static string? ValidateUrl(string url, TargetPolicy targets)
     {
         if (url.Length > 2048)
         {
@@ -192,9 +192,9 @@ internal sealed class SubscriptionInput
             return "must not have a fragment (#...).";
         }
 
-        if (!allowPrivateTargets && TargetGuard.RefuseByText(uri) is { } refused)
+        if (TargetGuard.RefuseByText(uri, targets) is { } refused)
         {
-            return $"must point at a public address: {refused} (set Webhooks:AllowPrivateTargets to true for receivers in your own network).";
+            return $"must point at a public address: {refused} (list the host or its range in Webhooks:AllowedHosts, or set Webhooks:AllowPrivateTargets to true, for receivers in your own network).";
         }
 
         return null;

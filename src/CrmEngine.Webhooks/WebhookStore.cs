@@ -9,7 +9,8 @@ using LiteDB;
 
 namespace CrmEngine.Webhooks;
 
-internal enum DeliveryState { Pending, Retrying, Delivered, Parked }
+/// <summary>Skipped: the subscribing user could receive nothing when the change happened (deactivated); no data is kept.</summary>
+internal enum DeliveryState { Pending, Retrying, Delivered, Parked, Skipped }
 
 /// <summary>A subscription as the API shows it (never with its secret).</summary>
 internal sealed record WebhookSubscription(
@@ -21,7 +22,8 @@ internal sealed record WebhookSubscription(
     DateTimeOffset CreatedAt,
     string CreatedBy,
     DateTimeOffset UpdatedAt,
-    long FromSequence);
+    long FromSequence,
+    string? User);
 
 /// <summary>One delivery of one change to one subscription, as the history shows it.</summary>
 internal sealed record WebhookDelivery(
@@ -98,6 +100,8 @@ internal sealed class WebhookStore
 
     private LiteDatabase Lite => _db.Database;
 
+    internal CrmDatabase Database => _db;
+
     private ILiteCollection<BsonDocument> Subscriptions => Lite.GetCollection(SubscriptionsCollection);
 
     private ILiteCollection<BsonDocument> Deliveries => Lite.GetCollection(DeliveriesCollection);
@@ -118,7 +122,7 @@ internal sealed class WebhookStore
 
     /// <summary>Stores a new subscription; returns it and its secret (the only time the secret leaves the store).</summary>
     public async Task<(WebhookSubscription Subscription, string Secret)> CreateAsync(string url, IReadOnlyList<string> events, string? secret,
-        bool active, string? description, string createdBy)
+        bool active, string? description, string createdBy, string? user = null)
     {
         var id = "wh_" + Guid.CreateVersion7().ToString("N");
         var key = string.IsNullOrEmpty(secret) ? NewSecret() : secret;
@@ -135,6 +139,8 @@ internal sealed class WebhookStore
                 ["description"] = description is null ? BsonValue.Null : description,
                 ["createdAt"] = now,
                 ["createdBy"] = createdBy,
+                // Deliveries carry only what this user may read (null: sys-api, see SubscriberAccess).
+                ["user"] = user is null ? BsonValue.Null : user,
                 ["updatedAt"] = now,
                 // Only changes committed after the subscription exists are sent to it.
                 ["fromSeq"] = _db.ReadLastSequence(),
@@ -216,7 +222,10 @@ internal sealed class WebhookStore
         DateTimeOffset.FromUnixTimeMilliseconds(d["createdAt"].AsInt64),
         d["createdBy"].AsString,
         DateTimeOffset.FromUnixTimeMilliseconds(d["updatedAt"].AsInt64),
-        d["fromSeq"].AsInt64);
+        d["fromSeq"].AsInt64,
+        UserOf(d));
+
+    private static string? UserOf(BsonDocument d) => d.TryGetValue("user", out var u) && u.IsString ? u.AsString : null;
 
     // ------------------------------------------------------------------ fan-out from the change feed
 
@@ -242,7 +251,7 @@ internal sealed class WebhookStore
     /// cursor where it was, so those changes are read again, never skipped. Returns the new cursor.
     /// </summary>
     public async Task<(long Cursor, int Changes, int Deliveries)> FanOutAsync(long cursor, IChangeFeed feed, RecordImages images, int batch,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Func<string?, Task<SubscriberAccess>>? accessFor = null)
     {
         var changes = await feed.ReadAsync(cursor, batch, cancellationToken).ConfigureAwait(false);
         if (changes.Count == 0)
@@ -251,13 +260,22 @@ internal sealed class WebhookStore
         }
 
         var subscriptions = Subscriptions.Find(Query.EQ("active", true))
-            .Select(d => (Id: d["_id"].AsString, Events: d["events"].AsArray.Select(e => e.AsString).ToArray(), From: d["fromSeq"].AsInt64))
+            .Select(d => (Id: d["_id"].AsString, Events: d["events"].AsArray.Select(e => e.AsString).ToArray(), From: d["fromSeq"].AsInt64,
+                User: UserOf(d)))
             .ToList();
+        // The access of each subscriber as of now, once per batch (the model's snapshot is cached anyway).
+        var access = new Dictionary<string, SubscriberAccess>(StringComparer.Ordinal);
+        foreach (var sub in subscriptions)
+        {
+            access[sub.Id] = accessFor is null ? SubscriberAccess.Everything : await accessFor(sub.User).ConfigureAwait(false);
+        }
+
         var now = NowMs;
         var docs = new List<BsonDocument>();
         foreach (var change in changes)
         {
             JsonNode? data = null;
+            string? owner = null;
             var dataRead = false;
             foreach (var sub in subscriptions)
             {
@@ -266,14 +284,29 @@ internal sealed class WebhookStore
                     continue;
                 }
 
+                var id = DeliveryId(sub.Id, change.Sequence);
+                var eventName = WebhookEvents.EventName(change.Entity, change.Operation);
+                var subscriber = access[sub.Id];
+                if (subscriber.Refusal is { } refusal)
+                {
+                    docs.Add(Skipped(id, sub.Id, change, eventName, now, "skipped: " + refusal + "; nothing was sent"));
+                    continue;
+                }
+
                 if (!dataRead)
                 {
-                    data = change.Operation == ChangeOperation.Delete ? null : PayloadShape.ToApi(change.Entity, images.After(change.Entity, change.EntityId, change.Sequence));
+                    // The owner as of the change decides (for a delete: as of just before it).
+                    var image = images.After(change.Entity, change.EntityId, change.Operation == ChangeOperation.Delete ? change.Sequence - 1 : change.Sequence);
+                    owner = OwnerOf(image);
+                    data = change.Operation == ChangeOperation.Delete ? null : PayloadShape.ToApi(change.Entity, image);
                     dataRead = true;
                 }
 
-                var id = DeliveryId(sub.Id, change.Sequence);
-                var eventName = WebhookEvents.EventName(change.Entity, change.Operation);
+                if (!subscriber.MayRead(change.Entity, change.EntityId, owner))
+                {
+                    continue; // not even a trace: the subscriber must not learn that the record exists
+                }
+
                 docs.Add(new BsonDocument
                 {
                     ["_id"] = id,
@@ -291,7 +324,7 @@ internal sealed class WebhookStore
                     ["doneAt"] = BsonValue.Null,
                     ["status"] = BsonValue.Null,
                     ["error"] = BsonValue.Null,
-                    ["body"] = Payload(id, change, eventName, data),
+                    ["body"] = Payload(id, change, eventName, subscriber.Mask(change.Entity, data)),
                 });
             }
         }
@@ -318,6 +351,31 @@ internal sealed class WebhookStore
         }).ConfigureAwait(false);
         return (next, changes.Count, docs.Count);
     }
+
+    /// <summary>The record's owner in a stored image (<c>Owner</c>, any case), or null.</summary>
+    private static string? OwnerOf(JsonObject? image) =>
+        image?.FirstOrDefault(p => string.Equals(p.Key, "Owner", StringComparison.OrdinalIgnoreCase)).Value is JsonValue v && v.TryGetValue<string>(out var o) ? o : null;
+
+    /// <summary>A delivery that is done at once without a send: only the event and the reason are kept.</summary>
+    private static BsonDocument Skipped(string id, string subscriptionId, ChangeRecord change, string eventName, long now, string reason) => new()
+    {
+        ["_id"] = id,
+        ["sub"] = subscriptionId,
+        ["seq"] = change.Sequence,
+        ["event"] = eventName,
+        ["entity"] = change.Entity,
+        ["entityId"] = change.EntityId,
+        ["state"] = nameof(DeliveryState.Skipped),
+        ["open"] = BsonValue.Null,
+        ["attempts"] = 0,
+        ["due"] = now,
+        ["createdAt"] = now,
+        ["lastAttemptAt"] = BsonValue.Null,
+        ["doneAt"] = now,
+        ["status"] = BsonValue.Null,
+        ["error"] = reason,
+        ["body"] = BsonValue.Null,
+    };
 
     private static string Payload(string deliveryId, ChangeRecord change, string eventName, JsonNode? data)
     {

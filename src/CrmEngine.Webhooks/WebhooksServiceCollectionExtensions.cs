@@ -23,11 +23,12 @@ public static class WebhooksServiceCollectionExtensions
         services.AddOptions<WebhookOptions>().Bind(configuration.GetSection(WebhookOptions.Section)).ValidateDataAnnotations()
             .Validate(o => o.RetryMaxDelay >= o.RetryBaseDelay, "Webhooks:RetryMaxDelay must not be shorter than Webhooks:RetryBaseDelay.")
             .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WebhookOptions>, AllowedHostsValidation>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new WebhookStore(sp.GetRequiredService<CrmDatabase>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new WebhookDispatcher(sp.GetRequiredService<WebhookStore>(), sp.GetRequiredService<IChangeFeed>(),
             sp.GetRequiredService<CrmDatabase>(), sp.GetRequiredService<IOptions<WebhookOptions>>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<WebhookDispatcher>>()));
+            sp.GetService<ILogger<WebhookDispatcher>>(), sp.GetService<CrmEngine.Security.SecurityDirectory>()));
         services.AddHostedService(sp => sp.GetRequiredService<WebhookDispatcher>());
         services.AddSingleton<IApiEndpointModule>(sp => new WebhookEndpoints(sp.GetRequiredService<WebhookStore>(),
             sp.GetRequiredService<WebhookDispatcher>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<WebhookOptions>>().Value));

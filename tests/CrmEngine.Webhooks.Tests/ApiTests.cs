@@ -126,8 +126,13 @@ public class ApiTests
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
-        var errors = problem.GetProperty("errors").GetProperty(field);
-        Assert.Contains(errors.EnumerateArray(), e => e.GetString()!.Contains(message, StringComparison.Ordinal));
+        // The API's problem shape: errors lists {field, message}; field names the first; detail says it in one line.
+        Assert.Equal(400, problem.GetProperty("status").GetInt32());
+        Assert.Equal("Bad request", problem.GetProperty("title").GetString());
+        Assert.Contains(problem.GetProperty("errors").EnumerateArray(),
+            e => e.GetProperty("field").GetString() == field && e.GetProperty("message").GetString()!.Contains(message, StringComparison.Ordinal));
+        Assert.Contains(field + ": ", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("field").GetString()));
         Assert.Empty((await engine.GetJsonAsync("/api/webhooks")).GetProperty("items").EnumerateArray());
     }
 
@@ -168,8 +173,10 @@ public class ApiTests
         {
             Assert.Equal(HttpStatusCode.BadRequest, badState.StatusCode);
             var problem = await badState.Content.ReadFromJsonAsync<JsonElement>();
-            Assert.True(problem.GetProperty("errors").TryGetProperty("state", out _));
-            Assert.True(problem.GetProperty("errors").TryGetProperty("limit", out _));
+            var fields = problem.GetProperty("errors").EnumerateArray().Select(e => e.GetProperty("field").GetString()).ToList();
+            Assert.Contains("state", fields);
+            Assert.Contains("limit", fields);
+            Assert.Equal("state", problem.GetProperty("field").GetString());
         }
     }
 

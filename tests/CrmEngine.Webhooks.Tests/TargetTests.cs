@@ -75,3 +75,57 @@ public class TargetTests
         }
     }
 }
+
+/// <summary>Webhooks:AllowedHosts: named receivers and address ranges allowed even though private, everything else still refused.</summary>
+public class AllowedHostsTests
+{
+    [Theory]
+    [InlineData("127.0.0.0/8", "127.0.0.1")]
+    [InlineData("127.0.0.1", "127.0.0.1")]
+    [InlineData("localhost", "localhost")]
+    public async Task A_listed_range_or_name_is_accepted_and_delivered_to(string allowed, string host)
+    {
+        await using var receiver = await Receiver.StartAsync();
+        await using var engine = await TestEngine.StartAsync(settings: new()
+        {
+            ["Webhooks:AllowPrivateTargets"] = "false",
+            ["Webhooks:AllowedHosts:0"] = "erp.internal.example",
+            ["Webhooks:AllowedHosts:1"] = allowed,
+        });
+        var (id, _) = await engine.SubscribeAsync(receiver.Url().Replace("127.0.0.1", host, StringComparison.Ordinal), "customer.*");
+        await engine.Store.Customers.CreateAsync(new Customer { Name = "Goes to the allowed host" });
+        await Eventually.WaitAsync(async () => (await engine.DeliveriesAsync(id)).Any(d => d.GetProperty("state").GetString() == "delivered"),
+            "the delivery reaches the allowed receiver", explain: () => engine.Logs.Errors);
+        Assert.Single(receiver.Delivered);
+
+        // Not in the list: still refused, naming both switches.
+        using var refused = await engine.Client.PostAsync("/api/webhooks", Json.Body("""{"url":"http://10.9.8.7/hook","events":["*"]}"""));
+        var text = await refused.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("Webhooks:AllowedHosts", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_name_does_not_allow_other_names_that_resolve_to_the_same_private_address_at_connect()
+    {
+        var policy = new TargetPolicy(false, ["erp.internal.example", "10.20.0.0/16"]);
+        Assert.True(policy.AllowsName("ERP.internal.example"));
+        Assert.False(policy.AllowsName("localhost"));
+        Assert.True(policy.AllowsAddress(IPAddress.Parse("10.20.3.4")));
+        Assert.True(policy.AllowsAddress(IPAddress.Parse("::ffff:10.20.3.4")));
+        Assert.False(policy.AllowsAddress(IPAddress.Parse("10.21.0.1")));
+        var ex = await Assert.ThrowsAsync<TargetRefusedException>(async () => await TargetGuard.ConnectAsync("localhost", 9, policy, CancellationToken.None));
+        Assert.Contains("Webhooks:AllowedHosts", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.0/33")]
+    [InlineData("not a host!")]
+    [InlineData("fe80::/200")]
+    public async Task A_bad_entry_stops_the_start_naming_it(string entry)
+    {
+        var ex = await Assert.ThrowsAnyAsync<Exception>(() => TestEngine.StartAsync(settings: new() { ["Webhooks:AllowedHosts:0"] = entry }));
+        Assert.Contains("Webhooks:AllowedHosts:0", ex.ToString(), StringComparison.Ordinal);
+        Assert.Contains(entry, ex.ToString(), StringComparison.Ordinal);
+    }
+}

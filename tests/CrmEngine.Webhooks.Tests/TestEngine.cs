@@ -56,7 +56,7 @@ internal sealed class TestEngine : IAsyncDisposable
     internal WebhookStore Webhooks => Services.GetRequiredService<WebhookStore>();
 
     public static async Task<TestEngine> StartAsync(string? folder = null, Dictionary<string, string?>? settings = null, bool webhooks = true,
-        LogSink? logs = null)
+        LogSink? logs = null, bool security = false)
     {
         folder ??= NewFolder();
         logs ??= new LogSink();
@@ -83,6 +83,11 @@ internal sealed class TestEngine : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(config);
         builder.Services.AddCrmCore(builder.Configuration);
+        if (security)
+        {
+            CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurity(builder.Services);
+        }
+
         if (webhooks)
         {
             builder.Services.AddCrmWebhooks(builder.Configuration);
@@ -154,6 +159,14 @@ internal sealed class TestKeyAuthentication(IOptionsMonitor<AuthenticationScheme
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var key = Request.Headers["X-Api-Key"].ToString();
+        if (key.StartsWith("user:", StringComparison.Ordinal))
+        {
+            // An admin key bound to a CRM user (as crm apikeys create --user makes them): the claim names the user.
+            var user = key["user:".Length..];
+            var bound = new ClaimsIdentity([new Claim(ClaimTypes.Name, "apikey:" + user + "-key"), new Claim("scope", "admin"), new Claim("crm:user", user)], SchemeName);
+            return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(bound), SchemeName)));
+        }
+
         var (name, scope) = key switch
         {
             TestEngine.AdminKey => ("apikey:ops-admin", "admin"),

@@ -3,6 +3,8 @@ using CrmEngine.Api;
 using CrmEngine.DataExchange.Csv;
 using CrmEngine.DataExchange.Customers;
 using CrmEngine.DataExchange.Duplicates;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -47,8 +49,11 @@ internal sealed class DuplicateScans(DuplicateScanner scanner)
 }
 
 /// <summary>
-/// The API endpoints of customer data in and out: import (Write), export (Admin: every card), merge (Write), erase
-/// (Admin), one customer's data as JSON (Read), duplicate scans (Write to start, Read for the state).
+/// The API endpoints of customer data in and out: import (Write), export (Admin), merge (Write), erase (Admin), one
+/// customer's data as JSON (Read), duplicate scans (Write to start, Read for the state). Each acts as the caller's user
+/// (<see cref="ApiCaller.CrmAccessAsync"/>): import writes as them, export has only the customers they may export without
+/// their hidden fields, merge needs write on the kept and delete on the removed customer, erase delete. A customer the
+/// caller may not read is 404; a missing privilege is 403 naming it.
 /// </summary>
 internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerExporter exporter, CustomerMerger merger,
     CustomerEraser eraser, CustomerDataExport dataExport, DuplicateScans scans) : IApiEndpointModule
@@ -75,7 +80,8 @@ internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerE
                     DryRun = dryRun ?? false,
                     Delimiter = string.IsNullOrEmpty(delimiter) ? null : delimiter,
                     RejectPath = temp + ".rejects.csv",
-                    User = http.HttpContext.User.Identity?.Name ?? "api",
+                    User = http.HttpContext.CrmUserId(),
+                    Authorize = CustomerAccess.ForImport(await http.HttpContext.CrmAccessAsync()),
                 }, null, ct);
                 return Results.Ok(new
                 {
@@ -94,23 +100,42 @@ internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerE
             }
         }).RequireAuthorization(ApiPolicies.Write).DisableAntiforgery();
 
-        api.MapGet("/customers/export", async (HttpResponse response, CancellationToken ct) =>
+        api.MapGet("/customers/export", async (HttpContext http, CancellationToken ct) =>
         {
-            response.ContentType = "text/csv; charset=utf-8";
-            response.Headers.ContentDisposition = "attachment; filename=customers.csv";
-            await exporter.ExportAsync(response.Body, "customers.csv", null, ct);
+            var access = await http.CrmAccessAsync();
+            if (CustomerAccess.RefusalOf(access.Filter(EntityNames.Customer, Privilege.Export)) is { } refused)
+            {
+                return Problem(http, refused);
+            }
+
+            // The CSV is written to a temporary file first, so a failure is a problem answer, not half a download.
+            var temp = Path.Combine(Path.GetTempPath(), "crm-export-" + Guid.NewGuid().ToString("N") + ".csv");
+            try
+            {
+                await exporter.ExportFileAsync(temp, null, ct, access);
+                http.Response.Headers.ContentDisposition = "attachment; filename=customers.csv";
+                return Results.Bytes(await File.ReadAllBytesAsync(temp, ct), "text/csv; charset=utf-8");
+            }
+            catch (CustomerOperationException ex)
+            {
+                return Problem(http, ex);
+            }
+            finally
+            {
+                File.Delete(temp);
+            }
         }).RequireAuthorization(ApiPolicies.Admin);
 
         api.MapPost("/customers/{keep}/merge", async (string keep, MergeRequest body, HttpContext http, CancellationToken ct) =>
         {
             try
             {
-                var result = await merger.MergeAsync(keep, body.Remove, body.Force, http.User.Identity?.Name ?? "api", ct);
+                var result = await merger.MergeAsync(keep, body.Remove, body.Force, http.CrmUserId(), ct, await http.CrmAccessAsync());
                 return Results.Ok(result);
             }
             catch (CustomerOperationException ex)
             {
-                return Results.Problem(ex.Message, statusCode: ex.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status409Conflict);
+                return Problem(http, ex, keep);
             }
         }).RequireAuthorization(ApiPolicies.Write);
 
@@ -118,23 +143,23 @@ internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerE
         {
             try
             {
-                return Results.Ok(await eraser.EraseAsync(id, body.Reason, http.User.Identity?.Name ?? "api", ct));
+                return Results.Ok(await eraser.EraseAsync(id, body.Reason, http.CrmUserId(), ct, await http.CrmAccessAsync()));
             }
             catch (CustomerOperationException ex)
             {
-                return Results.Problem(ex.Message, statusCode: ex.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status400BadRequest);
+                return Problem(http, ex, id, StatusCodes.Status400BadRequest);
             }
         }).RequireAuthorization(ApiPolicies.Admin);
 
-        api.MapGet("/customers/{id}/export", async (string id, CancellationToken ct) =>
+        api.MapGet("/customers/{id}/export", async (string id, HttpContext http, CancellationToken ct) =>
         {
             try
             {
-                return Results.Text(await dataExport.ExportJsonAsync(id, ct), "application/json");
+                return Results.Text(await dataExport.ExportJsonAsync(id, ct, await http.CrmAccessAsync()), "application/json");
             }
             catch (CustomerOperationException ex)
             {
-                return Results.Problem(ex.Message, statusCode: ex.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status409Conflict);
+                return Problem(http, ex, id);
             }
         }).RequireAuthorization(ApiPolicies.Read);
 
@@ -149,4 +174,12 @@ internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerE
             : Results.Problem($"no duplicate scan {id} (scans are kept until the service restarts)", statusCode: StatusCodes.Status404NotFound))
             .RequireAuthorization(ApiPolicies.Read);
     }
+
+    /// <summary>
+    /// 403 naming the missing privilege (the API's access problem, logged without data), 404 for a customer that is not
+    /// there or not readable by the caller, else <paramref name="otherStatus"/>.
+    /// </summary>
+    private static IResult Problem(HttpContext http, CustomerOperationException ex, string? id = null, int otherStatus = StatusCodes.Status409Conflict) =>
+        ex is { Forbidden: true, Denial: { } denial } ? ApiAccess.Forbidden(http, EntityNames.Customer, id, denial)
+        : ApiProblems.Create(ex.NotFound ? 404 : otherStatus, ApiProblems.Title(ex.NotFound ? 404 : otherStatus), ex.Message);
 }

@@ -1,5 +1,7 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Core.Storage;
+using CrmEngine.DataExchange.Customers;
+using CrmEngine.Security;
 using CsvHelper;
 
 namespace CrmEngine.DataExchange.Csv;
@@ -20,14 +22,15 @@ public sealed class CustomerExporter
 
     internal CustomerExporter(IStoreProvider stores) => _stores = stores;
 
-    public async Task<ExportSummary> ExportFileAsync(string path, string? mappingPath = null, CancellationToken cancellationToken = default)
+    public async Task<ExportSummary> ExportFileAsync(string path, string? mappingPath = null, CancellationToken cancellationToken = default,
+        AccessContext? access = null)
     {
         var full = Path.GetFullPath(path);
         var partial = full + ".partial";
         ExportSummary summary;
         await using (var stream = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
         {
-            summary = await ExportAsync(stream, full, mappingPath, cancellationToken);
+            summary = await ExportAsync(stream, full, mappingPath, cancellationToken, access);
         }
 
         // Never leave half a file under the real name.
@@ -35,10 +38,22 @@ public sealed class CustomerExporter
         return summary;
     }
 
-    public async Task<ExportSummary> ExportAsync(Stream output, string name, string? mappingPath = null, CancellationToken cancellationToken = default)
+    /// <param name="access">
+    /// The acting user: only customers their roles give <c>export</c> on are written, and columns of fields hidden from
+    /// them are left out (not written empty). Null: the machine operator (every customer, every column).
+    /// </param>
+    public async Task<ExportSummary> ExportAsync(Stream output, string name, string? mappingPath = null, CancellationToken cancellationToken = default,
+        AccessContext? access = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var store = _stores.ForActor("system:export");
+        var store = _stores.ForActor(access is null ? "system:export" : "export:" + access.UserId);
+        var filter = access?.Filter(EntityNames.Customer, Privilege.Export);
+        if (filter is not null && CustomerAccess.RefusalOf(filter) is { } refused)
+        {
+            throw refused;
+        }
+
+        var hidden = access?.Fields(EntityNames.Customer).Hidden ?? new HashSet<string>();
         var mapping = mappingPath is null ? null : CustomerMapping.Load(mappingPath);
         var ctx = new ParseContext(mapping?.ListSeparator ?? "|");
         List<(string Header, CustomerField Field)> columns;
@@ -51,7 +66,7 @@ public sealed class CustomerExporter
             int addresses = 0, contacts = 0;
             var systems = new HashSet<string>(StringComparer.Ordinal);
             var custom = new Dictionary<string, CustomValueType>(StringComparer.Ordinal);
-            await ForEachAsync(store.Customers, c =>
+            await ForEachAsync(store.Customers, filter, c =>
             {
                 addresses = Math.Max(addresses, c.Addresses.Count);
                 contacts = Math.Max(contacts, c.Contacts.Count);
@@ -65,12 +80,14 @@ public sealed class CustomerExporter
                 .Select(f => (f.Name, f)).ToList();
         }
 
+        // A hidden field's column is absent: its name alone says nothing, but an empty column would look like "no value".
+        columns = columns.Where(c => !hidden.Contains(c.Field.Name.Split('.')[0])).ToList();
         long count = 0;
         await using (var writer = CsvWriter.Create(output, new CsvWriterOptions { Separator = mapping?.Delimiter is { Length: 1 } d ? d[0] : ',', WriteByteOrderMark = true }, leaveOpen: true))
         {
             writer.WriteRecord(columns.Select(c => c.Header).ToArray());
             var row = new string[columns.Count];
-            await ForEachAsync(store.Customers, c =>
+            await ForEachAsync(store.Customers, filter, c =>
             {
                 for (var i = 0; i < columns.Count; i++)
                 {
@@ -85,13 +102,13 @@ public sealed class CustomerExporter
         return new ExportSummary(name, count, columns.Count, clock.Elapsed);
     }
 
-    private static async Task ForEachAsync(Abstractions.Store.IEntitySet<Customer> set, Action<Customer> action, CancellationToken ct)
+    private static async Task ForEachAsync(Abstractions.Store.IEntitySet<Customer> set, QueryFilter? filter, Action<Customer> action, CancellationToken ct)
     {
         string? after = null;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            var page = await set.ListAsync(Page, after, ct);
+            var page = filter is null ? await set.ListAsync(Page, after, ct) : await VisibleRecords.PageAsync(set, filter, c => c.Owner, Page, after, ct);
             foreach (var c in page)
             {
                 action(c);

@@ -34,6 +34,13 @@ public sealed record ImportRequest
 
     /// <summary>Who imports (recorded as <c>import:&lt;who&gt;</c> in the audit log and change feed).</summary>
     public string User { get; init; } = "cli";
+
+    /// <summary>
+    /// Access check per customer written (stored JSON before, or null for a create; the card after): why the acting user
+    /// may not write it, or null. The rows of a refused customer are rejected in column <c>access</c>. Null: no check
+    /// (the machine operator). See <c>CustomerAccess.ForImport</c>.
+    /// </summary>
+    public Func<string?, Customer, string?>? Authorize { get; init; }
 }
 
 /// <summary>Where an import is, for a progress display.</summary>
@@ -457,6 +464,12 @@ public sealed class CustomerImporter
                 if (!item.Create && JsonSerializer.Serialize(item.Entity) == item.StoredJson)
                 {
                     Unchanged++;
+                    continue;
+                }
+
+                if (request.Authorize?.Invoke(item.StoredJson, item.Entity) is { } refused)
+                {
+                    item.Rows.ForEach(r => Reject(r.Line, r.Record, "access", refused));
                     continue;
                 }
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
+using CrmEngine.Security;
 using LiteDB;
 
 namespace CrmEngine.DataExchange.Customers;
@@ -31,7 +32,9 @@ public sealed class CustomerDataExport
         _time = time ?? TimeProvider.System;
     }
 
-    public async Task<string> ExportJsonAsync(string customerId, CancellationToken cancellationToken = default)
+    /// <param name="access">The acting user: needs <c>export</c> on the customer; fields hidden from them are left out of the
+    /// card and of the customer's audit history. Null: the machine operator.</param>
+    public async Task<string> ExportJsonAsync(string customerId, CancellationToken cancellationToken = default, AccessContext? access = null)
     {
         var store = _stores.ForActor("system:export", CustomerRedirects.Owner);
         var customer = await store.Customers.GetAsync(customerId, cancellationToken);
@@ -43,10 +46,14 @@ public sealed class CustomerDataExport
                 : $"customer {customerId} was merged into {redirect.TargetId}: export {redirect.TargetId}", notFound: redirect is null);
         }
 
+        CustomerAccess.Require(access, customer, Privilege.Export, null);
+        var hidden = access?.Fields(EntityNames.Customer);
         var activities = await store.Activities.FindAllAsync(customerId, cancellationToken);
         var orders = await store.Orders.FindAllAsync(customerId, cancellationToken);
         var consents = await store.Consents.FindAllAsync(customerId, cancellationToken);
-        var audit = new List<AuditEntry>(await store.Audit.ForEntityAsync(EntityNames.Customer, customerId, cancellationToken));
+        var audit = new List<AuditEntry>((await store.Audit.ForEntityAsync(EntityNames.Customer, customerId, cancellationToken))
+            .Select(a => hidden is not { Hidden.Count: > 0 } ? a
+                : a with { Changes = a.Changes.Where(c => !hidden.Hidden.Contains(c.Field.Split('.', '[')[0])).ToList() }));
         foreach (var a in activities)
         {
             audit.AddRange(await store.Audit.ForEntityAsync(EntityNames.Activity, a.Id, cancellationToken));
@@ -81,7 +88,7 @@ public sealed class CustomerDataExport
         var document = new
         {
             exportedAt = _time.GetUtcNow(),
-            customer,
+            customer = hidden is null ? (object)customer : hidden.Apply(System.Text.Json.JsonSerializer.SerializeToNode(customer, Json)!.AsObject()),
             activities,
             orders,
             consents,
@@ -93,9 +100,9 @@ public sealed class CustomerDataExport
         return System.Text.Json.JsonSerializer.Serialize(document, Json);
     }
 
-    public async Task ExportFileAsync(string customerId, string path, CancellationToken cancellationToken = default)
+    public async Task ExportFileAsync(string customerId, string path, CancellationToken cancellationToken = default, AccessContext? access = null)
     {
-        var json = await ExportJsonAsync(customerId, cancellationToken);
+        var json = await ExportJsonAsync(customerId, cancellationToken, access);
         var partial = path + ".partial";
         await File.WriteAllTextAsync(partial, json, new System.Text.UTF8Encoding(false), cancellationToken);
         File.Move(partial, path, overwrite: true);

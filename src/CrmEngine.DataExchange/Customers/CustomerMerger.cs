@@ -2,13 +2,20 @@ using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core;
 using CrmEngine.Core.Storage;
+using CrmEngine.Security;
 
 namespace CrmEngine.DataExchange.Customers;
 
 /// <summary>A merge, erase or export was refused; nothing (more) was changed. The message says why.</summary>
-public sealed class CustomerOperationException(string message, bool notFound = false) : Exception(message)
+public sealed class CustomerOperationException(string message, bool notFound = false, bool forbidden = false) : Exception(message)
 {
     public bool NotFound { get; } = notFound;
+
+    /// <summary>The acting user lacks a privilege; the message names it (<c>customer:delete</c>). The API answers 403.</summary>
+    public bool Forbidden { get; } = forbidden;
+
+    /// <summary>The denial behind <see cref="Forbidden"/> (missing privilege and why).</summary>
+    public AccessDecision? Denial { get; init; }
 }
 
 public sealed record MergeResult(string KeptId, string RemovedId, int MovedActivities, int MovedOrders, int MovedConsents,
@@ -42,7 +49,10 @@ public sealed class CustomerMerger
         _time = time ?? TimeProvider.System;
     }
 
-    public async Task<MergeResult> MergeAsync(string keepId, string removeId, bool force, string user, CancellationToken cancellationToken = default)
+    /// <param name="access">The acting user's access (write on the kept, delete on the removed customer is checked before
+    /// anything changes), or null for the machine operator (the CLI without --as), who may do everything.</param>
+    public async Task<MergeResult> MergeAsync(string keepId, string removeId, bool force, string user, CancellationToken cancellationToken = default,
+        AccessContext? access = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(keepId);
         ArgumentException.ThrowIfNullOrWhiteSpace(removeId);
@@ -62,8 +72,13 @@ public sealed class CustomerMerger
                 : $"customer {keepId} (to keep) was merged into {moved.TargetId}: merge into {moved.TargetId} instead", notFound: moved is null);
         }
 
+        CustomerAccess.Require(access, keep, Privilege.Write, "to keep");
         var remove = await store.Customers.GetAsync(removeId, cancellationToken);
-        if (remove is null)
+        if (remove is not null)
+        {
+            CustomerAccess.Require(access, remove, Privilege.Delete, "to remove");
+        }
+        else
         {
             var done = await redirects.GetAsync(removeId, cancellationToken);
             if (done is not null && done.TargetId == keepId)

@@ -9,6 +9,7 @@ using CrmEngine.DataExchange.Duplicates;
 using CrmEngine.Host.Configuration;
 using CrmEngine.Host.Control;
 using CrmEngine.Host.Hosting;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -27,18 +28,28 @@ internal static class DataCommands
 {
     public sealed record DataAnswer(string Text, bool Ok);
 
-    public sealed record ImportCall(string Path, string? Mapping, string? Delimiter, string? Encoding, bool DryRun, string User);
+    public sealed record ImportCall(string Path, string? Mapping, string? Delimiter, string? Encoding, bool DryRun, string User, string? As = null);
 
     /// <summary>One line of the import stream: progress while it runs, then the summary (or an error).</summary>
     public sealed record ImportLine(ImportProgress? Progress, string? Summary, bool Ok, string? Error);
 
-    public sealed record PathCall(string Path, string? Mapping);
+    public sealed record PathCall(string Path, string? Mapping, string? As = null);
 
-    public sealed record MergeCall(string Keep, string Remove, bool Force, string User);
+    public sealed record MergeCall(string Keep, string Remove, bool Force, string User, string? As = null);
 
-    public sealed record EraseCall(string Id, string Reason, string User);
+    public sealed record EraseCall(string Id, string Reason, string User, string? As = null);
 
-    public sealed record CustomerExportCall(string Id, string Path);
+    public sealed record CustomerExportCall(string Id, string Path, string? As = null);
+
+    /// <summary>
+    /// <c>--as &lt;user&gt;</c>: the data verbs act as that user, with that user's record and field access. Without it they act
+    /// as the machine operator: whoever can run <c>crm</c> on the server can read the database file anyway, so the CLI
+    /// then has every right (the audit log records the operating-system user).
+    /// </summary>
+    private static Option<string?> AsOption() => new("--as")
+    {
+        Description = "Act as this CRM user (their record and field access applies; the audit log names them). Without it: the machine operator, with every right.",
+    };
 
     // ------------------------------------------------------------------ verbs
 
@@ -50,21 +61,22 @@ internal static class DataCommands
         var delimiter = new Option<string?>("--delimiter") { Description = "Column delimiter (, ; or tab); detected from the file when left out." };
         var encoding = new Option<string?>("--encoding") { Description = "Text encoding, for example windows-1252 or iso-8859-1 (a byte-order mark wins). Default UTF-8." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Read, check and match every row and write the reject file, but store nothing." };
+        var asUser = AsOption();
         var customers = new Command("customers", "Upsert customers from CSV (match by id, external id, then e-mail). Bad rows go to <file>.rejects.csv with line, column and reason.")
         {
-            file, mapping, delimiter, encoding, dryRun,
+            file, mapping, delimiter, encoding, dryRun, asUser,
         };
         customers.TreatUnmatchedTokensAsErrors = false;
         customers.SetAction(async (parse, ct) =>
         {
             var call = new ImportCall(Path.GetFullPath(parse.GetValue(file)!), Full(parse.GetValue(mapping)), parse.GetValue(delimiter),
-                parse.GetValue(encoding), parse.GetValue(dryRun), Environment.UserName);
+                parse.GetValue(encoding), parse.GetValue(dryRun), parse.GetValue(asUser) ?? Environment.UserName, parse.GetValue(asUser));
             var display = new ProgressDisplay();
             return await RunAsync(parse, ct,
                 async remote => await remote.ImportAsync(call, display, ct),
                 async engine =>
                 {
-                    var summary = await engine.GetRequiredService<CustomerImporter>().ImportFileAsync(call.Path, ToRequest(call), display, ct);
+                    var summary = await engine.GetRequiredService<CustomerImporter>().ImportFileAsync(call.Path, await ToRequestAsync(engine, call, ct), display, ct);
                     display.Done();
                     return new DataAnswer(summary.ToText(), !summary.Cancelled);
                 });
@@ -78,14 +90,13 @@ internal static class DataCommands
         var export = new Command("export", "Export data from the store.");
         var file = new Argument<string>("file") { Description = "The CSV file to write (replaced when it exists)." };
         var mapping = new Option<string?>("--mapping") { Description = "Mapping file: writes its columns, in its order, under its column names." };
-        var customers = new Command("customers", "Write every customer as CSV that `crm import customers` reads back.") { file, mapping };
+        var asUser = AsOption();
+        var customers = new Command("customers", "Write every customer (with --as: every customer that user may export, without the fields hidden from them) as CSV that `crm import customers` reads back.") { file, mapping, asUser };
         customers.TreatUnmatchedTokensAsErrors = false;
         customers.SetAction((parse, ct) =>
         {
-            var call = new PathCall(Path.GetFullPath(parse.GetValue(file)!), Full(parse.GetValue(mapping)));
-            return RunAsync(parse, ct,
-                remote => remote.PostAsync("data/export", call, ct),
-                async engine => ExportText(await engine.GetRequiredService<CustomerExporter>().ExportFileAsync(call.Path, call.Mapping, ct)));
+            var call = new PathCall(Path.GetFullPath(parse.GetValue(file)!), Full(parse.GetValue(mapping)), parse.GetValue(asUser));
+            return RunAsync(parse, ct, remote => remote.PostAsync("data/export", call, ct), engine => ExportAsync(engine, call, ct));
         });
         export.Subcommands.Add(customers);
         return export;
@@ -119,44 +130,37 @@ internal static class DataCommands
         var keep = new Argument<string>("keep") { Description = "Id of the customer that stays." };
         var remove = new Argument<string>("remove") { Description = "Id of the customer merged into it (deleted; its id redirects)." };
         var force = new Option<bool>("--force") { Description = "Merge even when external ids or custom fields disagree (the kept values win)." };
-        var merge = new Command("merge", "Merge <remove> into <keep>: fields combined, activities/orders/consents moved, a redirect left. Safe to run again.") { keep, remove, force };
+        var asUser = AsOption();
+        var merge = new Command("merge", "Merge <remove> into <keep>: fields combined, activities/orders/consents moved, a redirect left. Safe to run again.") { keep, remove, force, asUser };
         merge.TreatUnmatchedTokensAsErrors = false;
         merge.SetAction((parse, ct) =>
         {
-            var call = new MergeCall(parse.GetValue(keep)!, parse.GetValue(remove)!, parse.GetValue(force), Environment.UserName);
-            return RunAsync(parse, ct,
-                remote => remote.PostAsync("data/customers/merge", call, ct),
-                async engine => new DataAnswer((await engine.GetRequiredService<CustomerMerger>().MergeAsync(call.Keep, call.Remove, call.Force, call.User, ct)).ToText(), true));
+            var call = new MergeCall(parse.GetValue(keep)!, parse.GetValue(remove)!, parse.GetValue(force), parse.GetValue(asUser) ?? Environment.UserName, parse.GetValue(asUser));
+            return RunAsync(parse, ct, remote => remote.PostAsync("data/customers/merge", call, ct), engine => MergeAsync(engine, call, ct));
         });
         customers.Subcommands.Add(merge);
 
         var id = new Argument<string>("id") { Description = "Customer id." };
         var reason = new Option<string>("--reason") { Description = "Why (kept in the audit stub), for example the request number.", Required = true };
-        var erase = new Command("erase", "Erase a customer's personal data (card, activities, consents, audit values); an audit stub stays.") { id, reason };
+        var eraseAs = AsOption();
+        var erase = new Command("erase", "Erase a customer's personal data (card, activities, consents, audit values, mail sent to them); an audit stub stays.") { id, reason, eraseAs };
         erase.TreatUnmatchedTokensAsErrors = false;
         erase.SetAction((parse, ct) =>
         {
-            var call = new EraseCall(parse.GetValue(id)!, parse.GetValue(reason)!, Environment.UserName);
-            return RunAsync(parse, ct,
-                remote => remote.PostAsync("data/customers/erase", call, ct),
-                async engine => new DataAnswer((await engine.GetRequiredService<CustomerEraser>().EraseAsync(call.Id, call.Reason, call.User, ct)).ToText(), true));
+            var call = new EraseCall(parse.GetValue(id)!, parse.GetValue(reason)!, parse.GetValue(eraseAs) ?? Environment.UserName, parse.GetValue(eraseAs));
+            return RunAsync(parse, ct, remote => remote.PostAsync("data/customers/erase", call, ct), engine => EraseAsync(engine, call, ct));
         });
         customers.Subcommands.Add(erase);
 
         var exportId = new Argument<string>("id") { Description = "Customer id." };
         var file = new Argument<string>("file") { Description = "The JSON file to write." };
-        var export = new Command("export", "Write everything held about one customer as JSON: card, activities, orders, consents, audit history, segments.") { exportId, file };
+        var exportAs = AsOption();
+        var export = new Command("export", "Write everything held about one customer as JSON: card, activities, orders, consents, audit history, segments.") { exportId, file, exportAs };
         export.TreatUnmatchedTokensAsErrors = false;
         export.SetAction((parse, ct) =>
         {
-            var call = new CustomerExportCall(parse.GetValue(exportId)!, Path.GetFullPath(parse.GetValue(file)!));
-            return RunAsync(parse, ct,
-                remote => remote.PostAsync("data/customers/export", call, ct),
-                async engine =>
-                {
-                    await engine.GetRequiredService<CustomerDataExport>().ExportFileAsync(call.Id, call.Path, ct);
-                    return new DataAnswer($"customer {call.Id} written to {call.Path}\n", true);
-                });
+            var call = new CustomerExportCall(parse.GetValue(exportId)!, Path.GetFullPath(parse.GetValue(file)!), parse.GetValue(exportAs));
+            return RunAsync(parse, ct, remote => remote.PostAsync("data/customers/export", call, ct), engine => CustomerExportAsync(engine, call, ct));
         });
         customers.Subcommands.Add(export);
         return customers;
@@ -178,7 +182,9 @@ internal static class DataCommands
             }
 
             var progress = new StreamProgress();
-            var work = services.GetRequiredService<CustomerImporter>().ImportFileAsync(call.Path, ToRequest(call), progress, ct);
+            var work = ImportWithRequestAsync();
+            async Task<ImportSummary> ImportWithRequestAsync() =>
+                await services.GetRequiredService<CustomerImporter>().ImportFileAsync(call.Path, await ToRequestAsync(services, call, ct), progress, ct);
             while (!work.IsCompleted)
             {
                 await Task.WhenAny(work, Task.Delay(TimeSpan.FromSeconds(1), ct));
@@ -198,19 +204,50 @@ internal static class DataCommands
                 await Send(new ImportLine(null, null, false, ex.Message));
             }
         });
-        app.MapPost("/data/export", (PathCall call, CancellationToken ct) => Answer(async () =>
-            ExportText(await services.GetRequiredService<CustomerExporter>().ExportFileAsync(call.Path, call.Mapping, ct))));
+        app.MapPost("/data/export", (PathCall call, CancellationToken ct) => Answer(() => ExportAsync(services, call, ct)));
         app.MapPost("/data/duplicates/scan", (PathCall call, CancellationToken ct) => Answer(async () =>
             new DataAnswer((await services.GetRequiredService<DuplicateScanner>().ScanAsync(Blank(call.Path), null, ct)).ToText(Blank(call.Path)), true)));
-        app.MapPost("/data/customers/merge", (MergeCall call, CancellationToken ct) => Answer(async () =>
-            new DataAnswer((await services.GetRequiredService<CustomerMerger>().MergeAsync(call.Keep, call.Remove, call.Force, call.User, ct)).ToText(), true)));
-        app.MapPost("/data/customers/erase", (EraseCall call, CancellationToken ct) => Answer(async () =>
-            new DataAnswer((await services.GetRequiredService<CustomerEraser>().EraseAsync(call.Id, call.Reason, call.User, ct)).ToText(), true)));
-        app.MapPost("/data/customers/export", (CustomerExportCall call, CancellationToken ct) => Answer(async () =>
+        app.MapPost("/data/customers/merge", (MergeCall call, CancellationToken ct) => Answer(() => MergeAsync(services, call, ct)));
+        app.MapPost("/data/customers/erase", (EraseCall call, CancellationToken ct) => Answer(() => EraseAsync(services, call, ct)));
+        app.MapPost("/data/customers/export", (CustomerExportCall call, CancellationToken ct) => Answer(() => CustomerExportAsync(services, call, ct)));
+    }
+
+    // ------------------------------------------------------------------ the work (in the service or in this process)
+
+    private static async Task<DataAnswer> ExportAsync(IServiceProvider services, PathCall call, CancellationToken ct) =>
+        ExportText(await services.GetRequiredService<CustomerExporter>().ExportFileAsync(call.Path, call.Mapping, ct, await AccessAsync(services, call.As, ct)));
+
+    private static async Task<DataAnswer> MergeAsync(IServiceProvider services, MergeCall call, CancellationToken ct) =>
+        new((await services.GetRequiredService<CustomerMerger>().MergeAsync(call.Keep, call.Remove, call.Force, call.User, ct,
+            await AccessAsync(services, call.As, ct))).ToText(), true);
+
+    private static async Task<DataAnswer> EraseAsync(IServiceProvider services, EraseCall call, CancellationToken ct) =>
+        new((await services.GetRequiredService<CustomerEraser>().EraseAsync(call.Id, call.Reason, call.User, ct, await AccessAsync(services, call.As, ct))).ToText(), true);
+
+    private static async Task<DataAnswer> CustomerExportAsync(IServiceProvider services, CustomerExportCall call, CancellationToken ct)
+    {
+        await services.GetRequiredService<CustomerDataExport>().ExportFileAsync(call.Id, call.Path, ct, await AccessAsync(services, call.As, ct));
+        return new DataAnswer($"customer {call.Id} written to {call.Path}\n", true);
+    }
+
+    /// <summary>The access of <c>--as</c> (null without it: the machine operator). An unknown or deactivated user is refused before any work.</summary>
+    private static async Task<AccessContext?> AccessAsync(IServiceProvider services, string? user, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(user))
         {
-            await services.GetRequiredService<CustomerDataExport>().ExportFileAsync(call.Id, call.Path, ct);
-            return new DataAnswer($"customer {call.Id} written to {call.Path}\n", true);
-        }));
+            return null;
+        }
+
+        var security = services.GetRequiredService<SecurityAdministration>();
+        var snapshot = await security.Directory.SnapshotAsync(ct);
+        if (!snapshot.Users.TryGetValue(user, out var known))
+        {
+            throw new CustomerOperationException($"--as '{user}': there is no such user (crm users list shows them)");
+        }
+
+        return known.Deactivated
+            ? throw new CustomerOperationException($"--as '{user}': the user is deactivated")
+            : await security.ContextForAsync(user, null, ct);
     }
 
     private static async Task<IResult> Answer(Func<Task<DataAnswer>> work)
@@ -240,13 +277,14 @@ internal static class DataCommands
 
     // ------------------------------------------------------------------ running a verb
 
-    private static ImportRequest ToRequest(ImportCall call) => new()
+    private static async Task<ImportRequest> ToRequestAsync(IServiceProvider services, ImportCall call, CancellationToken ct) => new()
     {
         MappingPath = call.Mapping,
         Delimiter = call.Delimiter,
         Encoding = call.Encoding,
         DryRun = call.DryRun,
         User = call.User,
+        Authorize = await AccessAsync(services, call.As, ct) is { } access ? CustomerAccess.ForImport(access) : null,
     };
 
     private static DataAnswer ExportText(ExportSummary s) =>
@@ -466,3 +504,27 @@ internal static class DataCommands
         }
     }
 }
+
+/// <summary>
+/// The mail outbox's part of an erase: waiting mail to the customer is suppressed and sent mail loses address, name and
+/// model (<see cref="Mail.MailAdministration.ForgetCustomerAsync"/>). A hook, because DataExchange does not know Mail.
+/// </summary>
+internal sealed class MailErasureStep(Mail.MailAdministration mail) : ICustomerErasureStep
+{
+    public async Task<string> EraseAsync(string customerId, CancellationToken cancellationToken)
+    {
+        var answer = await mail.ForgetCustomerAsync(customerId);
+        if (answer.Error is { } error)
+        {
+            throw new CustomerOperationException($"customer {customerId}: the card is erased, but the mail outbox refused: {error}; run the erase again");
+        }
+
+        var body = JsonSerializer.SerializeToElement(answer.Body, ControlJson.Options);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"mail: {Count(body, "suppressed")} waiting messages suppressed, {Count(body, "scrubbed")} messages scrubbed of address, name and model");
+    }
+
+    private static int Count(JsonElement body, string name) =>
+        body.ValueKind == JsonValueKind.Object && body.TryGetProperty(name, out var v) && v.TryGetInt32(out var n) ? n : 0;
+}
+

@@ -35,15 +35,19 @@ internal static class TemplatesCommands
         var sample = new Option<bool>("--sample") { Description = "Render for a built-in sample customer instead (no database needed)." };
         var order = new Option<string?>("--order") { Description = "Order id for order.*; default: the customer's newest order." };
         var culture = new Option<string?>("--culture") { Description = "Culture for money and dates (default: Mail:Culture, else en-US)." };
+        var asUser = new Option<string?>("--as")
+        {
+            Description = "Preview as this CRM user: the customer (and order) must be readable by them, and fields hidden from them are absent from the model. Without it: the machine operator, every field.",
+        };
         var output = new Option<string?>("--out") { Description = "Folder for subject.txt, body.html and body.txt (default: preview/<name> in the current folder)." };
         var preview = new Command("preview", "Renders a template for a customer and writes subject.txt, body.html (open it in a browser) and body.txt. " +
                                              "case.* and campaign.* get sample values.")
         {
-            name, customer, sample, order, culture, output,
+            name, customer, sample, order, culture, output, asUser,
         };
         preview.TreatUnmatchedTokensAsErrors = false;
         preview.SetAction((parse, ct) => PreviewAsync(parse, parse.GetValue(name)!, parse.GetValue(customer), parse.GetValue(sample),
-            parse.GetValue(order), parse.GetValue(culture), parse.GetValue(output), ct));
+            parse.GetValue(order), parse.GetValue(culture), parse.GetValue(output), parse.GetValue(asUser), ct));
         templates.Subcommands.Add(preview);
         return templates;
     }
@@ -77,7 +81,7 @@ internal static class TemplatesCommands
     }
 
     private static async Task<int> PreviewAsync(ParseResult parse, string name, string? customerId, bool sample, string? orderId, string? culture,
-        string? output, CancellationToken ct)
+        string? output, string? user, CancellationToken ct)
     {
         var crm = CrmCommandLine.LoadConfiguration(parse);
         if (sample == (customerId is not null))
@@ -109,7 +113,7 @@ internal static class TemplatesCommands
         }
         else
         {
-            var (customer, foundOrder, from) = await ReadCustomerAsync(crm, customerId!, orderId, ct);
+            var (customer, foundOrder, from, hidden) = await ReadCustomerAsync(crm, customerId!, orderId, user, ct);
             model = new TemplateModel
             {
                 Customer = customer,
@@ -119,8 +123,9 @@ internal static class TemplatesCommands
                 Sender = sender,
                 UnsubscribeUrl = "https://crm.example/unsubscribe/preview",
                 Culture = cultureName,
+                HiddenCustomerFields = hidden,
             };
-            source = $"customer {customer.Id} ({customer.Name}){(foundOrder is null ? ", no order" : $", order {foundOrder.Number ?? foundOrder.Id}")}, read {from}";
+            source = $"{(user is null ? "" : $"as '{user}' ({(hidden is { Count: > 0 } ? "hidden: " + string.Join(", ", hidden.Order(StringComparer.Ordinal)) : "no hidden fields")}), ")}customer {customer.Id} ({customer.Name}){(foundOrder is null ? ", no order" : $", order {foundOrder.Number ?? foundOrder.Id}")}, read {from}";
         }
 
         RenderedMail rendered;
@@ -148,7 +153,8 @@ internal static class TemplatesCommands
     /// The customer (and an order): from the stopped database directly, or, while the engine runs, from an online
     /// backup the service writes through its control channel (the live file is the engine's alone).
     /// </summary>
-    private static async Task<(Customer Customer, Order? Order, string From)> ReadCustomerAsync(CrmConfiguration crm, string customerId, string? orderId, CancellationToken ct)
+    private static async Task<(Customer Customer, Order? Order, string From, IReadOnlySet<string>? Hidden)> ReadCustomerAsync(CrmConfiguration crm, string customerId,
+        string? orderId, string? user, CancellationToken ct)
     {
         var store = AdminCommands.StoreOptionsOf(crm);
         var live = CrmDatabase.ResolveFilePath(store, crm.ContentRoot);
@@ -165,7 +171,7 @@ internal static class TemplatesCommands
                     await client.PostAsync<BackupRequest, BackupResult>("backup", new BackupRequest(snapshot), ct);
                 }
 
-                return await ReadAsync(snapshotFolder, "snapshot.db", customerId, orderId, "from a snapshot of the running engine's database", ct);
+                return await ReadAsync(snapshotFolder, "snapshot.db", customerId, orderId, "from a snapshot of the running engine's database", user, ct);
             }
             finally
             {
@@ -190,26 +196,39 @@ internal static class TemplatesCommands
             throw new CommandRefusedException($"the database {live} is in use by another process{holder} but no service answers on {endpoint}.");
         }
 
-        return await ReadAsync(Path.GetDirectoryName(live)!, Path.GetFileName(live), customerId, orderId, $"from {live}", ct);
+        return await ReadAsync(Path.GetDirectoryName(live)!, Path.GetFileName(live), customerId, orderId, $"from {live}", user, ct);
     }
 
-    private static async Task<(Customer, Order?, string)> ReadAsync(string directory, string fileName, string customerId, string? orderId, string from, CancellationToken ct)
+    /// <summary>
+    /// Reads the customer and order; with <paramref name="user"/>, as that user: a customer or order they may not read is
+    /// "not found" (a preview must not show what the user could not open), and their hidden customer fields are returned.
+    /// </summary>
+    private static async Task<(Customer, Order?, string, IReadOnlySet<string>?)> ReadAsync(string directory, string fileName, string customerId, string? orderId,
+        string from, string? user, CancellationToken ct)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Store:DataDirectory"] = directory,
             ["Store:FileName"] = fileName,
         }).Build();
-        var services = new ServiceCollection().AddLogging().AddCrmCore(configuration).BuildServiceProvider();
+        var collection = new ServiceCollection().AddLogging().AddCrmCore(configuration);
+        CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurity(collection);
+        var services = collection.BuildServiceProvider();
         await using (services)
         {
             var db = services.GetRequiredService<IStoreProvider>().ForActor("cli:templates-preview");
-            var customer = await db.Customers.GetAsync(customerId, ct)
-                           ?? throw new CommandRefusedException($"no customer with id '{customerId}' {from}");
+            var access = await PreviewAccessAsync(services, user, ct);
+            bool Readable(string entity, string id, string? owner) =>
+                access is null || access.Check(CrmEngine.Security.Privilege.Read, new CrmEngine.Security.RecordRef(entity, id, owner)).Allowed;
+            var customer = await db.Customers.GetAsync(customerId, ct) is { } c && Readable(EntityNames.Customer, c.Id, c.Owner)
+                ? c
+                : throw new CommandRefusedException($"no customer with id '{customerId}' {from}{(access is null ? "" : $" that user '{user}' may read")}");
             Order? order;
             if (orderId is not null)
             {
-                order = await db.Orders.GetAsync(orderId, ct) ?? throw new CommandRefusedException($"no order with id '{orderId}' {from}");
+                order = await db.Orders.GetAsync(orderId, ct) is { } o && Readable(EntityNames.Order, o.Id, o.Owner)
+                    ? o
+                    : throw new CommandRefusedException($"no order with id '{orderId}' {from}{(access is null ? "" : $" that user '{user}' may read")}");
                 if (order.CustomerId != customer.Id)
                 {
                     throw new CommandRefusedException(string.Create(CultureInfo.InvariantCulture, $"order '{orderId}' belongs to customer '{order.CustomerId}', not '{customer.Id}'"));
@@ -227,12 +246,26 @@ internal static class TemplatesCommands
                         break;
                     }
 
-                    order = page[^1];
-                    after = order.Id;
+                    order = page.LastOrDefault(o => Readable(EntityNames.Order, o.Id, o.Owner)) ?? order;
+                    after = page[^1].Id;
                 }
             }
 
-            return (customer, order, from);
+            return (customer, order, from, access?.Fields(EntityNames.Customer).Hidden);
         }
+    }
+
+    private static async Task<CrmEngine.Security.AccessContext?> PreviewAccessAsync(IServiceProvider services, string? user, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(user))
+        {
+            return null;
+        }
+
+        var security = services.GetRequiredService<CrmEngine.Security.SecurityAdministration>();
+        var snapshot = await security.Directory.SnapshotAsync(ct);
+        return !snapshot.Users.TryGetValue(user, out var known) ? throw new CommandRefusedException($"--as '{user}': there is no such user (crm users list shows them)")
+            : known.Deactivated ? throw new CommandRefusedException($"--as '{user}': the user is deactivated")
+            : await security.ContextForAsync(user, null, ct);
     }
 }

@@ -16,7 +16,7 @@ namespace CrmEngine.Host.Commands;
 /// </summary>
 internal static class WebhooksCommands
 {
-    public sealed record CreateRequest(string Url, string[] Events, string? Description);
+    public sealed record CreateRequest(string Url, string[] Events, string? Description, string? User = null);
 
     public static Command Webhooks()
     {
@@ -32,11 +32,15 @@ internal static class WebhooksCommands
         var url = new Option<string>("--url") { Description = "Where deliveries are POSTed (http or https; a public address unless Webhooks:AllowPrivateTargets).", Required = true };
         var events = new Option<string[]>("--events") { Description = "Event patterns, for example customer.* order.created or * (several, or comma-separated).", Required = true, AllowMultipleArgumentsPerToken = true };
         var description = new Option<string?>("--description") { Description = "A note for operators." };
-        var create = new Command("create", "Creates a subscription and prints its signing secret ONCE.") { url, events, description };
+        var asUser = new Option<string?>("--as")
+        {
+            Description = "The CRM user the subscription receives as: only changes of records they may read, without fields hidden from them. Without it: sys-api.",
+        };
+        var create = new Command("create", "Creates a subscription and prints its signing secret ONCE.") { url, events, description, asUser };
         create.TreatUnmatchedTokensAsErrors = false;
         create.SetAction((parse, ct) =>
         {
-            var request = new CreateRequest(parse.GetValue(url)!, parse.GetValue(events) ?? [], parse.GetValue(description));
+            var request = new CreateRequest(parse.GetValue(url)!, parse.GetValue(events) ?? [], parse.GetValue(description), parse.GetValue(asUser));
             return RunAsync(parse, ct, remote => remote.PostAsync<CreateRequest, TextAnswer>("webhooks", request, ct), local => CreateAsync(local, request));
         });
         command.Subcommands.Add(create);
@@ -89,10 +93,10 @@ internal static class WebhooksCommands
         }
 
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"{"ID",-36} {"ACTIVE",-6} {"EVENTS",-30} URL");
+        text.AppendLine(CultureInfo.InvariantCulture, $"{"ID",-36} {"ACTIVE",-6} {"USER",-12} {"EVENTS",-30} URL");
         foreach (var s in all)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"{s.Id,-36} {(s.Active ? "yes" : "no"),-6} {string.Join(",", s.Events),-30} {s.Url}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"{s.Id,-36} {(s.Active ? "yes" : "no"),-6} {s.User ?? "(sys-api)",-12} {string.Join(",", s.Events),-30} {s.Url}");
         }
 
         return new TextAnswer(text.ToString(), true);
@@ -102,9 +106,9 @@ internal static class WebhooksCommands
     {
         try
         {
-            var (s, secret) = await webhooks.CreateAsync(request.Url, request.Events, request.Description, "cli");
+            var (s, secret) = await webhooks.CreateAsync(request.Url, request.Events, request.Description, "cli", string.IsNullOrWhiteSpace(request.User) ? null : request.User);
             return new TextAnswer(
-                $"webhook subscription {s.Id} created for {string.Join(", ", s.Events)} -> {s.Url}\n" +
+                $"webhook subscription {s.Id} created for {string.Join(", ", s.Events)} -> {s.Url} (receives as {s.User ?? "sys-api"})\n" +
                 $"signing secret (shown only this once; receivers verify X-Crm-Signature with it):\n{secret}\n", true);
         }
         catch (ArgumentException ex)

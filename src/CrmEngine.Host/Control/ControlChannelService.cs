@@ -179,7 +179,7 @@ internal sealed class ControlChannelService(
         // Rules: dry runs and segment membership (crm rules test, crm segments ...).
         if (services.GetService<CrmEngine.Rules.Admin.RulesAdministration>() is { } rules)
         {
-            Commands.RulesCommands.MapControl(app, rules);
+            Commands.RulesCommands.MapControl(app, rules, services.GetService<CrmEngine.Security.SecurityAdministration>());
         }
 
         // Mail outbox (crm mail list|show|retry).

@@ -26,7 +26,14 @@ public sealed class RulesAdministration : IDisposable
         _segments = segments ?? throw new ArgumentNullException(nameof(segments));
     }
 
-    private RulesAdministration(RuleTester tester, SegmentService segments, IDisposable owned) : this(tester, segments) => _owned = owned;
+    private RulesAdministration(RuleTester tester, SegmentService segments, IDisposable owned, IStoreProvider stores) : this(tester, segments)
+    {
+        _owned = owned;
+        Stores = stores;
+    }
+
+    /// <summary>The stopped database's stores (offline only; null in the service), for reading the access model there.</summary>
+    public IStoreProvider? Stores { get; }
 
     /// <summary>The rule services over a stopped database (the caller has checked nobody else holds it).</summary>
     public static RulesAdministration OpenOffline(StoreOptions store, RulesOptions rules, string contentRoot, PipelineOptions? pipeline = null)
@@ -49,7 +56,7 @@ public sealed class RulesAdministration : IDisposable
             parts.Catalog = new RuleCatalog(parts.Engine, Path.Combine(contentRoot, rules.Directory));
             parts.Catalog.Reload();
             parts.Segments = new SegmentService(parts.Engine, parts.Catalog, provider, Microsoft.Extensions.Options.Options.Create(rules), time);
-            return new RulesAdministration(new RuleTester(parts.Engine, parts.Catalog, provider, time), parts.Segments, parts);
+            return new RulesAdministration(new RuleTester(parts.Engine, parts.Catalog, provider, time), parts.Segments, parts, provider);
         }
         catch
         {
@@ -75,9 +82,10 @@ public sealed class RulesAdministration : IDisposable
     }
 
     /// <summary><c>crm rules test &lt;script&gt; [--customer id]... [--sample N]</c>. Exit code 0 when no run failed.</summary>
-    public async Task<(string Text, bool Ok)> TestAsync(string script, IReadOnlyList<string>? customers, int sample, CancellationToken cancellationToken = default)
+    public async Task<(string Text, bool Ok)> TestAsync(string script, IReadOnlyList<string>? customers, int sample, CancellationToken cancellationToken = default,
+        FactsAccess? access = null)
     {
-        var report = await _tester.TestAsync(script, customers, sample, null, cancellationToken);
+        var report = await _tester.TestAsync(script, customers, sample, null, cancellationToken, access);
         return (report.ToText(), report.CompileError is null && report.Runs.All(r => r.Result.Error is null));
     }
 
@@ -123,8 +131,8 @@ public sealed class RulesAdministration : IDisposable
     }
 
     /// <summary><c>crm segments explain &lt;segment&gt; &lt;customer id&gt;</c>.</summary>
-    public async Task<string> ExplainAsync(string segment, string customerId, CancellationToken cancellationToken = default) =>
-        RulesText.Explain(await _segments.ExplainAsync(segment, customerId, cancellationToken));
+    public async Task<string> ExplainAsync(string segment, string customerId, CancellationToken cancellationToken = default, FactsAccess? access = null) =>
+        RulesText.Explain(await _segments.ExplainAsync(segment, customerId, cancellationToken, access));
 
     /// <summary><c>crm segments rebuild [segment]</c>: one segment, or all.</summary>
     public async Task<string> RebuildAsync(string? segment, CancellationToken cancellationToken = default)

@@ -722,12 +722,17 @@ public sealed class SegmentService : BackgroundService
     /// Why the customer is in or out: the stored decision, and a traced re-run of the script version
     /// that made it (from <c>rules_versions</c>) on the customer's data as it is now.
     /// </summary>
-    public async Task<SegmentExplanation> ExplainAsync(string segment, string customerId, CancellationToken cancellationToken = default)
+    /// <param name="access">Who asks (<c>--as</c>): a customer they may not read is "not there", and fields hidden from them
+    /// are absent from the facts the script sees (so from the trace). Null: the machine operator.</param>
+    public async Task<SegmentExplanation> ExplainAsync(string segment, string customerId, CancellationToken cancellationToken = default,
+        Admin.FactsAccess? access = null)
     {
         var rule = _catalog.Find(RuleKind.Segment, segment) ?? throw new ArgumentException($"There is no segment '{segment}'.", nameof(segment));
         var asOf = _time.GetUtcNow();
-        var facts = await CustomerFacts.LoadAsync(_store, customerId, asOf, cancellationToken)
-            ?? throw new ArgumentException($"There is no customer '{customerId}'.", nameof(customerId));
+        var facts = await CustomerFacts.LoadAsync(_store, customerId, asOf, cancellationToken) is { } loaded
+                    && (access is null || access.MayRead(EntityNames.Customer, customerId, loaded.GetValueOrDefault("owner") as string))
+            ? access?.Mask(loaded) ?? loaded
+            : throw new ArgumentException($"There is no customer '{customerId}'{(access is null ? "" : $" that user '{access.User}' may read")}.", nameof(customerId));
         var member = await Members.GetAsync(SegmentMember.IdOf(segment, customerId), cancellationToken);
         var state = await States.GetAsync(segment, cancellationToken);
         var hash = member?.ScriptHash ?? state?.RebuiltWithHash ?? rule.Hash;

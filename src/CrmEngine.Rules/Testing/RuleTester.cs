@@ -66,8 +66,10 @@ public sealed class RuleTester
     }
 
     /// <summary>Runs <paramref name="scriptPath"/> (a file, or the name of a loaded script) for the given customers or a random sample.</summary>
+    /// <param name="access">Who runs it (<c>--as</c>): only customers (and their orders/activities) they may read, without the
+    /// fields hidden from them. Null: the machine operator.</param>
     public async Task<RuleTestReport> TestAsync(string scriptPath, IReadOnlyList<string>? customerIds = null, int sample = 0, int? seed = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, Admin.FactsAccess? access = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(scriptPath);
         LoadedRule rule;
@@ -80,11 +82,11 @@ public sealed class RuleTester
             return new RuleTestReport(scriptPath, RuleKind.Segment, "", [], ex.Error);
         }
 
-        var ids = customerIds is { Count: > 0 } ? customerIds : await SampleAsync(Math.Max(1, sample), seed, cancellationToken);
+        var ids = customerIds is { Count: > 0 } ? customerIds : await SampleAsync(Math.Max(1, sample), seed, cancellationToken, access);
         var runs = new List<RuleTestRun>();
         foreach (var id in ids)
         {
-            runs.Add(await RunOneAsync(rule, id, cancellationToken));
+            runs.Add(await RunOneAsync(rule, id, cancellationToken, access));
         }
 
         return new RuleTestReport(rule.Script.Path ?? rule.Name, rule.Kind, rule.Hash, runs, null);
@@ -107,7 +109,7 @@ public sealed class RuleTester
                 "no such file, and no loaded segment or event rule of that name"));
     }
 
-    private async Task<IReadOnlyList<string>> SampleAsync(int n, int? seed, CancellationToken ct)
+    private async Task<IReadOnlyList<string>> SampleAsync(int n, int? seed, CancellationToken ct, Admin.FactsAccess? access)
     {
         // Reservoir sample over every customer id: each customer is equally likely.
         var random = seed is { } s ? new Random(s) : Random.Shared;
@@ -117,7 +119,7 @@ public sealed class RuleTester
         while (true)
         {
             var page = await _store.Customers.ListAsync(1000, after, ct);
-            foreach (var c in page)
+            foreach (var c in page.Where(c => access is null || access.MayRead(c)))
             {
                 seen++;
                 if (chosen.Count < n)
@@ -139,11 +141,11 @@ public sealed class RuleTester
         }
     }
 
-    private async Task<RuleTestRun> RunOneAsync(LoadedRule rule, string customerId, CancellationToken ct)
+    private async Task<RuleTestRun> RunOneAsync(LoadedRule rule, string customerId, CancellationToken ct, Admin.FactsAccess? access)
     {
         var now = _time.GetUtcNow();
         var customer = await _store.Customers.GetAsync(customerId, ct);
-        if (customer is null)
+        if (customer is null || (access is not null && !access.MayRead(customer)))
         {
             return new RuleTestRun(customerId, "", Failed(rule, $"there is no customer '{customerId}'"), []);
         }
@@ -151,6 +153,7 @@ public sealed class RuleTester
         if (rule.Kind == RuleKind.Segment)
         {
             var facts = (await CustomerFacts.LoadAsync(_store, customerId, now, ct))!;
+            access?.Mask(facts);
             var result = SegmentService.CheckResult(await _engine.RunAsync(rule.Script, [facts], new RuleRunOptions { Now = now, Trace = true }, ct));
             return new RuleTestRun(customerId, customer.Name, result, []);
         }
@@ -159,8 +162,10 @@ public sealed class RuleTester
         object? entity = binding.Entity switch
         {
             EntityNames.Customer => customer,
-            EntityNames.Order => (await _store.Orders.FindAsync(IndexedField.CustomerId, customerId, 1000, null, ct)).OrderByDescending(o => o.OrderedAt).FirstOrDefault(),
-            _ => (await _store.Activities.FindAsync(IndexedField.CustomerId, customerId, 1000, null, ct)).OrderByDescending(a => a.CreatedAt).FirstOrDefault(),
+            EntityNames.Order => (await _store.Orders.FindAsync(IndexedField.CustomerId, customerId, 1000, null, ct))
+                .Where(o => access is null || access.MayRead(EntityNames.Order, o.Id, o.Owner)).OrderByDescending(o => o.OrderedAt).FirstOrDefault(),
+            _ => (await _store.Activities.FindAsync(IndexedField.CustomerId, customerId, 1000, null, ct))
+                .Where(a => access is null || access.MayRead(EntityNames.Activity, a.Id, a.Owner)).OrderByDescending(a => a.CreatedAt).FirstOrDefault(),
         };
         if (entity is null)
         {
@@ -168,6 +173,11 @@ public sealed class RuleTester
         }
 
         var record = RecordMapping.ToPlain(entity)!;
+        if (entity is Customer)
+        {
+            access?.Mask(record);
+        }
+
         var effects = new List<string>();
         var functions = new Dictionary<string, RuleFunction>(StringComparer.Ordinal)
         {
@@ -185,8 +195,8 @@ public sealed class RuleTester
             ["stage"] = binding.Stage.ToString().ToLowerInvariant(),
             ["actor"] = "system:rules-test",
             ["depth"] = 0,
-            ["before"] = RecordMapping.ToPlain(entity),
-            ["customer"] = rule.Script.Header.ContainsKey("facts") ? await CustomerFacts.LoadAsync(_store, customerId, now, ct) : null,
+            ["before"] = entity is Customer ? access?.Mask(RecordMapping.ToPlain(entity)) ?? RecordMapping.ToPlain(entity) : RecordMapping.ToPlain(entity),
+            ["customer"] = rule.Script.Header.ContainsKey("facts") ? access?.Mask(await CustomerFacts.LoadAsync(_store, customerId, now, ct)) ?? await CustomerFacts.LoadAsync(_store, customerId, now, ct) : null,
         };
         var run = await _engine.RunAsync(rule.Script, [record, eventInfo, null], new RuleRunOptions
         {

@@ -1,0 +1,98 @@
+using System.Text.Json;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Security;
+
+namespace CrmEngine.DataExchange.Customers;
+
+/// <summary>
+/// Record access for merge, erase, export and import when a user (the API caller, or the CLI's <c>--as</c>) runs them.
+/// A null <see cref="AccessContext"/> is the machine operator: the CLI without <c>--as</c>, with every right.
+/// </summary>
+public static class CustomerAccess
+{
+    /// <summary>
+    /// Refuses <paramref name="privilege"/> on <paramref name="customer"/>: a customer the user may not even read is
+    /// "does not exist" (id guessing learns nothing), one they may read but not change names the missing privilege.
+    /// </summary>
+    public static void Require(AccessContext? access, Customer customer, Privilege privilege, string? role)
+    {
+        if (access is null)
+        {
+            return;
+        }
+
+        var record = new RecordRef(EntityNames.Customer, customer.Id, customer.Owner);
+        if (!access.Check(Privilege.Read, record).Allowed)
+        {
+            throw new CustomerOperationException($"customer {customer.Id}{(role is null ? "" : " (" + role + ")")} does not exist", notFound: true);
+        }
+
+        if (access.Check(privilege, record) is { Allowed: false } denied)
+        {
+            throw Refused(denied);
+        }
+    }
+
+    /// <summary>The exception for a denial: <see cref="CustomerOperationException.Forbidden"/>, the decision kept.</summary>
+    public static CustomerOperationException Refused(AccessDecision denied) => new(denied.ToString(), forbidden: true) { Denial = denied };
+
+    /// <summary>Refuses a bulk operation (export) the user's roles give no depth for at all; null when some records are reachable.</summary>
+    public static CustomerOperationException? RefusalOf(QueryFilter filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        if (!filter.IsEmpty || filter.Refusal is not { } refusal)
+        {
+            return null;
+        }
+
+        var missing = filter.Entity + ":" + AccessContext.Name(filter.Privilege);
+        return Refused(AccessDecision.Deny(missing, refusal.StartsWith(missing + ": ", StringComparison.Ordinal) ? refusal[(missing.Length + 2)..] : refusal));
+    }
+
+    /// <summary>
+    /// The check an import makes per customer it writes, as <paramref name="access"/>'s user: create (owned by that user
+    /// unless the file names an owner the user may assign to), write on a stored customer (and assign when the owner
+    /// changes), and no change to a protected field the user may not write. Returns why not, or null. A create without
+    /// an owner gets the user as owner.
+    /// </summary>
+    public static Func<string?, Customer, string?> ForImport(AccessContext access)
+    {
+        ArgumentNullException.ThrowIfNull(access);
+        var mask = access.Fields(EntityNames.Customer);
+        return (storedJson, after) =>
+        {
+            var before = storedJson is null ? null : JsonSerializer.Deserialize<Customer>(storedJson);
+            var decisions = new List<AccessDecision>();
+            if (before is null)
+            {
+                after.Owner ??= access.UserId;
+                decisions.Add(access.CheckCreate(EntityNames.Customer, after.Owner));
+                if (after.Owner != access.UserId)
+                {
+                    decisions.Add(access.Check(Privilege.Assign, new RecordRef(EntityNames.Customer, "", after.Owner)));
+                }
+
+                decisions.Add(mask.CheckWrite<Customer>(null, after));
+            }
+            else
+            {
+                var record = new RecordRef(EntityNames.Customer, before.Id, before.Owner);
+                if (!access.Check(Privilege.Read, record).Allowed)
+                {
+                    // Matched a card the user cannot see: say no more than that.
+                    return $"matches a customer that user '{access.UserId}' may not change ({EntityNames.Customer}:write)";
+                }
+
+                decisions.Add(access.Check(Privilege.Write, record));
+                if (before.Owner != after.Owner)
+                {
+                    decisions.Add(access.Check(Privilege.Assign, record));
+                }
+
+                decisions.Add(mask.CheckWrite(before, after));
+            }
+
+            return decisions.FirstOrDefault(d => !d.Allowed) is { Allowed: false } denied ? denied.ToString() : null;
+        };
+    }
+}

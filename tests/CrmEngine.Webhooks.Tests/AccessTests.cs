@@ -1,0 +1,118 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Security;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CrmEngine.Webhooks.Tests;
+
+/// <summary>
+/// Record access on webhooks (issue #9), over real HTTP with a real receiver: a subscription receives as the user who
+/// made it; changes of records that user may not read never leave the engine, hidden fields are absent from data, and a
+/// deactivated subscriber gets nothing (skipped, with the reason in the history).
+/// </summary>
+public class AccessTests
+{
+    private const string Seed = """
+        {
+          "protectedFields": { "customer": ["creditLevel", "overdueAmount"] },
+          "units": [ { "id": "org", "name": "Org" }, { "id": "north", "name": "North", "parent": "org" }, { "id": "south", "name": "South", "parent": "org" } ],
+          "roles": [
+            { "id": "rep", "name": "Rep", "privileges": { "customer": "create:own read:own write:own" } },
+            { "id": "boss", "name": "Boss", "privileges": { "customer": "read:all" }, "fields": { "customer.*": "read" } }
+          ],
+          "users": [
+            { "id": "anna", "name": "Anna", "unit": "north", "roles": ["rep"] },
+            { "id": "ben", "name": "Ben", "unit": "south", "roles": ["rep"] },
+            { "id": "carla", "name": "Carla", "unit": "org", "roles": ["boss"] }
+          ]
+        }
+        """;
+
+    private static async Task<TestEngine> StartSeededAsync()
+    {
+        var engine = await TestEngine.StartAsync(security: true);
+        var admin = engine.Services.GetRequiredService<SecurityAdministration>();
+        await admin.SeedAsync(SeedFile.Parse(Seed, "seed.json"), "test");
+        return engine;
+    }
+
+    private static async Task<string> SubscribeAsAsync(TestEngine engine, string user, string url)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/webhooks") { Content = JsonContent.Create(new { url, events = new[] { "customer.*" } }) };
+        request.Headers.Add("X-Api-Key", "user:" + user);
+        using var response = await engine.Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, text);
+        var body = JsonDocument.Parse(text).RootElement;
+        Assert.Equal(user, body.GetProperty("user").GetString());
+        return body.GetProperty("id").GetString()!;
+    }
+
+    [Fact]
+    public async Task A_subscriber_gets_only_records_they_may_read_without_hidden_fields_and_a_deactivated_one_gets_nothing()
+    {
+        await using var receiver = await Receiver.StartAsync();
+        await using var engine = await StartSeededAsync();
+        var annaSub = await SubscribeAsAsync(engine, "anna", receiver.Url("/anna"));
+        var benSub = await SubscribeAsAsync(engine, "ben", receiver.Url("/ben"));
+        var carlaSub = await SubscribeAsAsync(engine, "carla", receiver.Url("/carla"));
+
+        var annas = await engine.Store.Customers.CreateAsync(new Customer { Name = "Anna's client", Owner = "anna", CreditLevel = "A-SECRET", OverdueAmount = 4711 });
+        var bens = await engine.Store.Customers.CreateAsync(new Customer { Name = "Ben's client", Owner = "ben", CreditLevel = "B-SECRET" });
+        await engine.Store.Customers.DeleteAsync(annas.Id);
+
+        // Each subscription's deliveries go in change order, so once the later change has arrived the earlier ones
+        // were either delivered before it or never made.
+        await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/ben" && r.Json.GetProperty("entityId").GetString() == bens.Id),
+            "ben receives his own customer", explain: () => engine.Logs.Errors);
+        await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/anna" && r.Event == "customer.deleted"),
+            "anna receives the delete of her customer", explain: () => engine.Logs.Errors);
+        await Eventually.WaitAsync(() => receiver.Delivered.Count(r => r.Path == "/carla") == 3, "carla (read all) receives all three changes",
+            explain: () => engine.Logs.Errors);
+
+        var toAnna = receiver.Delivered.Where(r => r.Path == "/anna").ToList();
+        Assert.Equal(["customer.created", "customer.deleted"], toAnna.Select(r => r.Event));
+        Assert.All(toAnna, r => Assert.Equal(annas.Id, r.Json.GetProperty("entityId").GetString()));
+        var annaData = toAnna[0].Json.GetProperty("data");
+        Assert.Equal("Anna's client", annaData.GetProperty("name").GetString());
+        Assert.False(annaData.TryGetProperty("creditLevel", out _), annaData.GetRawText());
+        Assert.False(annaData.TryGetProperty("overdueAmount", out _), annaData.GetRawText());
+        Assert.DoesNotContain("A-SECRET", string.Concat(receiver.Requests.Where(r => r.Path != "/carla").Select(r => System.Text.Encoding.UTF8.GetString(r.Body))), StringComparison.Ordinal);
+
+        var toBen = receiver.Delivered.Where(r => r.Path == "/ben").ToList();
+        Assert.Equal([bens.Id], toBen.Select(r => r.Json.GetProperty("entityId").GetString()));
+        Assert.DoesNotContain(await engine.DeliveriesAsync(benSub), d => d.GetProperty("entityId").GetString() == annas.Id);
+
+        // The boss may read every field: the value is there.
+        var toCarla = receiver.Delivered.Where(r => r.Path == "/carla").ToList();
+        Assert.Equal("A-SECRET", toCarla[0].Json.GetProperty("data").GetProperty("creditLevel").GetString());
+
+        // Ben leaves: his subscription stays, but it receives nothing more; the history says why.
+        await engine.Services.GetRequiredService<SecurityAdministration>().DeactivateUserAsync("ben", "test", DateTimeOffset.UtcNow);
+        var later = await engine.Store.Customers.CreateAsync(new Customer { Name = "After Ben left", Owner = "ben" });
+        await Eventually.WaitAsync(async () => (await engine.DeliveriesAsync(benSub)).Any(d => d.GetProperty("entityId").GetString() == later.Id),
+            "the change is recorded for ben's subscription");
+        var skipped = (await engine.DeliveriesAsync(benSub)).Single(d => d.GetProperty("entityId").GetString() == later.Id);
+        Assert.Equal("skipped", skipped.GetProperty("state").GetString());
+        Assert.Contains("user 'ben' is deactivated", skipped.GetProperty("lastError").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, skipped.GetProperty("attempts").GetInt32());
+        await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/carla" && r.Json.GetProperty("entityId").GetString() == later.Id),
+            "carla still receives");
+        Assert.DoesNotContain(receiver.Requests, r => r.Path == "/ben" && r.Json.GetProperty("entityId").GetString() == later.Id);
+        Assert.DoesNotContain(await engine.DeliveriesAsync(annaSub), d => d.GetProperty("entityId").GetString() == later.Id);
+    }
+
+    [Fact]
+    public async Task A_subscription_without_a_user_acts_as_sys_api_and_receives_everything_when_the_model_has_no_sys_api()
+    {
+        await using var receiver = await Receiver.StartAsync();
+        await using var engine = await StartSeededAsync();
+        var (id, _) = await engine.SubscribeAsync(receiver.Url("/legacy"), "customer.*");
+        Assert.Equal(JsonValueKind.Null, (await engine.GetJsonAsync($"/api/webhooks/{id}")).GetProperty("user").ValueKind);
+        await engine.Store.Customers.CreateAsync(new Customer { Name = "Anyone's", Owner = "ben", CreditLevel = "C" });
+        await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/legacy"), "the legacy subscription receives", explain: () => engine.Logs.Errors);
+        Assert.Equal("C", receiver.Delivered.First(r => r.Path == "/legacy").Json.GetProperty("data").GetProperty("creditLevel").GetString());
+    }
+}
