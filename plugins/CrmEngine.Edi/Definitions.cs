@@ -144,6 +144,27 @@ internal enum ElementCheckKind : byte
     General,
 }
 
+/// <summary>The quick loop's check of one element, refined from <see cref="ElementCheckKind"/>.</summary>
+internal enum QuickOp : byte
+{
+    /// <summary>AN / ID / an without code values: the length only.</summary>
+    Text,
+
+    /// <summary>AN / ID / an with code values.</summary>
+    TextCodes,
+
+    /// <summary>X12 N / R, EDIFACT n: digits, sign and decimal mark counted inline.</summary>
+    Number,
+
+    /// <summary>Date, time: the full value check.</summary>
+    Other,
+
+    Composite,
+
+    /// <summary>Always the general path.</summary>
+    General,
+}
+
 /// <summary>What the validator needs of an element in one contiguous struct (no pointer chasing in the quick loop).</summary>
 internal readonly struct ElementCheck
 {
@@ -154,6 +175,14 @@ internal readonly struct ElementCheck
             : e.Type is EdiDataType.AN or EdiDataType.ID ? ElementCheckKind.Text
             : ElementCheckKind.Other;
         Mandatory = e.Usage == EdiUsage.Mandatory;
+        Op = Kind switch
+        {
+            ElementCheckKind.Text => e.CodeBytes == null ? QuickOp.Text : QuickOp.TextCodes,
+            ElementCheckKind.Other => e.Type is EdiDataType.N or EdiDataType.R ? QuickOp.Number : QuickOp.Other,
+            ElementCheckKind.Composite => QuickOp.Composite,
+            _ => QuickOp.General,
+        };
+        Real = e.Type == EdiDataType.R;
         MinLength = e.MinLength;
         MaxLength = e.MaxLength;
         Codes = e.CodeBytes;
@@ -178,6 +207,11 @@ internal readonly struct ElementCheck
     public EdiElementDefinition Definition { get; }
 
     public ElementCheckKind Kind { get; }
+
+    public QuickOp Op { get; }
+
+    /// <summary>X12 R: a decimal mark is allowed (EDIFACT numbers always allow one).</summary>
+    public bool Real { get; }
 
     public bool Mandatory { get; }
 

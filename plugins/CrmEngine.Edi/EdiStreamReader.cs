@@ -581,7 +581,7 @@ public sealed class EdiStreamReader : IDisposable
         if (_inline)
         {
             _tok.GetCurrent(out var src, out int offset, out int length, out var bounds, out int count);
-            InlineValidator!.Step(_segCount - 1, EdiTag.PackCurrent(src, offset, length, bounds, count), src, offset, bounds, 0, count, _tok.SegmentFlags, _tok.SegmentOffset, _tok.SegmentLine);
+            InlineValidator!.Step(_segCount - 1, EdiTag.PackCurrent(src, offset, length, bounds, count), src, offset, bounds, 0, count, _tok.SegmentFlags, _tok.ComponentMask, _tok.SegmentOffset, _tok.SegmentLine);
         }
     }
 

@@ -121,6 +121,7 @@ public sealed class EdiTokenizer : IDisposable
     public bool ReadSegment()
     {
         IsNewInterchange = false;
+        _compMask = -1;
         if (_needDetect)
         {
             if (!Detect())
@@ -260,7 +261,8 @@ public sealed class EdiTokenizer : IDisposable
                 keep = (1u << k) - 1;
             }
 
-            special |= (Vector256.Equals(v, vcomp) | Vector256.Equals(v, vrep)).ExtractMostSignificantBits() & keep;
+            uint comps = Vector256.Equals(v, vcomp).ExtractMostSignificantBits() & keep;
+            special |= comps | (Vector256.Equals(v, vrep).ExtractMostSignificantBits() & keep);
             notPlain |= Vector256.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & keep;
             seps &= keep;
             if (seps != 0)
@@ -276,19 +278,34 @@ public sealed class EdiTokenizer : IDisposable
                     bounds = _bounds;
                 }
 
+                // Eight positions written whatever the number of separators (the array has 34 spare entries here), so the
+                // loop exit does not depend on the data: most segments have fewer than eight elements per block.
                 int rel = i - start + 1;
-                do
+                int n = BitOperations.PopCount(seps);
+                ref int w = ref bounds[count];
+                for (int k = 0; k < 8; k++)
                 {
-                    bounds[count++] = rel + BitOperations.TrailingZeroCount(seps);
+                    Unsafe.Add(ref w, k) = rel + BitOperations.TrailingZeroCount(seps);
                     seps &= seps - 1;
                 }
-                while (seps != 0);
+
+                for (int k = 8; k < n; k++)
+                {
+                    Unsafe.Add(ref w, k) = rel + BitOperations.TrailingZeroCount(seps);
+                    seps &= seps - 1;
+                }
+
+                count += n;
             }
 
             if (stops != 0)
             {
                 int len = i - start + BitOperations.TrailingZeroCount(stops);
-                _segArr = _buf;
+                if (!ReferenceEquals(_segArr, _buf))
+                {
+                    _segArr = _buf;
+                }
+
                 _segOff = start;
                 _segLen = len;
                 _pos = start + len + 1;
@@ -305,6 +322,11 @@ public sealed class EdiTokenizer : IDisposable
 
                 bounds[count] = len + 1;
                 _elemCount = count;
+                if (i == start)
+                {
+                    _compMask = comps;
+                }
+
                 _flags = (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
                 return true;
             }
@@ -503,6 +525,14 @@ public sealed class EdiTokenizer : IDisposable
     internal const int SegmentFlagsAll = 7;
 
     private int _flags = SegmentFlagsAll;
+
+    private long _compMask = -1;
+
+    /// <summary>
+    /// Bit k set when byte k of the current segment is the component separator, for a segment the vector pass read in one
+    /// 32-byte block; -1 when not known (the validator then looks for components itself).
+    /// </summary>
+    internal long ComponentMask => _compMask;
 
     /// <summary>What the validator needs to know about the current segment without scanning it again.</summary>
     internal int SegmentFlags => _flags;

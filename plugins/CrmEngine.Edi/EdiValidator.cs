@@ -70,6 +70,7 @@ public sealed class EdiValidator
     private int _curBoundsStart;
     private int _curBoundCount;
     private int _curFlags;
+    private long _curComponentMask = -1;
     private EdiDelimiters _delims;
     private Encoding _encoding = Encoding.ASCII;
     private EdiNode? _root;
@@ -138,7 +139,7 @@ public sealed class EdiValidator
         for (int i = 0; i < segs.Count; i++)
         {
             segs.GetRaw(i, out var data, out int dataStart, out var bounds, out int boundsStart, out int boundCount, out int tag, out int flags, out long offset, out int line);
-            Step(i, tag, data, dataStart, bounds, boundsStart, boundCount, flags, offset, line);
+            Step(i, tag, data, dataStart, bounds, boundsStart, boundCount, flags, -1, offset, line);
             _frames[_depth - 1].Node?.Children.Add(new EdiNode(null, i));
         }
 
@@ -189,17 +190,29 @@ public sealed class EdiValidator
 
     /// <summary>
     /// One segment of the set begun with <see cref="Begin(EdiTransactionSet)"/>: placed in the structure and its elements
-    /// checked. Its bytes are data[dataStart..], its element bounds bounds[boundsStart..+boundCount) (relative to dataStart).
+    /// checked. Its bytes are data[dataStart..], its element bounds bounds[boundsStart..+boundCount) (relative to dataStart);
+    /// <paramref name="componentMask"/> is the tokenizer's <see cref="EdiTokenizer.ComponentMask"/> (-1 when not known).
     /// </summary>
-    internal void Step(int index, int tag, byte[] data, int dataStart, int[] bounds, int boundsStart, int boundCount, int flags, long offset, int line)
+    internal void Step(int index, int tag, byte[] data, int dataStart, int[] bounds, int boundsStart, int boundCount, int flags, long componentMask, long offset, int line)
     {
         _cur = index;
         _curTag = tag;
         _curOffset = offset;
         _curLine = line;
-        _curData = data;
+
+        // The same arrays segment after segment: skip the GC write barrier of storing them again.
+        if (!ReferenceEquals(_curData, data))
+        {
+            _curData = data;
+        }
+
+        if (!ReferenceEquals(_curBounds, bounds))
+        {
+            _curBounds = bounds;
+        }
+
+        _curComponentMask = componentMask;
         _curDataStart = dataStart;
-        _curBounds = bounds;
         _curBoundsStart = boundsStart;
         _curBoundCount = boundCount;
         _curFlags = flags;
@@ -585,6 +598,21 @@ public sealed class EdiValidator
     /// </summary>
     private int ValidateQuick(SegmentPlan plan, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit, bool components, byte release)
     {
+        if (release == 0 && _plain && !_x12Basic)
+        {
+            if (!components)
+            {
+                QuickElements(plan, data, bounds, limit, 0, false);
+                return limit + 1;
+            }
+
+            if (_curComponentMask >= 0)
+            {
+                QuickElements(plan, data, bounds, limit, (uint)_curComponentMask, true);
+                return limit + 1;
+            }
+        }
+
         var def = plan.Definition;
         var checks = plan.Checks;
         bool plainSegment = _plain;
@@ -596,11 +624,7 @@ public sealed class EdiValidator
             ref readonly var c = ref checks[pos - 1];
             if (length == 0)
             {
-                if (c.Mandatory)
-                {
-                    ReportStructure(EdiErrorKind.MandatoryElementMissing, def, c.Definition, pos, 0, default);
-                }
-
+                Absent(def, in c, pos);
                 continue;
             }
 
@@ -624,20 +648,119 @@ public sealed class EdiValidator
         return limit + 1;
     }
 
+    /// <summary>
+    /// A printable ASCII segment without release or repetition characters: most X12 (no components at all) and most
+    /// EDIFACT (read by the tokenizer in one block, its component separators known as the bit mask <paramref name="mask"/>,
+    /// so simple elements are checked for stray components and composites split without a byte loop). Each element needs
+    /// only its own check; what fails goes through the general path, which reports it.
+    /// </summary>
+    private void QuickElements(SegmentPlan plan, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit, uint mask, bool components)
+    {
+        var checks = plan.Checks;
+        bool decimals = _edifact;
+        for (int pos = 1; pos <= limit; pos++)
+        {
+            int start = bounds[pos];
+            int length = bounds[pos + 1] - 1 - start;
+            ref readonly var c = ref checks[pos - 1];
+            if (length == 0)
+            {
+                Absent(plan.Definition, in c, pos);
+                continue;
+            }
+
+            // The element's separators, bit 0 = its first byte (a segment read in one block is at most 32 bytes).
+            uint inElement = (uint)((mask >> start) & ((1UL << length) - 1));
+            var raw = data.Slice(start, length);
+            if (!QuickValue(raw, in c, decimals, inElement))
+            {
+                ValidateElementAt(plan.Definition, c.Definition, pos, raw, components, false, _delims);
+            }
+        }
+    }
+
+    /// <summary>An empty element: an issue when it is mandatory.</summary>
+    private void Absent(EdiSegmentDefinition def, in ElementCheck c, int pos)
+    {
+        if (c.Mandatory)
+        {
+            ReportStructure(EdiErrorKind.MandatoryElementMissing, def, c.Definition, pos, 0, default);
+        }
+    }
+
+    /// <summary>
+    /// True when a printable ASCII value without release or repetition characters passes its element's check;
+    /// <paramref name="components"/> has a bit per component separator in it. False sends it to the general path.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool QuickValue(ReadOnlySpan<byte> raw, in ElementCheck c, bool decimals, uint components)
+    {
+        switch (c.Op)
+        {
+            case QuickOp.Text:
+                return components == 0 && raw.Length >= c.MinLength && raw.Length <= c.MaxLength;
+            case QuickOp.TextCodes:
+                return components == 0 && raw.Length >= c.MinLength && raw.Length <= c.MaxLength && c.Codes!.Contains(raw);
+            case QuickOp.Number:
+                return components == 0 && QuickNumber(raw, in c, decimals || c.Real);
+            case QuickOp.Other:
+                return components == 0 && Check(raw, c.Definition) == NoError;
+            case QuickOp.Composite:
+                return QuickComposite(raw, in c, 0, true, components);
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Exactly when <see cref="Check"/> passes an N / R value: optional sign, digits, at most one decimal mark where allowed, digit count within the length, code values.</summary>
+    private static bool QuickNumber(ReadOnlySpan<byte> raw, in ElementCheck c, bool decimalAllowed)
+    {
+        int i = raw[0] == (byte)'-' || raw[0] == (byte)'+' ? 1 : 0;
+        int digits = 0, marks = 0;
+        for (; i < raw.Length; i++)
+        {
+            byte b = raw[i];
+            if ((uint)(b - (byte)'0') <= 9)
+            {
+                digits++;
+            }
+            else if (decimalAllowed && (b == (byte)'.' || b == (byte)','))
+            {
+                marks++;
+            }
+            else
+            {
+                return false;
+            }
+        }
+
+        return digits > 0 && marks <= 1 && digits >= c.MinLength && digits <= c.MaxLength && (c.Codes == null || c.Codes.Contains(raw));
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static bool QuickText(ReadOnlySpan<byte> raw, in ElementCheck c)
         => raw.Length >= c.MinLength && raw.Length <= c.MaxLength && (c.Codes == null || c.Codes.Contains(raw));
 
-    /// <summary>True when every component of a composite passes its quick check and none is missing (then nothing to report).</summary>
-    private bool QuickComposite(ReadOnlySpan<byte> raw, in ElementCheck ed, byte comp, bool quickText)
+    /// <summary>
+    /// True when every component of a composite passes its quick check and none is missing (then nothing to report).
+    /// The components are split at <paramref name="comp"/> or, when <paramref name="separators"/> is not negative, at its
+    /// bits (bit 0 = the value's first byte, from the tokenizer's mask).
+    /// </summary>
+    private bool QuickComposite(ReadOnlySpan<byte> raw, in ElementCheck ed, byte comp, bool quickText, long separators = -1)
     {
         var checks = ed.Components;
+        uint bits = (uint)separators;
         int c = 0;
         int p = 0;
         while (true)
         {
             int end = p;
-            if (comp != 0)
+            if (separators >= 0)
+            {
+                end = bits == 0 ? raw.Length : System.Numerics.BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+            }
+            else if (comp != 0)
             {
                 while (end < raw.Length && raw[end] != comp)
                 {
@@ -665,10 +788,11 @@ public sealed class EdiValidator
             else
             {
                 var cv = raw[p..end];
-                bool ok = cc.Kind switch
+                bool ok = cc.Op switch
                 {
-                    ElementCheckKind.Text => quickText && QuickText(cv, in cc),
-                    ElementCheckKind.Other => Check(cv, cc.Definition) == NoError,
+                    QuickOp.Text or QuickOp.TextCodes => quickText && QuickText(cv, in cc),
+                    QuickOp.Number => QuickNumber(cv, in cc, _edifact || cc.Real),
+                    QuickOp.Other => Check(cv, cc.Definition) == NoError,
                     _ => false,
                 };
                 if (!ok)
