@@ -18,6 +18,9 @@ public sealed class ApiOptions
 
     public ApiCertificateOptions Certificate { get; set; } = new();
 
+    /// <summary>Bearer tokens from an OpenID Connect provider (off while <c>Api:Jwt:Issuer</c> is empty); see docs/security.md.</summary>
+    public Security.ApiJwtOptions Jwt { get; set; } = new();
+
     /// <summary>Largest request body accepted (default 1 MiB); larger bodies get 413. An endpoint may raise its own limit.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 

@@ -35,7 +35,7 @@ public static class ApiServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ApiOptions>, ApiOptionsValidator>());
         services.TryAddSingleton(sp => new ApiKeyStore(sp.GetRequiredService<CrmDatabase>()));
         services.TryAddSingleton(sp => new ApiKeyAdministration(sp.GetRequiredService<ApiKeyStore>()));
-        Security.ApiAuthentication.AddOptions(services, configuration); // access model (keys bound to users), Api:Jwt
+        Security.ApiAuthentication.AddOptions(services); // access model (keys bound to users), Api:Jwt
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<PluginHttpEndpoints>(sp));
         services.AddSingleton<IHealthContributor, StoreHealth>();
         services.AddSingleton<IHealthContributor>(sp => new PluginsHealth(sp));

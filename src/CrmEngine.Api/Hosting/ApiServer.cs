@@ -80,9 +80,8 @@ internal sealed class ApiServer(
         builder.Services.Configure<JsonOptions>(o => ApiJson.Configure(o.SerializerOptions));
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ApiPipeline.DescribeStatus);
         builder.Services.AddSingleton(engine.GetRequiredService<Keys.ApiKeyStore>());
-        builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        // The policies name no scheme: UseAuthentication already ran the default (ApiKey) scheme once per request, and a
+        ApiAuthentication.AddSchemes(builder.Services, engine, contentRoot); // API keys, and bearer tokens when Api:Jwt is set
+        // The policies name no scheme: UseAuthentication already ran the default (key or token) scheme once per request, and a
         // scheme named in a policy would be authenticated again (and a refusal logged twice).
         var authorization = builder.Services.AddAuthorizationBuilder();
         foreach (var scope in Enum.GetValues<Abstractions.Http.ApiScope>())

@@ -42,7 +42,31 @@ public sealed class ApiKeyAdministration : IDisposable
             : throw new ArgumentException($"--scope '{value}' is not a scope: use read, write or admin");
 
     public Task<CreatedApiKey> CreateAsync(string name, ApiScope scope, DateTimeOffset? expires, CancellationToken cancellationToken = default) =>
-        _keys.CreateAsync(name, scope, expires, cancellationToken);
+        _keys.CreateAsync(name, scope, expires, null, cancellationToken);
+
+    /// <summary>
+    /// Creates a key that acts as <paramref name="user"/> (null: the system user <c>sys-api</c>). The user must exist and
+    /// be active; the key's scope can only narrow what the user's roles allow.
+    /// </summary>
+    public Task<CreatedApiKey> CreateAsync(string name, ApiScope scope, DateTimeOffset? expires, string? user, CancellationToken cancellationToken = default)
+    {
+        if (user is not null)
+        {
+            user = user.Trim();
+            var found = _keys.FindUser(user);
+            if (found is null)
+            {
+                throw new ArgumentException($"--user '{user}': there is no such user (crm users list shows them; crm security seed creates the shipped ones)");
+            }
+
+            if (found.Deactivated)
+            {
+                throw new ArgumentException($"--user '{user}' is deactivated: a key cannot act as them (crm users activate {user})");
+            }
+        }
+
+        return _keys.CreateAsync(name, scope, expires, user, cancellationToken);
+    }
 
     public IReadOnlyList<ApiKeyInfo> List() => _keys.List();
 

@@ -84,7 +84,8 @@ internal sealed class ApiKeyStore
 
     private ILiteCollection<BsonDocument> Keys => _db.Database.GetCollection(Collection);
 
-    public async Task<CreatedApiKey> CreateAsync(string name, ApiScope scope, DateTimeOffset? expires, CancellationToken cancellationToken = default)
+    /// <summary>Creates a key; <paramref name="owner"/> is the user it acts as (checked by the caller), null for none (<c>sys-api</c>).</summary>
+    public async Task<CreatedApiKey> CreateAsync(string name, ApiScope scope, DateTimeOffset? expires, string? owner = null, CancellationToken cancellationToken = default)
     {
         name = (name ?? "").Trim();
         if (name.Length is 0 or > 100 || name.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
@@ -100,7 +101,7 @@ internal sealed class ApiKeyStore
 
         cancellationToken.ThrowIfCancellationRequested();
         var key = KeyPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
-        var info = new ApiKeyInfo(NewId(), name, scope, now, expires, null, null, null);
+        var info = new ApiKeyInfo(NewId(), name, scope, now, expires, null, null, owner);
         var doc = new BsonDocument
         {
             ["_id"] = info.Id,
@@ -111,8 +112,8 @@ internal sealed class ApiKeyStore
             ["expires"] = expires is { } x ? Text(x) : BsonValue.Null,
             ["lastUsed"] = BsonValue.Null,
             ["revoked"] = BsonValue.Null,
-            // Reserved for the users/roles issue: the user a key acts for.
-            ["owner"] = BsonValue.Null,
+            // The user the key acts as (crm:user claim); none: the system user sys-api.
+            ["owner"] = owner is null ? BsonValue.Null : owner,
         };
         await _db.WriteAsync(_ =>
         {
@@ -257,6 +258,27 @@ internal sealed class ApiKeyStore
         {
             // Shutting down or the store refused the write: last-used is informational only.
         }
+    }
+
+    /// <summary>
+    /// A user of the access model read straight from the store (the security collection <c>users</c>), so that
+    /// <c>crm apikeys create --user</c> can check the user on a stopped engine as well as in the running one.
+    /// </summary>
+    internal CrmEngine.Security.SecurityUser? FindUser(string id)
+    {
+        foreach (var name in new[]
+                 {
+                     CoreEntities.CollectionNameFor(CrmEngine.Security.SecurityDirectory.Owner, "users"),
+                     CoreEntities.LegacyCollectionNameFor(CrmEngine.Security.SecurityDirectory.EntityName("users")),
+                 })
+        {
+            if (_db.Database.CollectionExists(name) && _db.Database.GetCollection(name).FindById(id) is { } doc)
+            {
+                return _db.Mapper.ToObject<CrmEngine.Security.SecurityUser>(doc);
+            }
+        }
+
+        return null;
     }
 
     internal static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));

@@ -13,7 +13,9 @@ namespace CrmEngine.Api.Security;
 
 /// <summary>
 /// The <c>ApiKey</c> authentication scheme: <c>X-Api-Key: &lt;key&gt;</c> or <c>Authorization: ApiKey &lt;key&gt;</c>.
-/// The key itself is never logged; a refusal is logged with the key's name when the key is known.
+/// The key itself is never logged; a refusal is logged with the key's name when the key is known. A key bound to a user
+/// carries the claim <see cref="UserClaim"/>; when that user is deactivated (or gone) the principal carries
+/// <see cref="RefusalClaim"/> and no scope, so every endpoint answers 403 saying why.
 /// </summary>
 internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -26,14 +28,22 @@ internal sealed class ApiKeyAuthenticationHandler(
     public const string ScopeClaim = "crm:scope";
     public const string KeyIdClaim = "crm:keyid";
 
+    /// <summary>The user id the caller acts as (keys bound to a user, bearer tokens); absent for a key without a user (sys-api).</summary>
+    public const string UserClaim = "crm:user";
+
+    /// <summary>Why an authenticated caller may do nothing (its user is deactivated or unknown); such a principal has no scope.</summary>
+    public const string RefusalClaim = "crm:refusal";
+
     internal const string RefusalItem = "crm.auth.refusal";
 
-    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var presented = PresentedKey(Request);
         if (presented is null)
         {
-            return Task.FromResult(Refuse("no API key was sent: send it in the X-Api-Key header (or Authorization: ApiKey <key>)"));
+            return Refuse(CallerIdentity.IsBearer(Request)
+                ? "a bearer token was sent, but this API does not accept tokens (Api:Jwt is not configured): send an API key in the X-Api-Key header"
+                : "no API key was sent: send it in the X-Api-Key header (or Authorization: ApiKey <key>), or a bearer token when Api:Jwt is configured");
         }
 
         var (key, refusal) = keys.Authenticate(presented);
@@ -41,22 +51,24 @@ internal sealed class ApiKeyAuthenticationHandler(
         {
             case KeyRefusal.Unknown:
                 Logger.LogInformation("API request to {Path} refused: unknown API key", Request.Path);
-                return Task.FromResult(Refuse("the API key is not valid"));
+                return Refuse("the API key is not valid");
             case KeyRefusal.Revoked:
                 Logger.LogInformation("API request to {Path} refused: key {KeyName} is revoked", Request.Path, key!.Name);
-                return Task.FromResult(Refuse($"the API key '{key.Name}' was revoked"));
+                return Refuse($"the API key '{key.Name}' was revoked");
             case KeyRefusal.Expired:
                 Logger.LogInformation("API request to {Path} refused: key {KeyName} expired", Request.Path, key!.Name);
-                return Task.FromResult(Refuse($"the API key '{key.Name}' expired at {key.Expires:O}"));
+                return Refuse($"the API key '{key.Name}' expired at {key.Expires:O}");
         }
 
-        var identity = new ClaimsIdentity(
-        [
-            new Claim(ClaimTypes.Name, key!.Name),
-            new Claim(KeyIdClaim, key.Id),
-            new Claim(ScopeClaim, key.Scope.ToString().ToLowerInvariant()),
-        ], SchemeName, ClaimTypes.Name, null);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+        string? denied = null;
+        if (key!.OwnerUserId is { } owner && await CallerIdentity.UserRefusalAsync(Context, owner) is { } why)
+        {
+            denied = $"the API key '{key.Name}' acts as user '{owner}', who {why}";
+            Logger.LogWarning("API request to {Path} refused: key {KeyName} acts as user {UserId}, who {Why}", Request.Path, key.Name, owner, why);
+        }
+
+        var principal = CallerIdentity.Principal(SchemeName, key.Name, key.OwnerUserId, key.Scope, denied, new Claim(KeyIdClaim, key.Id));
+        return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
     private AuthenticateResult Refuse(string why)
@@ -105,8 +117,10 @@ internal sealed class ProblemAuthorizationResultHandler : IAuthorizationMiddlewa
     {
         if (authorizeResult.Challenged)
         {
-            var why = context.Items[ApiKeyAuthenticationHandler.RefusalItem] as string ?? "an API key is required";
-            context.Response.Headers.WWWAuthenticate = $"{ApiKeyAuthenticationHandler.SchemeName} header=\"{ApiKeyAuthenticationHandler.HeaderName}\"";
+            var why = context.Items[ApiKeyAuthenticationHandler.RefusalItem] as string ?? "an API key (or a bearer token) is required";
+            context.Response.Headers.WWWAuthenticate = CallerIdentity.IsBearer(context.Request) && CallerIdentity.BearerEnabled(context)
+                ? "Bearer"
+                : $"{ApiKeyAuthenticationHandler.SchemeName} header=\"{ApiKeyAuthenticationHandler.HeaderName}\"";
             await ApiProblems.WriteAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized", why);
             return;
         }
@@ -125,8 +139,19 @@ internal sealed class ProblemAuthorizationResultHandler : IAuthorizationMiddlewa
     internal static Microsoft.AspNetCore.Mvc.ProblemDetails Forbidden(ClaimsPrincipal user, ApiScope needed)
     {
         var name = needed.ToString().ToLowerInvariant();
+        if (user.FindFirst(ApiKeyAuthenticationHandler.RefusalClaim)?.Value is { } refusal)
+        {
+            // The caller is known but its user may not act (deactivated, unknown): say so rather than talk about scopes.
+            return ApiProblems.Build(StatusCodes.Status403Forbidden, "Forbidden", refusal,
+                extensions: new Dictionary<string, object?> { ["requiredScope"] = name, ["user"] = user.FindFirst(ApiKeyAuthenticationHandler.UserClaim)?.Value });
+        }
+
+        var has = ApiCaller.ScopeOf(user)?.ToString().ToLowerInvariant() ?? "none";
+        var who = user.Identity?.AuthenticationType == ApiKeyAuthenticationHandler.SchemeName
+            ? $"the key '{user.Identity?.Name}' has '{has}'"
+            : $"the token of user '{user.Identity?.Name}' has '{has}'";
         return ApiProblems.Build(StatusCodes.Status403Forbidden, "Forbidden",
-            $"this needs an API key with the '{name}' scope; the key '{user.Identity?.Name}' has '{ApiCaller.ScopeOf(user)?.ToString().ToLowerInvariant() ?? "none"}'",
+            $"this needs an API key with the '{name}' scope; {who}",
             extensions: new Dictionary<string, object?> { ["requiredScope"] = name });
     }
 }

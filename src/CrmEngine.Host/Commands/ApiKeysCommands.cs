@@ -17,7 +17,7 @@ namespace CrmEngine.Host.Commands;
 /// </summary>
 internal static class ApiKeysCommands
 {
-    public sealed record CreateRequest(string Name, string Scope, DateTimeOffset? Expires);
+    public sealed record CreateRequest(string Name, string Scope, DateTimeOffset? Expires, string? User = null);
 
     public static Command ApiKeys()
     {
@@ -26,14 +26,17 @@ internal static class ApiKeysCommands
         var name = new Option<string>("--name") { Description = "A name for the key (it appears in the audit log as apikey:<name>).", Required = true };
         var scope = new Option<string>("--scope") { Description = "read, write or admin (admin includes write, write includes read).", Required = true };
         var expires = new Option<string?>("--expires") { Description = "Optional expiry, for example 2027-01-31 or 2027-01-31T18:00:00Z." };
-        var create = new Command("create", "Creates a key and prints it ONCE; store it now.") { name, scope, expires };
+        var user = new Option<string?>("--user") { Description = "The user the key acts as (an active user; the audit log names them). Without it the key acts as the system user sys-api." };
+        var create = new Command("create", "Creates a key and prints it ONCE; store it now.") { name, scope, expires, user };
         create.TreatUnmatchedTokensAsErrors = false;
+        CreateRequest Request(ParseResult parse) =>
+            new(parse.GetValue(name)!, parse.GetValue(scope)!, ParseExpiry(parse.GetValue(expires)), parse.GetValue(user) is { Length: > 0 } u ? u : null);
         create.SetAction((parse, ct) => RunAsync(parse, ct,
-            remote => remote.PostAsync<CreateRequest, TextAnswer>("apikeys", new CreateRequest(parse.GetValue(name)!, parse.GetValue(scope)!, ParseExpiry(parse.GetValue(expires))), ct),
-            local => CreateAsync(local, new CreateRequest(parse.GetValue(name)!, parse.GetValue(scope)!, ParseExpiry(parse.GetValue(expires))), ct)));
+            remote => remote.PostAsync<CreateRequest, TextAnswer>("apikeys", Request(parse), ct),
+            local => CreateAsync(local, Request(parse), ct)));
         command.Subcommands.Add(create);
 
-        var list = new Command("list", "Every key: name, id, scope, created, expires, last used, revoked (never the key).");
+        var list = new Command("list", "Every key: name, id, scope, user, created, expires, last used, revoked (never the key).");
         list.TreatUnmatchedTokensAsErrors = false;
         list.SetAction((parse, ct) => RunAsync(parse, ct,
             remote => remote.GetAsync<TextAnswer>("apikeys", ct),
@@ -62,10 +65,10 @@ internal static class ApiKeysCommands
     {
         try
         {
-            var created = await keys.CreateAsync(request.Name, ApiKeyAdministration.ParseScope(request.Scope), request.Expires, ct);
+            var created = await keys.CreateAsync(request.Name, ApiKeyAdministration.ParseScope(request.Scope), request.Expires, request.User, ct);
             var info = created.Info;
             return new TextAnswer(
-                $"API key '{info.Name}' ({info.Id}, scope {Scope(info)}{(info.Expires is { } e ? $", expires {e:u}" : "")}):\n" +
+                $"API key '{info.Name}' ({info.Id}, scope {Scope(info)}, acts as {info.OwnerUserId ?? "sys-api (no user)"}{(info.Expires is { } e ? $", expires {e:u}" : "")}):\n" +
                 $"{created.Key}\n" +
                 "It is shown only this once: store it now. Send it as the header X-Api-Key.\n", true);
         }
@@ -93,11 +96,11 @@ internal static class ApiKeysCommands
         }
 
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"{"NAME",-24} {"ID",-21} {"SCOPE",-6} {"CREATED",-20} {"EXPIRES",-20} {"LAST USED",-20} REVOKED");
+        text.AppendLine(CultureInfo.InvariantCulture, $"{"NAME",-24} {"ID",-21} {"SCOPE",-6} {"USER",-16} {"CREATED",-20} {"EXPIRES",-20} {"LAST USED",-20} REVOKED");
         foreach (var k in keys)
         {
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"{k.Name,-24} {k.Id,-21} {Scope(k),-6} {k.Created:u} {(k.Expires is { } e ? e.ToString("u", CultureInfo.InvariantCulture) : "-"),-20} {(k.LastUsed is { } l ? l.ToString("u", CultureInfo.InvariantCulture) : "never"),-20} {(k.Revoked is { } r ? r.ToString("u", CultureInfo.InvariantCulture) : "-")}");
+                $"{k.Name,-24} {k.Id,-21} {Scope(k),-6} {k.OwnerUserId ?? "-",-16} {k.Created:u} {(k.Expires is { } e ? e.ToString("u", CultureInfo.InvariantCulture) : "-"),-20} {(k.LastUsed is { } l ? l.ToString("u", CultureInfo.InvariantCulture) : "never"),-20} {(k.Revoked is { } r ? r.ToString("u", CultureInfo.InvariantCulture) : "-")}");
         }
 
         return text.ToString();
