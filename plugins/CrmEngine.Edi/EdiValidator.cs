@@ -321,7 +321,12 @@ public sealed class EdiValidator
                 _depth--;
             }
 
-            CheckMissing(ref f, f.Index, j, false);
+            // Most segments skip no mandatory entry: no call then.
+            if (level.NextMandatory[f.Index] < j)
+            {
+                CheckMissing(ref f, f.Index, j, false);
+            }
+
             f.Index = j;
             var e = entries[j];
             int count = ++f.Counts[j];
