@@ -140,6 +140,113 @@ public sealed class SecurityIdentityTests(ITestOutputHelper output)
         Assert.Contains("--user 'anna' is deactivated", text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Admin_api_manages_users_teams_units_roles_shares_and_transfers_as_the_calling_administrator()
+    {
+        using var root = new TestRoot();
+        Assert.Equal(0, (await Crm(root, "security", "seed")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "anna", "--name", "Anna Berg", "--unit", "sales", "--role", "salesperson")).Code);
+        var (code, text) = await Crm(root, "apikeys", "create", "--name", "root", "--scope", "admin", "--user", "admin");
+        Assert.True(code == 0, text);
+        var adminKey = ApiHostTests.ParseKey(text);
+        (code, text) = await Crm(root, "apikeys", "create", "--name", "anna-admin", "--scope", "admin", "--user", "anna");
+        Assert.True(code == 0, text);
+        var annaKey = ApiHostTests.ParseKey(text);
+
+        using var crm = CrmProcess.Start(root.Path, output, "run");
+        await crm.WaitForReadyAsync();
+        using var http = new HttpClient { BaseAddress = root.ApiBase, Timeout = Bound };
+        using (await ApiHostTests.EventuallyAsync(() => http.GetAsync("health"), r => r.StatusCode == HttpStatusCode.OK, "GET /health → 200"))
+        {
+        }
+
+        async Task<JsonNode> Ok(HttpMethod method, string path, object? body = null, HttpStatusCode status = HttpStatusCode.OK, string? key = null)
+        {
+            using var response = await ApiHostTests.SendAsync(http, method, path, key ?? adminKey, body);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == status, $"{method} {path}: expected {(int)status}, got {(int)response.StatusCode}: {text}");
+            return JsonNode.Parse(text)!;
+        }
+
+        async Task<JsonNode> Problem(HttpMethod method, string path, object? body, HttpStatusCode status, string? field, string? key = null)
+        {
+            using var response = await ApiHostTests.SendAsync(http, method, path, key ?? adminKey, body);
+            var problem = await ApiHostTests.AssertProblemAsync(response, status);
+            if (field is not null)
+            {
+                Assert.Equal(field, problem["field"]?.GetValue<string>());
+            }
+
+            return problem;
+        }
+
+        // Roles are listed as the seed file made them.
+        var roles = (await Ok(HttpMethod.Get, "api/security/roles")).AsArray();
+        Assert.Contains(roles, r => r!["id"]!.GetValue<string>() == "salesperson");
+        Assert.Equal("own", (await Ok(HttpMethod.Get, "api/security/roles/salesperson"))["privileges"]!["customer"]!["read"]!.GetValue<string>());
+
+        // Users: create (refusals name the field), update, roles, deactivate.
+        await Problem(HttpMethod.Post, "api/security/users", new { id = "carl", unit = "sales" }, HttpStatusCode.BadRequest, "name");
+        var bad = await Problem(HttpMethod.Post, "api/security/users", new { id = "carl", name = "Carl", unit = "nowhere" }, HttpStatusCode.UnprocessableEntity, "unit");
+        Assert.Contains("there is no unit 'nowhere'", bad["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        var carl = await Ok(HttpMethod.Post, "api/security/users", new { id = "carl", name = "Carl Lund", unit = "sales", roles = new[] { "salesperson" } }, HttpStatusCode.Created);
+        Assert.Equal("sales", carl["unit"]!.GetValue<string>());
+        await Problem(HttpMethod.Post, "api/security/users", new { id = "carl", name = "Carl", unit = "sales" }, HttpStatusCode.Conflict, "id");
+        Assert.Equal("carl@example.com", (await Ok(HttpMethod.Patch, "api/security/users/carl", new { email = "carl@example.com" }))["email"]!.GetValue<string>());
+        Assert.Contains("auditor", (await Ok(HttpMethod.Put, "api/security/users/carl/roles/auditor"))["roles"]!.AsArray().Select(r => r!.GetValue<string>()));
+        Assert.DoesNotContain("auditor", (await Ok(HttpMethod.Delete, "api/security/users/carl/roles/auditor"))["roles"]!.AsArray().Select(r => r!.GetValue<string>()));
+        await Problem(HttpMethod.Put, "api/security/users/carl/roles/boss", null, HttpStatusCode.NotFound, null);
+        await Problem(HttpMethod.Get, "api/security/users/nobody", null, HttpStatusCode.NotFound, null);
+
+        // Teams and units.
+        await Ok(HttpMethod.Post, "api/security/units", new { id = "east", name = "Sales east", parent = "sales" }, HttpStatusCode.Created);
+        Assert.Contains((await Ok(HttpMethod.Get, "api/security/units")).AsArray(), u => u!["id"]!.GetValue<string>() == "east" && u["parent"]!.GetValue<string>() == "sales");
+        await Ok(HttpMethod.Post, "api/security/teams", new { id = "east-desk", name = "East desk", unit = "east", roles = new[] { "salesperson" } }, HttpStatusCode.Created);
+        await Ok(HttpMethod.Put, "api/security/teams/east-desk/members/carl");
+        var team = await Ok(HttpMethod.Get, "api/security/teams/east-desk");
+        Assert.Equal(["carl"], team["members"]!.AsArray().Select(m => m!.GetValue<string>()));
+        Assert.Equal(["salesperson"], team["roles"]!.AsArray().Select(m => m!.GetValue<string>()));
+        Assert.Empty((await Ok(HttpMethod.Delete, "api/security/teams/east-desk/members/carl"))["teams"]!.AsArray());
+
+        // Shares of a record of anna's.
+        var customer = (await Ok(HttpMethod.Post, "api/customers", new { name = "Anna's Kunde", owner = "anna" }, HttpStatusCode.Created))["id"]!.GetValue<string>();
+        var shared = await Ok(HttpMethod.Put, $"api/security/shares/customer/{customer}/user:carl", new { privileges = new[] { "read", "write" } });
+        Assert.Equal("user:carl", shared["grants"]![0]!["principal"]!.GetValue<string>());
+        Assert.Equal(["read", "write"], shared["grants"]![0]!["privileges"]!.AsArray().Select(p => p!.GetValue<string>()));
+        await Problem(HttpMethod.Put, $"api/security/shares/customer/{customer}/user:carl", new { privileges = new[] { "fly" } }, HttpStatusCode.BadRequest, "privileges");
+        await Problem(HttpMethod.Put, $"api/security/shares/customer/{customer}/user:ghost", new { privileges = new[] { "read" } }, HttpStatusCode.UnprocessableEntity, "principal");
+        Assert.Empty((await Ok(HttpMethod.Delete, $"api/security/shares/customer/{customer}/user:carl"))["grants"]!.AsArray());
+        await Problem(HttpMethod.Delete, $"api/security/shares/customer/{customer}/user:carl", null, HttpStatusCode.NotFound, null);
+
+        // anna leaves: deactivated, her customer passes to carl in one audited write by the caller.
+        Assert.True((await Ok(HttpMethod.Post, "api/security/users/anna/deactivate"))["deactivated"]!.GetValue<bool>());
+        await Problem(HttpMethod.Post, "api/security/owners/transfer", new { from = "anna", to = "ghost" }, HttpStatusCode.UnprocessableEntity, "to");
+        var moved = await Ok(HttpMethod.Post, "api/security/owners/transfer", new { from = "anna", to = "carl" });
+        Assert.Equal(1, moved["customers"]!.GetValue<int>());
+        Assert.Equal("carl", (await Ok(HttpMethod.Get, $"api/customers/{customer}"))["owner"]!.GetValue<string>());
+
+        // Every change names the calling administrator.
+        var changes = (await Ok(HttpMethod.Get, "api/changes?limit=1000"))["changes"]!.AsArray();
+        Assert.Equal("admin", changes.Last(c => c!["entity"]!.GetValue<string>() == "security_users" && c["id"]!.GetValue<string>() == "carl")!["actor"]!.GetValue<string>());
+        Assert.Equal("admin", changes.Last(c => c!["entity"]!.GetValue<string>() == "customer" && c["id"]!.GetValue<string>() == customer)!["actor"]!.GetValue<string>());
+
+        // A salesperson with an admin key is still a salesperson (anna is deactivated now; carl's own admin key shows it).
+        (code, text) = await Crm(root, "apikeys", "create", "--name", "carl-admin", "--scope", "admin", "--user", "carl");
+        Assert.True(code == 0, text);
+        var refused = await Problem(HttpMethod.Get, "api/security/users", null, HttpStatusCode.Forbidden, null, ApiHostTests.ParseKey(text));
+        Assert.Equal("security:write", refused["missingPrivilege"]!.GetValue<string>());
+        Assert.Contains("user 'carl' may not administer security", refused["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        await Problem(HttpMethod.Get, "api/security/users", null, HttpStatusCode.Forbidden, null, annaKey);
+
+        // Listed in OpenAPI.
+        using var openApi = await http.GetAsync("openapi/v1.json");
+        var paths = JsonNode.Parse(await openApi.Content.ReadAsStringAsync())!["paths"]!.AsObject();
+        foreach (var path in new[] { "/api/security/users", "/api/security/users/{id}", "/api/security/teams/{id}/members/{user}", "/api/security/shares/{entity}/{recordId}/{principal}", "/api/security/owners/transfer" })
+        {
+            Assert.True(paths.ContainsKey(path), path + " is not in the OpenAPI document");
+        }
+    }
+
     /// <summary>A root whose engine accepts tokens of <see cref="Issuer"/> for <see cref="Audience"/>, verified with the public half of <paramref name="signing"/>.</summary>
     internal static TestRoot JwtRoot(RSA signing)
     {
