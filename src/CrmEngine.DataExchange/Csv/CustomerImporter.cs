@@ -6,6 +6,7 @@ using System.Text.Json;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core;
+using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
 using CrmEngine.DataExchange.Customers;
 using CrmEngine.DataExchange.Duplicates;
@@ -285,6 +286,9 @@ public sealed class CustomerImporter
         public bool Create { get; } = create;
         public string? StoredJson { get; } = storedJson;
         public List<PendingRow> Rows { get; } = [];
+
+        /// <summary>Ids of customers a create looks like under a Warn rule (tagged when it is written).</summary>
+        public List<string> PossibleDuplicates { get; } = [];
     }
 
     private sealed class Run(CustomerImporter owner, ImportRequest request, CustomerMapping mapping, long bytesTotal, Stopwatch clock)
@@ -303,6 +307,7 @@ public sealed class CustomerImporter
         public long BytesTotal => bytesTotal;
         public bool Cancelled;
         private readonly ParseContext _ctx = new(mapping.ListSeparator);
+        private readonly BatchDuplicates<BatchItem> _near = new(owner._finder.Options);
 
         public ImportProgress Progress() => new(Rows, Created, Updated, Unchanged, Rejected, BytesRead, BytesTotal, clock.Elapsed);
 
@@ -371,6 +376,7 @@ public sealed class CustomerImporter
 
             var items = new List<BatchItem>();
             var byKey = new Dictionary<string, BatchItem>(StringComparer.Ordinal);
+            _near.NextBatch();
             var patches = new Customer[Pending.Count];
             for (var i = 0; i < patches.Length; i++)
             {
@@ -393,11 +399,21 @@ public sealed class CustomerImporter
                 found = LookUpBatch(patches, ct);
             }
 
+            // A new customer that duplicates one of the batch still being written, under a rule that blocks or merges:
+            // decided on the store once that batch is in (a write in flight can be neither merged into nor shown as stored).
+            if (_inFlight is not null && BlocksOrMerges(DuplicateMatch.PhoneRule, DuplicateMatch.NameRule)
+                && patches.Where((p, i) => found[i].Stored is null).Any(p => _near.Find(p).Any(m => m.Earlier && BlocksOrMerges(m.Match.Rule))))
+            {
+                await DrainAsync();
+                found = LookUpBatch(patches, ct);
+            }
+
             for (var r = 0; r < patches.Length; r++)
             {
                 var row = Pending[r];
                 var patch = patches[r];
                 var keys = Keys(patch).ToList();
+                List<string>? warnIds = null;
                 var item = keys.Select(k => byKey.GetValueOrDefault(k)).FirstOrDefault(i => i is not null);
                 if (item is null)
                 {
@@ -422,20 +438,31 @@ public sealed class CustomerImporter
 
                         stored = merged;
                         create = stored is null;
+                        warnIds = warn;
                         if (create)
                         {
-                            DuplicateGuard.MarkPossibleDuplicate(patch, warn);
+                            // The rows of this batch and of the one being written, which the store look-ups cannot see.
+                            var (near, nearBlocked) = InBatch(patch, warn);
+                            if (nearBlocked is { } nb)
+                            {
+                                Reject(row.Line, row.Record, ColumnOf(DuplicateGuard.FieldOf(nb.Match.Rule)),
+                                    $"duplicate of customer {nb.Match.CustomerId} '{nb.Match.CustomerName}' (line {nb.Item.Rows.FirstOrDefault()?.Line} of this file): {nb.Match.Detail}");
+                                continue;
+                            }
+
+                            item = near;
                         }
                     }
 
-                    if (!create && byKey.TryGetValue("id:" + stored!.Id, out var same))
+                    if (item is null && !create && byKey.TryGetValue("id:" + stored!.Id, out var same))
                     {
                         item = same;
                     }
-                    else
+                    else if (item is null)
                     {
+                        // Every new customer gets its id here, so that rows after it can name it (possible duplicates).
                         item = create
-                            ? new BatchItem(new Customer { Id = patch.Id.Length > 0 ? patch.Id : ContentId(patch) ?? "" }, true, null)
+                            ? new BatchItem(new Customer { Id = patch.Id.Length > 0 ? patch.Id : ContentId(patch) ?? WritePipeline.NewId() }, true, null)
                             : new BatchItem(stored!, false, JsonSerializer.Serialize(stored));
                         items.Add(item);
                     }
@@ -450,6 +477,11 @@ public sealed class CustomerImporter
 
                 CustomerCombiner.ApplyRow(item.Entity, row.Values);
                 item.Rows.Add(row);
+                if (item.Create)
+                {
+                    item.PossibleDuplicates.AddRange((warnIds ?? []).Where(id => id != item.Entity.Id));
+                    _near.Add(item, item.Entity);
+                }
                 foreach (var k in Keys(item.Entity))
                 {
                     byKey.TryAdd(k, item);
@@ -471,6 +503,11 @@ public sealed class CustomerImporter
                 {
                     item.Rows.ForEach(r => Reject(r.Line, r.Record, "access", refused));
                     continue;
+                }
+
+                if (item.Create)
+                {
+                    DuplicateGuard.MarkPossibleDuplicate(item.Entity, item.PossibleDuplicates.Distinct(StringComparer.Ordinal).ToList());
                 }
 
                 writes.Add(new BulkWrite<Customer>(item.Create ? BulkOperation.Create : BulkOperation.Update, item.Entity));
@@ -522,6 +559,7 @@ public sealed class CustomerImporter
                 finally
                 {
                     WaitTime += clock.Elapsed;
+                    _near.PreviousStored(); // the store look-ups see that batch from now on
                 }
             }
         }
@@ -732,6 +770,37 @@ public sealed class CustomerImporter
             }
 
             return (null, null, warn);
+        }
+
+        private bool BlocksOrMerges(params string[] rules) =>
+            rules.Any(r => owner._finder.ActionFor(r) is DuplicateAction.Block or DuplicateAction.Merge);
+
+        /// <summary>
+        /// The phone and name rules against the new customers of this batch and of the batch being written: the first
+        /// Block match refuses the row, the first Merge match (this batch) is the customer the row goes into, Warn
+        /// matches are added to <paramref name="warn"/>. A Block or Merge match of the batch being written does not
+        /// get here (that batch is stored first, see FlushAsync); should one, it only warns.
+        /// </summary>
+        private (BatchItem? MergeInto, (DuplicateMatch Match, BatchItem Item)? Blocked) InBatch(Customer patch, List<string> warn)
+        {
+            BatchItem? mergeInto = null;
+            foreach (var (m, other, earlier) in _near.Find(patch))
+            {
+                var action = earlier ? DuplicateAction.Warn : owner._finder.ActionFor(m.Rule);
+                switch (action)
+                {
+                    case DuplicateAction.Block:
+                        return (null, (m, other));
+                    case DuplicateAction.Merge:
+                        mergeInto ??= other;
+                        break;
+                    case DuplicateAction.Warn:
+                        warn.Add(m.CustomerId);
+                        break;
+                }
+            }
+
+            return (mergeInto, null);
         }
 
         /// <summary>Keys that make two rows of one batch the same customer: id, external ids, e-mails.</summary>
