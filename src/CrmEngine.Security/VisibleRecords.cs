@@ -23,11 +23,7 @@ public static class VisibleRecords
     public static async Task<IReadOnlyList<T>> PageAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit = 100,
         string? afterId = null, CancellationToken cancellationToken = default) where T : class, IEntity
     {
-        ArgumentNullException.ThrowIfNull(set);
-        ArgumentNullException.ThrowIfNull(filter);
-        ArgumentNullException.ThrowIfNull(owner);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        if (filter.IsEmpty)
+        if (!Checked(set, filter, owner, limit))
         {
             return [];
         }
@@ -54,11 +50,7 @@ public static class VisibleRecords
     public static async Task<IReadOnlyList<T>> FindAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, string field, string value,
         int limit = 100, string? afterId = null, CancellationToken cancellationToken = default) where T : class, IEntity
     {
-        ArgumentNullException.ThrowIfNull(set);
-        ArgumentNullException.ThrowIfNull(filter);
-        ArgumentNullException.ThrowIfNull(owner);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        if (filter.IsEmpty)
+        if (!Checked(set, filter, owner, limit))
         {
             return [];
         }
@@ -84,6 +76,16 @@ public static class VisibleRecords
         }
 
         return result;
+    }
+
+    /// <summary>Checks the arguments; false when the filter shows nothing.</summary>
+    private static bool Checked<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit) where T : class, IEntity
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentNullException.ThrowIfNull(owner);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        return !filter.IsEmpty;
     }
 
     /// <summary>Counts the visible records (for "total" in a search answer).</summary>
