@@ -294,24 +294,36 @@ public sealed class EdiValidator
 
     private void Place(int tag)
     {
-        ulong bit = EdiLevel.FilterBit(tag);
+        // Most segments repeat the current entry of the innermost level or are its next one: what the search below would
+        // find first there (a loop's trigger, entry 0, is left to the level above, as the search does).
+        ref var inner = ref _frames[_depth - 1];
+        int at = inner.Index;
+        var innerTags = inner.Level.Tags;
+        int hit = (uint)at < (uint)innerTags.Length && innerTags[at] == tag && (at > 0 || _depth == 1) ? at
+            : (uint)(at + 1) < (uint)innerTags.Length && innerTags[at + 1] == tag ? at + 1
+            : -1;
+        ulong bit = hit >= 0 ? 0 : EdiLevel.FilterBit(tag);
         for (int d = _depth - 1; d >= 0; d--)
         {
             ref var f = ref _frames[d];
             var level = f.Level;
-            if ((level.Filter & bit) == 0)
+            int j = hit;
+            if (j < 0)
             {
-                continue;
+                if ((level.Filter & bit) == 0)
+                {
+                    continue;
+                }
+
+                int from = d > 0 ? Math.Max(f.Index, 1) : f.Index;
+                j = IndexOf(level.Tags, tag, from);
+                if (j < 0)
+                {
+                    continue;
+                }
             }
 
             var entries = f.Entries;
-            int from = d > 0 ? Math.Max(f.Index, 1) : f.Index;
-            int j = IndexOf(level.Tags, tag, from);
-
-            if (j < 0)
-            {
-                continue;
-            }
 
             // Close the loops above: their remaining mandatory entries are missing.
             while (_depth - 1 > d)
