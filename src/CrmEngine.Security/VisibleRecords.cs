@@ -60,6 +60,13 @@ public static class VisibleRecords
             return await set.FindAsync(field, value, limit, afterId, cancellationToken);
         }
 
+        if (field == IndexedField.Owner && !filter.Unowned)
+        {
+            // An owner whose records the caller does not see: only records of theirs shared with the caller can match, so
+            // their (possibly long) index range is not read at all.
+            return (await SharedAsync(set, filter, afterId, cancellationToken)).Where(r => owner(r) == value).Take(limit).ToList();
+        }
+
         var slice = Math.Max(limit * 2, 100);
         var result = new List<T>(limit);
         var cursor = afterId;
@@ -128,14 +135,7 @@ public static class VisibleRecords
             }
         }
 
-        var shared = new List<T>();
-        foreach (var id in filter.SharedIds.Where(id => afterId is null || string.CompareOrdinal(id, afterId) > 0).Order(StringComparer.Ordinal))
-        {
-            if (await set.GetAsync(id, cancellationToken) is { } record)
-            {
-                shared.Add(record);
-            }
-        }
+        var shared = await SharedAsync(set, filter, afterId, cancellationToken);
 
         var result = new List<T>(limit);
         var s = 0;
@@ -168,6 +168,22 @@ public static class VisibleRecords
         }
 
         return result;
+    }
+
+    /// <summary>The records shared with the caller after the cursor, in id order (deleted ones left out).</summary>
+    private static async Task<List<T>> SharedAsync<T>(IEntitySet<T> set, QueryFilter filter, string? afterId, CancellationToken cancellationToken)
+        where T : class, IEntity
+    {
+        var shared = new List<T>();
+        foreach (var id in filter.SharedIds.Where(id => afterId is null || string.CompareOrdinal(id, afterId) > 0).Order(StringComparer.Ordinal))
+        {
+            if (await set.GetAsync(id, cancellationToken) is { } record)
+            {
+                shared.Add(record);
+            }
+        }
+
+        return shared;
     }
 
     /// <summary>The not yet merged part of one owner's index range.</summary>

@@ -95,6 +95,15 @@ public sealed class VisibleMergeTests
         var allEvens = await store.Customers.FindAsync(IndexedField.Tag, "even", 1000);
         Assert.Equal(allEvens.Where(c => c.Owner!.StartsWith("rep", StringComparison.Ordinal)).Select(c => c.Id), evens);
         Assert.NotEqual(allEvens.Count, evens.Count);
+
+        // An owner the manager does not see: nothing, unless a record of theirs is shared with the manager.
+        Assert.Empty(await VisibleRecords.FindAsync(store.Customers, filter, c => c.Owner, IndexedField.Owner, "far0", 50));
+        var far = (await store.Customers.FindAsync(IndexedField.Owner, "far0", 2)).ToList();
+        Assert.NotEmpty(far);
+        await engine.Security.ShareAsync("customer", far[0].Id, "user:boss", [Privilege.Read], "admin");
+        var sharing = (await engine.Security.ContextForAsync("boss")).Filter("customer");
+        Assert.Equal([far[0].Id], (await VisibleRecords.FindAsync(store.Customers, sharing, c => c.Owner, IndexedField.Owner, "far0", 50)).Select(c => c.Id));
+        Assert.Contains(far[0].Id, (await VisibleRecords.PageAsync(store.Customers, sharing, c => c.Owner, 1000)).Select(c => c.Id));
     }
 
     [Theory]
