@@ -24,6 +24,7 @@ internal sealed class DuplicateFinder
     public const string PostcodeIndex = "dx_postcode";
     private const string PostcodePath = "$.Addresses[*].PostalCode";
     private const int CandidateLimit = 200;
+    private const string CandidateFields = "{ _id: $._id, Name: $.Name, Addresses: $.Addresses }";
 
     private readonly WritePipeline _pipeline;
     private int _indexReady;
@@ -166,11 +167,14 @@ internal sealed class DuplicateFinder
         var db = _pipeline.Database;
         var col = db.Database.GetCollection("customers");
         var docs = new List<BsonDocument>();
+        // Only the three fields compared are read (LiteDB skips the others' values while reading a document).
+        IEnumerable<BsonDocument> Candidates(BsonExpression where) =>
+            col.Query().Where(where).Select(BsonExpression.Create(CandidateFields)).Limit(CandidateLimit).ToDocuments();
         if (rawPostcodes.Count > 0)
         {
             foreach (var p in rawPostcodes)
             {
-                docs.AddRange(col.Find(BsonExpression.Create(PostcodePath + " ANY = @0", p), 0, CandidateLimit));
+                docs.AddRange(Candidates(BsonExpression.Create(PostcodePath + " ANY = @0", p)));
             }
         }
         else
@@ -178,7 +182,7 @@ internal sealed class DuplicateFinder
             // No postcode: customers whose stored name starts like this one (the store's name look-up), same city.
             var lower = customer.Name.Trim().ToLowerInvariant();
             var prefix = lower.Length > 3 ? lower[..3] : lower;
-            docs.AddRange(col.Find(BsonExpression.Create("$._ix.name[*] ANY BETWEEN @0 AND @1", prefix, prefix + "\uffff"), 0, CandidateLimit));
+            docs.AddRange(Candidates(BsonExpression.Create("$._ix.name[*] ANY BETWEEN @0 AND @1", prefix, prefix + "\uffff")));
         }
 
         var result = new List<DuplicateMatch>();
