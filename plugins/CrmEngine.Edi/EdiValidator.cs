@@ -193,6 +193,7 @@ public sealed class EdiValidator
     /// checked. Its bytes are data[dataStart..], its element bounds bounds[boundsStart..+boundCount) (relative to dataStart);
     /// <paramref name="componentMask"/> is the tokenizer's <see cref="EdiTokenizer.ComponentMask"/> (-1 when not known).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal void Step(int index, int tag, byte[] data, int dataStart, int[] bounds, int boundsStart, int boundCount, int flags, long componentMask, long offset, int line)
     {
         _cur = index;
@@ -561,7 +562,17 @@ public sealed class EdiValidator
         // Absent trailing elements only matter up to the last mandatory one.
         int n = Math.Max(count, plan.LastMandatoryPosition);
         int first = 1;
-        if (!GeneralPathOnly && (!special || d.Repetition == 0 || data.IndexOf(d.Repetition) < 0))
+        if (GeneralPathOnly)
+        {
+        }
+        else if (!hasRelease && _plain && !_x12Basic && (!special || (d.Repetition == 0 && _curComponentMask >= 0)))
+        {
+            // The common case (see QuickElements), without the call to ValidateQuick.
+            int limit = Math.Min(count, defs.Length);
+            QuickElements(plan, data, bounds, limit, special ? (uint)_curComponentMask : 0, special);
+            first = limit + 1;
+        }
+        else if (!special || d.Repetition == 0 || data.IndexOf(d.Repetition) < 0)
         {
             first = ValidateQuick(plan, data, bounds, Math.Min(count, defs.Length), special, hasRelease ? d.Release : (byte)0);
         }
@@ -671,6 +682,7 @@ public sealed class EdiValidator
     /// so simple elements are checked for stray components and composites split without a byte loop). Each element needs
     /// only its own check; what fails goes through the general path, which reports it.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void QuickElements(SegmentPlan plan, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit, uint mask, bool components)
     {
         var checks = plan.Checks;
