@@ -92,7 +92,8 @@ public static class CustomerAccess
                 decisions.Add(mask.CheckWrite(before, after));
             }
 
-            return decisions.FirstOrDefault(d => !d.Allowed) is { Allowed: false } denied ? denied.ToString() : null;
+            // Not FirstOrDefault: the default of the struct is a denial.
+            return decisions.Where(d => !d.Allowed).Select(d => d.ToString()).FirstOrDefault();
         };
     }
 }
