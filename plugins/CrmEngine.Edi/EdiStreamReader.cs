@@ -103,6 +103,14 @@ public sealed class EdiStreamReader : IDisposable
             }
 
             _reprocess = false;
+
+            // Most segments: content inside a set (Process would find the same first).
+            if (_state == State.InSet && RoleOf(_tok.Tag, _tok.Standard == EdiStandard.X12) == Role.Content)
+            {
+                AddToSet();
+                continue;
+            }
+
             Process();
         }
 
@@ -206,6 +214,7 @@ public sealed class EdiStreamReader : IDisposable
         InterchangeAcknowledgement,
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Role RoleOf(ReadOnlySpan<byte> tag, bool x12)
     {
         if (x12)
@@ -564,6 +573,7 @@ public sealed class EdiStreamReader : IDisposable
         AddToSet();
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void AddToSet()
     {
         if (_segCount >= _options.MaxSegmentsPerSet)

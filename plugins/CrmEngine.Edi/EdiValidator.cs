@@ -342,6 +342,7 @@ public sealed class EdiValidator
 
             f.Index = j;
             var e = entries[j];
+            EdiSegmentDefinition segment;
             int count = ++f.Counts[j];
             if (e.IsLoop)
             {
@@ -352,15 +353,15 @@ public sealed class EdiValidator
 
                 Push(e.ChildLevel, e.Id);
                 _frames[_depth - 1].Counts[0] = 1;
-                var trigger = e.Children![0];
+                var trigger = e.ChildArray![0];
                 while (trigger.IsLoop)
                 {
                     Push(trigger.ChildLevel, trigger.Id);
                     _frames[_depth - 1].Counts[0] = 1;
-                    trigger = trigger.Children![0];
+                    trigger = trigger.ChildArray![0];
                 }
 
-                ValidateElements(trigger.Segment!);
+                segment = trigger.Segment!;
             }
             else
             {
@@ -369,9 +370,10 @@ public sealed class EdiValidator
                     SegmentIssue(EdiErrorKind.SegmentOverMaximum, $"segment {e.Id} used more than {e.MaxUse} times{(f.LoopId != null ? $" in loop {f.LoopId}" : "")}", f.LoopId);
                 }
 
-                ValidateElements(e.Segment!);
+                segment = e.Segment!;
             }
 
+            ValidateElements(segment);
             return;
         }
 
@@ -535,6 +537,7 @@ public sealed class EdiValidator
         });
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void ValidateElements(EdiSegmentDefinition def)
     {
         var plan = def.Plan;
@@ -742,6 +745,7 @@ public sealed class EdiValidator
     }
 
     /// <summary>Exactly when <see cref="Check"/> passes an N / R value: optional sign, digits, at most one decimal mark where allowed, digit count within the length, code values.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static bool QuickNumber(ReadOnlySpan<byte> raw, in ElementCheck c, bool decimalAllowed)
     {
         int i = raw[0] == (byte)'-' || raw[0] == (byte)'+' ? 1 : 0;
@@ -775,6 +779,7 @@ public sealed class EdiValidator
     /// The components are split at <paramref name="comp"/> or, when <paramref name="separators"/> is not negative, at its
     /// bits (bit 0 = the value's first byte, from the tokenizer's mask).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private bool QuickComposite(ReadOnlySpan<byte> raw, in ElementCheck ed, byte comp, bool quickText, long separators = -1)
     {
         var checks = ed.Components;
@@ -944,6 +949,7 @@ public sealed class EdiValidator
     }
 
     /// <summary>Quick check of the syntax notes on a bit mask of the present elements; false sends the segment to <see cref="CheckRules"/>, which reports.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static bool RulesHold(RuleMask[]? rules, ReadOnlySpan<int> bounds, int count)
     {
         if (rules == null)
