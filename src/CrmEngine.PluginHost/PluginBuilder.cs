@@ -27,6 +27,9 @@ internal sealed class PluginBuilder(string pluginId, string version, IConfigurat
     public List<HandlerSpec> Handlers { get; } = [];
     public List<Type> Workers { get; } = [];
 
+    /// <summary>Entities the plugin declared to the access model (<see cref="DeclareEntity"/>).</summary>
+    public List<EntityDeclaration> Entities { get; } = [];
+
     /// <summary>Each resolves one bound options type, which runs its validation.</summary>
     public List<Action<IServiceProvider>> OptionsChecks { get; } = [];
 
@@ -89,6 +92,32 @@ internal sealed class PluginBuilder(string pluginId, string version, IConfigurat
             Workers.Add(typeof(TWorker));
         }
 
+        return this;
+    }
+
+    public IPluginBuilder DeclareEntity(string entityName, string? ownerField = "owner", IReadOnlyList<string>? protectedFields = null)
+    {
+        // Only the plugin's own entities: a plugin must not re-declare (and so re-protect or unprotect) another's or a core one.
+        var prefix = PluginId + "_";
+        if (string.IsNullOrWhiteSpace(entityName) || !entityName.StartsWith(prefix, StringComparison.Ordinal) || entityName.Length == prefix.Length)
+        {
+            throw new ArgumentException(
+                $"DeclareEntity('{entityName}'): plugin '{PluginId}' can declare only its own entities, named {prefix}<collection>", nameof(entityName));
+        }
+
+        if (Entities.Any(e => e.Entity == entityName))
+        {
+            throw new ArgumentException($"DeclareEntity('{entityName}'): declared twice", nameof(entityName));
+        }
+
+        var fields = (protectedFields ?? []).Select(f => f?.Trim() ?? "").ToList();
+        if (fields.FirstOrDefault(f => f.Length == 0 || f.Contains('.', StringComparison.Ordinal)) is { } bad)
+        {
+            throw new ArgumentException($"DeclareEntity('{entityName}'): protected field '{bad}' is not a top-level JSON field name", nameof(protectedFields));
+        }
+
+        Entities.Add(new EntityDeclaration(PluginId, entityName, string.IsNullOrWhiteSpace(ownerField) ? null : ownerField.Trim(),
+            fields.Distinct(StringComparer.OrdinalIgnoreCase).ToList()));
         return this;
     }
 

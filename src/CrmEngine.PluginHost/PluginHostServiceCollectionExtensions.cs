@@ -34,6 +34,7 @@ public static class PluginHostServiceCollectionExtensions
         // Registered last so that it is the observer the pipeline resolves.
         services.AddSingleton<IHandlerFaultObserver>(sp => sp.GetRequiredService<PluginFaultBreaker>());
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<PluginManager>(sp, configuration));
+        services.AddSingleton<CrmEngine.Security.IEntityDeclarationSource>(sp => sp.GetRequiredService<PluginManager>()); // plugin entities for the access model
         services.AddHostedService<PluginHostService>();
         return services;
     }

@@ -16,7 +16,7 @@ namespace CrmEngine.PluginHost;
 /// Finds, checks, loads, starts and stops plugins, and keeps one state per plugin folder.
 /// Every call into a plugin is guarded; a plugin that fails is marked and the others go on.
 /// </summary>
-public sealed class PluginManager : IAsyncDisposable
+public sealed class PluginManager : IAsyncDisposable, CrmEngine.Security.IEntityDeclarationSource
 {
     private readonly PluginHostOptions _options;
     private readonly IConfiguration _configuration;
@@ -33,6 +33,8 @@ public sealed class PluginManager : IAsyncDisposable
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private readonly List<Task> _breakerStops = [];
     private volatile IReadOnlyList<PluginRuntime> _runtimes = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, EntityDeclaration> _declared = new(StringComparer.Ordinal);
+    private volatile IReadOnlyCollection<EntityDeclaration> _declaredList = [];
     private bool _started;
     private int _disposed;
 
@@ -67,6 +69,12 @@ public sealed class PluginManager : IAsyncDisposable
 
     /// <summary>Every plugin folder found, runnable ones in load order first. Empty before start.</summary>
     public IReadOnlyList<PluginInfo> Plugins => _runtimes.Select(r => r.ToInfo()).ToList();
+
+    /// <summary>
+    /// Entities the plugins declared to the access model. Kept once made, even after the plugin stops or fails, so the
+    /// protected fields of its stored records stay hidden.
+    /// </summary>
+    public IReadOnlyCollection<EntityDeclaration> EntityDeclarations => _declaredList;
 
     public PluginInfo? Find(string id) =>
         _runtimes.FirstOrDefault(r => string.Equals(r.Id, id, StringComparison.OrdinalIgnoreCase))?.ToInfo();
@@ -269,6 +277,13 @@ public sealed class PluginManager : IAsyncDisposable
         runtime.Builder = builder;
         var configured = await GuardedCall.RunAsync(id, "ConfigureServices", () => runtime.Plugin!.ConfigureServices(builder),
             _options.StartTimeout, _logger, cancellationToken);
+        foreach (var declaration in builder.Entities)
+        {
+            // Also when ConfigureServices then failed: what was declared sensitive stays protected.
+            _declared[declaration.Entity] = declaration;
+            _declaredList = _declared.Values.ToList();
+        }
+
         if (!configured.Succeeded)
         {
             runtime.Set(PluginState.Malfunctioned, configured.Description);

@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Plugins;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
 
@@ -36,7 +37,33 @@ public sealed class SecurityDirectory
     private long _loadedAt;
     private long _generation;
 
-    public SecurityDirectory(IStoreProvider stores) => _stores = stores ?? throw new ArgumentNullException(nameof(stores));
+    private readonly Func<IEnumerable<IEntityDeclarationSource>> _resolveDeclarations;
+    private IEntityDeclarationSource[]? _declarationSources;
+    private int _declarationCount;
+
+    /// <param name="stores">The engine's store.</param>
+    /// <param name="declarations">Where plugin entity declarations come from (the plugin host); merged into every snapshot.</param>
+    public SecurityDirectory(IStoreProvider stores, Func<IEnumerable<IEntityDeclarationSource>>? declarations = null)
+    {
+        _stores = stores ?? throw new ArgumentNullException(nameof(stores));
+        _resolveDeclarations = declarations ?? (() => []);
+    }
+
+    // Resolved on first use (not in the constructor): the plugin host may itself depend on the access model.
+    private IEntityDeclarationSource[] Sources() => _declarationSources ??= _resolveDeclarations().ToArray();
+
+    private List<EntityDeclaration> Declarations() => Sources().SelectMany(d => d.EntityDeclarations).ToList();
+
+    private int DeclarationCount()
+    {
+        var count = 0;
+        foreach (var source in Sources())
+        {
+            count += source.EntityDeclarations.Count;
+        }
+
+        return count;
+    }
 
     /// <summary>The entity name of one security collection (for audit queries and handler registration).</summary>
     public static string EntityName(string collection) => CrmStore.PluginEntityName(Owner, collection);
@@ -60,6 +87,7 @@ public sealed class SecurityDirectory
             }
 
             var generation = Interlocked.Read(ref _generation);
+            var declared = Declarations();
             var sets = For("system:security");
             var snapshot = new SecuritySnapshot(
                 await AllAsync(sets.Users, cancellationToken),
@@ -67,10 +95,12 @@ public sealed class SecurityDirectory
                 await AllAsync(sets.Units, cancellationToken),
                 await AllAsync(sets.Roles, cancellationToken),
                 await AllAsync(sets.Shares, cancellationToken),
-                await AllAsync(sets.Fields, cancellationToken));
+                await AllAsync(sets.Fields, cancellationToken),
+                declared);
             // A change made while loading leaves the cache empty, so the next reader loads again.
             if (Interlocked.Read(ref _generation) == generation)
             {
+                Volatile.Write(ref _declarationCount, declared.Count);
                 Volatile.Write(ref _loadedAt, Environment.TickCount64);
                 Volatile.Write(ref _snapshot, snapshot);
             }
@@ -83,7 +113,9 @@ public sealed class SecurityDirectory
         }
     }
 
-    private bool Fresh() => Environment.TickCount64 - Volatile.Read(ref _loadedAt) < (long)MaxAge.TotalMilliseconds;
+    // A plugin that declared entities since the snapshot was built (plugins start after the store) makes it stale at once.
+    private bool Fresh() => Environment.TickCount64 - Volatile.Read(ref _loadedAt) < (long)MaxAge.TotalMilliseconds
+                            && DeclarationCount() == Volatile.Read(ref _declarationCount);
 
     /// <summary>Drops the cached model; called after every change made through the administration.</summary>
     public void Invalidate()
@@ -133,8 +165,19 @@ public sealed class SecuritySnapshot
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AccessProfile> _profiles = new(StringComparer.Ordinal);
 
     internal SecuritySnapshot(IEnumerable<SecurityUser> users, IEnumerable<SecurityTeam> teams, IEnumerable<BusinessUnit> units,
-        IEnumerable<SecurityRole> roles, IEnumerable<RecordShare> shares, IEnumerable<ProtectedFields> fields)
+        IEnumerable<SecurityRole> roles, IEnumerable<RecordShare> shares, IEnumerable<ProtectedFields> fields,
+        IEnumerable<EntityDeclaration>? declared = null)
     {
+        DeclaredEntities = (declared ?? []).GroupBy(d => d.Entity, StringComparer.Ordinal).ToFrozenDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
+        // Protected fields of the seed file and of plugin declarations add up (a declaration can only protect more).
+        fields = fields.Select(f => f.Id).Union(DeclaredEntities.Keys, StringComparer.Ordinal)
+            .Select(entity => new ProtectedFields
+            {
+                Id = entity,
+                Fields = fields.Where(f => f.Id == entity).SelectMany(f => f.Fields)
+                    .Concat(DeclaredEntities.TryGetValue(entity, out var d) ? d.ProtectedFields : [])
+                    .Distinct(StringComparer.OrdinalIgnoreCase).ToList(),
+            }).ToList();
         Users = users.ToFrozenDictionary(u => u.Id, StringComparer.Ordinal);
         Teams = teams.ToFrozenDictionary(t => t.Id, StringComparer.Ordinal);
         Units = units.ToFrozenDictionary(u => u.Id, StringComparer.Ordinal);
@@ -178,7 +221,14 @@ public sealed class SecuritySnapshot
     /// <summary>Shares by <see cref="RecordShare.IdOf"/>.</summary>
     public IReadOnlyDictionary<string, RecordShare> Shares { get; }
 
-    /// <summary>entity → its protected fields (compared ignoring case).</summary>
+    /// <summary>Entities plugins declared through the SDK (<c>IPluginBuilder.DeclareEntity</c>): owner field and protected fields.</summary>
+    public IReadOnlyDictionary<string, EntityDeclaration> DeclaredEntities { get; }
+
+    /// <summary>A record of any entity as the evaluator needs it; the owner is read from the declared owner field (default <c>owner</c>).</summary>
+    public RecordRef RecordOf(string entity, string id, System.Text.Json.Nodes.JsonObject record) =>
+        new(entity, id, DeclaredRecords.OwnerOf(this, entity, record));
+
+    /// <summary>entity → its protected fields, from the seed file and plugin declarations (compared ignoring case).</summary>
     public IReadOnlyDictionary<string, IReadOnlySet<string>> ProtectedFields { get; }
 
     /// <summary>The unit without a parent (the organisation); records without a known owner belong to it.</summary>

@@ -13,7 +13,8 @@ public static class SecurityServiceCollectionExtensions
     public static IServiceCollection AddCrmSecurity(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.TryAddSingleton(sp => new SecurityDirectory(sp.GetRequiredService<IStoreProvider>()));
+        // Plugin entity declarations are looked up lazily (at snapshot time): the plugin host may itself need the model.
+        services.TryAddSingleton(sp => new SecurityDirectory(sp.GetRequiredService<IStoreProvider>(), () => sp.GetServices<IEntityDeclarationSource>()));
         services.TryAddSingleton(sp => new SecurityAdministration(sp.GetRequiredService<SecurityDirectory>()));
         services.TryAddSingleton(sp => new OwnershipTransfer(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<SecurityAdministration>()));
         return services;

@@ -152,7 +152,7 @@ public sealed class SeedFile
             errors.AddRange(role.Privileges.Keys.Where(e => !KnownEntity(e)).Select(e => $"roles ({role.Id}).privileges.{e}: unknown entity ({known})"));
             foreach (var field in role.Fields.Keys)
             {
-                var dot = field.IndexOf('.', StringComparison.Ordinal);
+                var dot = field.LastIndexOf('.'); // entity names may hold dots (plugin ids): the field is after the last one
                 var (entity, name) = (field[..dot], field[(dot + 1)..]);
                 var isProtected = name == "*" || entity == "*" ||
                                   (seed.ProtectedFields.TryGetValue(entity, out var list) && list.Contains(name, StringComparer.OrdinalIgnoreCase));

@@ -190,7 +190,7 @@ public sealed class PluginManagerTests : IDisposable
 
         Assert.Equal(PluginState.Active, h.Plugin("fixture.valid").State);
         var sdk = h.Plugin("fixture.future");
-        Assert.Equal((PluginState.NotSupported, "supports SDK 2.0.0 .. 2 but this engine has SDK 1.0.0"), (sdk.State, sdk.Reason));
+        Assert.Equal((PluginState.NotSupported, "supports SDK 2.0.0 .. 2 but this engine has SDK 1.1.0"), (sdk.State, sdk.Reason));
         var orphan = h.Plugin("fixture.orphan");
         Assert.Equal((PluginState.NotSupported, "dependency fixture.nowhere (1.0.0 .. 1) is missing"), (orphan.State, orphan.Reason));
         foreach (var id in new[] { "fixture.cycle-a", "fixture.cycle-b" })
@@ -205,7 +205,7 @@ public sealed class PluginManagerTests : IDisposable
             .Select(e => e.Message).ToList();
         Assert.Equal(5, lines.Count);
         Assert.Contains("Plugin fixture.valid 1.2.0 Active", lines);
-        Assert.Contains("Plugin fixture.future 1.0.0 NotSupported: supports SDK 2.0.0 .. 2 but this engine has SDK 1.0.0", lines);
+        Assert.Contains("Plugin fixture.future 1.0.0 NotSupported: supports SDK 2.0.0 .. 2 but this engine has SDK 1.1.0", lines);
     }
 
     [Fact]

@@ -18,19 +18,8 @@ public sealed class RealCoreTests : IDisposable
 
     private IHost BuildHost(Dictionary<string, string?> settings)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
-        {
-            ContentRootPath = _folders.Root,
-            EnvironmentName = "Test",
-            DisableDefaults = true,
-        });
-        settings["Store:DataDirectory"] = Path.Combine(_folders.Root, "data");
-        settings["PluginHost:Directories:0"] = _folders.Plugins;
         settings["Pipeline:AsyncRetryBaseDelay"] = "00:00:00.010";
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.Services.AddCrmCore(builder.Configuration);
-        builder.Services.AddCrmPluginHost(builder.Configuration);
-        return builder.Build();
+        return _folders.BuildRealHost(settings);
     }
 
     [Fact]

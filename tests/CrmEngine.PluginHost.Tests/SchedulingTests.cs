@@ -22,20 +22,8 @@ public sealed class SchedulingTests : IDisposable
 
     private IHost BuildHost(Dictionary<string, string?> settings)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
-        {
-            ContentRootPath = _folders.Root,
-            EnvironmentName = "Test",
-            DisableDefaults = true,
-        });
-        settings["Store:DataDirectory"] = Path.Combine(_folders.Root, "data");
-        settings["PluginHost:Directories:0"] = _folders.Plugins;
         settings["Scheduler:PollInterval"] = "00:00:00.100";
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.Services.AddCrmCore(builder.Configuration);
-        builder.Services.AddCrmPluginHost(builder.Configuration);
-        builder.Services.AddCrmScheduling(builder.Configuration);
-        return builder.Build();
+        return _folders.BuildRealHost(settings, (services, configuration) => services.AddCrmScheduling(configuration));
     }
 
     [Fact]

@@ -22,6 +22,28 @@ internal sealed class PluginFolders : IDisposable
     public string Root { get; }
     public string Plugins { get; }
 
+    /// <summary>
+    /// The real core (LiteDB store under <c>data/</c>) and plugin host over this folder in a generic host;
+    /// <paramref name="more"/> registers further concerns (scheduling, the access model) after them.
+    /// </summary>
+    public Microsoft.Extensions.Hosting.IHost BuildRealHost(Dictionary<string, string?> settings,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection, IConfiguration>? more = null)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new Microsoft.Extensions.Hosting.HostApplicationBuilderSettings
+        {
+            ContentRootPath = Root,
+            EnvironmentName = "Test",
+            DisableDefaults = true,
+        });
+        settings["Store:DataDirectory"] = Path.Combine(Root, "data");
+        settings["PluginHost:Directories:0"] = Plugins;
+        builder.Configuration.AddInMemoryCollection(settings);
+        CrmEngine.Core.CoreServiceCollectionExtensions.AddCrmCore(builder.Services, builder.Configuration);
+        PluginHostServiceCollectionExtensions.AddCrmPluginHost(builder.Services, builder.Configuration);
+        more?.Invoke(builder.Services, builder.Configuration);
+        return builder.Build();
+    }
+
     /// <summary>Copies a built fixture plugin (e.g. Fixture.Valid) into the plugins folder.</summary>
     public string AddBuilt(string fixture, string? folderName = null)
     {

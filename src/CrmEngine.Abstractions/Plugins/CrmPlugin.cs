@@ -53,6 +53,17 @@ public interface IPluginBuilder
 
     /// <summary>Background work that runs while the plugin is active; restarted with backoff after a failure.</summary>
     IPluginBuilder AddWorker<TWorker>() where TWorker : class, IPluginWorker;
+
+    /// <summary>
+    /// Declares one of the plugin's entities to the access model (SDK 1.1): roles grant privileges on it as on a core
+    /// entity, a record's owner is read from <paramref name="ownerField"/>, and <paramref name="protectedFields"/> are
+    /// hidden from callers without a field privilege on them. A declaration stays in force while the engine runs, even
+    /// if the plugin stops, so sensitive fields never come out unmasked.
+    /// </summary>
+    /// <param name="entityName">The stored entity name, <c>{pluginId}_{collection}</c> (only the plugin's own entities).</param>
+    /// <param name="ownerField">JSON name of the field holding the owner (user id or <c>team:&lt;id&gt;</c>); null: records have no owner.</param>
+    /// <param name="protectedFields">JSON names of sensitive fields, for example <c>["iban", "creditLine"]</c>.</param>
+    IPluginBuilder DeclareEntity(string entityName, string? ownerField = "owner", IReadOnlyList<string>? protectedFields = null);
 }
 
 /// <summary>What a plugin sees at install, migrate, start and stop.</summary>
