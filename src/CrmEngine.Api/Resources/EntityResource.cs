@@ -179,7 +179,7 @@ internal sealed class EntityResource<T> where T : class, IEntity, new()
         var owner = RecordAccess.OwnerFunc<T>();
         if (NameSearch.Applies<T>(page.FilterField))
         {
-            var named = NameSearch.Find<T>(context, page.FilterValue!, page.Limit + 1, page.After, visible.All ? null : r => visible.Matches(r.Id, owner(r)));
+            var named = NameSearch.Find<T>(context, page.FilterValue!, page.Limit + 1, page.After, visible.All ? null : visible.Matches);
             return named is null
                 ? ResourceProblems.BadRequest(Paging.AfterParameter, "is not a cursor of this name search; use the next link of the previous page")
                 : Paging.Respond(context, named, page.Limit, n => n.Cursor, n => RecordAccess.Shape(mask, n.Record));

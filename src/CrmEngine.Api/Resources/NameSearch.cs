@@ -22,9 +22,12 @@ internal static class NameSearch
         string.Equals(field, IndexedField.Name, StringComparison.OrdinalIgnoreCase) && (typeof(T) == typeof(Customer) || typeof(T) == typeof(Product));
 
     /// <summary>Up to <paramref name="take"/> records whose name starts with <paramref name="prefix"/>, with their cursors; null when the cursor is not one of ours.</summary>
-    /// <remarks><paramref name="keep"/> (the caller's access) is applied to each record as the index is read, before <paramref name="take"/> counts it.</remarks>
-    public static IReadOnlyList<(T Record, string Cursor)>? Find<T>(HttpContext context, string prefix, int take, string? after, Func<T, bool>? keep = null)
-        where T : class, IEntity
+    /// <remarks>
+    /// <paramref name="visible"/> (the caller's access, by id and owner) is applied to each stored document as the index is
+    /// read, before it is mapped to a record and before <paramref name="take"/> counts it.
+    /// </remarks>
+    public static IReadOnlyList<(T Record, string Cursor)>? Find<T>(HttpContext context, string prefix, int take, string? after,
+        Func<string, string?, bool>? visible = null) where T : class, IEntity
     {
         var database = context.RequestServices.GetRequiredService<CrmDatabase>();
         var collection = typeof(T) == typeof(Customer) ? "customers" : "products";
@@ -53,7 +56,7 @@ internal static class NameSearch
             .Where(BsonExpression.Create($"{path} ANY BETWEEN @0 AND @1", low, high));
         // One extra when resuming: the cursor's own entry is the first one at or after it and is skipped. With an access
         // filter the index range is read on until enough visible records are found (nothing hidden is counted).
-        foreach (var doc in (keep is null ? query.Limit(take + (from is null ? 0 : 1)) : query).ToEnumerable())
+        foreach (var doc in (visible is null ? query.Limit(take + (from is null ? 0 : 1)) : query).ToEnumerable())
         {
             var entry = doc["_ix"][IndexedField.Name].AsArray.Select(v => v.AsString)
                 .Where(e => e.StartsWith(key, StringComparison.Ordinal) && string.CompareOrdinal(e, low) >= 0)
@@ -63,13 +66,12 @@ internal static class NameSearch
                 continue;
             }
 
-            var record = database.Mapper.ToObject<T>(doc);
-            if (keep is not null && !keep(record))
+            if (visible is not null && !visible(doc["_id"].AsString, doc.TryGetValue("Owner", out var owner) && owner.IsString ? owner.AsString : null))
             {
                 continue;
             }
 
-            found.Add((record, Encode(entry)));
+            found.Add((database.Mapper.ToObject<T>(doc), Encode(entry)));
             if (found.Count == take)
             {
                 break;
