@@ -3,24 +3,50 @@
 //   search page : bare ListAsync (first page after a random cursor) | administrator (filter = all) |
 //                 salesperson (own depth: one owner-index scan) | sales manager (unit and below: many owners)
 //
+//   over HTTP   : GET /api/customers/{id} and GET /api/customers?limit=50&after= as the administrator and as a
+//                 salesperson, each with an API key bound to that user (the API's own access enforcement)
+//
 //   dotnet run -c Release --project bench/CrmEngine.Security.Bench -- [customers] [reps] [seconds]
 //
 // Defaults: 100 000 customers spread over 1 000 reps (100 each) in 10 units under sales, 5 s per line.
 using System.Diagnostics;
 using System.Globalization;
+using CrmEngine.Abstractions.Http;
 using CrmEngine.Abstractions.Model;
+using CrmEngine.Api;
+using CrmEngine.Api.Keys;
 using CrmEngine.Core;
 using CrmEngine.Core.Storage;
+using CrmEngine.PluginHost;
+using CrmEngine.Scheduling;
 using CrmEngine.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 var customers = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100_000;
 var reps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000;
 var seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 5;
 var folder = Path.Combine(Path.GetTempPath(), "crm-security-bench", Guid.NewGuid().ToString("N"));
-var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Store:DataDirectory"] = folder }).Build();
-var services = new ServiceCollection().AddLogging().AddCrmCore(config).AddCrmSecurity().BuildServiceProvider();
+Directory.CreateDirectory(Path.Combine(folder, "plugins"));
+// The engine as the host wires it for the API (store, plugin host, scheduler, access model, HTTP API on a free port).
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = folder, DisableDefaults = true });
+builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+{
+    ["Store:DataDirectory"] = Path.Combine(folder, "data"),
+    ["PluginHost:Directories:0"] = Path.Combine(folder, "plugins"),
+    ["Api:Urls"] = $"http://127.0.0.1:{FreePort()}",
+});
+builder.Logging.ClearProviders();
+builder.Services.AddCrmCore(builder.Configuration);
+builder.Services.AddCrmPluginHost(builder.Configuration);
+builder.Services.AddCrmScheduling(builder.Configuration);
+builder.Services.AddCrmSecurity();
+builder.Services.AddCrmApi(builder.Configuration);
+var host = builder.Build();
+await host.StartAsync();
+var services = host.Services;
 try
 {
     var security = services.GetRequiredService<SecurityAdministration>();
@@ -84,13 +110,34 @@ try
     {
         await VisibleRecords.PageAsync(store.Customers, manager.Filter(EntityNames.Customer), c => c.Owner, 50, ids[r.Next(ids.Count)]);
     });
+    // Over real HTTP: keys bound to the two users, so the API's own enforcement (check, mask, filtered page) answers.
+    var keys = services.GetRequiredService<ApiKeyAdministration>();
+    var adminKey = (await keys.CreateAsync("bench-admin", ApiScope.Read, null, "admin")).Key;
+    var repKey = (await keys.CreateAsync("bench-rep", ApiScope.Read, null, rep)).Key;
+    using var http = new HttpClient { BaseAddress = new Uri(builder.Configuration["Api:Urls"]! + "/") };
+    async Task Get(string path, string key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add("X-Api-Key", key);
+        using var response = await http.SendAsync(request);
+        Require(response.IsSuccessStatusCode);
+        await response.Content.ReadAsByteArrayAsync();
+    }
+
+    Console.WriteLine($"{"over HTTP (one caller, keep-alive)",-52} {"calls/s",10} {"p50 µs",9} {"p99 µs",9}");
+    await Run("HTTP administrator: GET /api/customers/{id}", r => Get($"api/customers/{ids[r.Next(ids.Count)]}", adminKey));
+    await Run("HTTP salesperson (own): GET /api/customers/{id}", r => Get($"api/customers/{mine[r.Next(mine.Count)]}", repKey));
+    await Run("HTTP administrator: GET /api/customers?limit=50", r => Get($"api/customers?limit=50&after={ids[r.Next(ids.Count)]}", adminKey));
+    await Run("HTTP salesperson (own): GET /api/customers?limit=50", r => Get($"api/customers?limit=50&after={mine[r.Next(mine.Count)]}", repKey));
+
     // The first line of a block also warms LiteDB's page cache; the same bare call again shows how much.
     await Run("bare store ListAsync again (cache warm)", async r => { await store.Customers.ListAsync(50, ids[r.Next(ids.Count)]); });
     await Run("bare store GetAsync again (cache warm)", async r => { await store.Customers.GetAsync(ids[r.Next(ids.Count)]); });
 }
 finally
 {
-    await services.DisposeAsync();
+    await host.StopAsync();
+    host.Dispose();
     Directory.Delete(folder, recursive: true);
 }
 
@@ -118,6 +165,13 @@ async Task Run(string name, Func<Random, Task> call)
 }
 
 static string Rep(int i) => $"rep-{i:D4}";
+
+static int FreePort()
+{
+    using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+    listener.Start();
+    return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+}
 
 static void Require(bool condition)
 {
