@@ -172,7 +172,7 @@ public sealed class EdiTokenizer : IDisposable
             break;
         }
 
-        if (!IsNewInterchange && (_buf[_pos] == (byte)'I' || _buf[_pos] == (byte)'U') && HeaderAhead(d))
+        if (!IsNewInterchange && (_buf[_pos] == (byte)'I' || _buf[_pos] == (byte)'U') && MaybeHeader() && HeaderAhead(d))
         {
             // A new interchange header without the previous trailer: take its own delimiters.
             _needDetect = true;
@@ -429,6 +429,18 @@ public sealed class EdiTokenizer : IDisposable
     {
         int c = s001.IndexOf(Delimiters.Component);
         return c >= 0 && s001[(c + 1)..].StartsWith("4"u8) && (s001.Length == c + 2 || s001[c + 2] == Delimiters.Component);
+    }
+
+    /// <summary>Cheap first test for <see cref="HeaderAhead"/> (IMD, UNH, UNT... are not headers): the 2nd and 3rd bytes of ISA, UNA or UNB.</summary>
+    private bool MaybeHeader()
+    {
+        if (_end - _pos < 4)
+        {
+            return true;
+        }
+
+        byte b1 = _buf[_pos + 1], b2 = _buf[_pos + 2];
+        return (b1 == (byte)'S' && b2 == (byte)'A') || (b1 == (byte)'N' && (b2 == (byte)'A' || b2 == (byte)'B'));
     }
 
     private bool HeaderAhead(EdiDelimiters d)
