@@ -1,4 +1,6 @@
+using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using Xunit.Abstractions;
@@ -178,6 +180,100 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
             Assert.Equal("import:anna", (await store.Audit.ForEntityAsync(EntityNames.Customer, fresh.Id))[0].Actor);
         });
         Assert.NotEqual(before, await StoreTextAsync(root));
+    }
+
+    [Fact]
+    public async Task Over_the_api_a_users_key_exports_merges_erases_and_reads_only_what_the_user_may()
+    {
+        using var root = new TestRoot();
+        Assert.Equal(0, (await Crm(root, "security", "seed")).Code);
+        Assert.Equal(0, (await Crm(root, "units", "create", "north", "--name", "North", "--parent", "sales")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "anna", "--name", "Anna", "--unit", "north", "--role", "salesperson")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "ben", "--name", "Ben", "--unit", "sales", "--role", "salesperson")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "mia", "--name", "Mia", "--unit", "north", "--role", "sales-manager")).Code);
+        string a1 = "", b1 = "", b2 = "";
+        await root.WithStoreAsync(async store =>
+        {
+            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna", OverdueAmount = 4711 })).Id;
+            b1 = (await store.Customers.CreateAsync(new Customer { Name = "Ben One", Owner = "ben", OverdueAmount = 815 })).Id;
+            b2 = (await store.Customers.CreateAsync(new Customer { Name = "Ben Two", Owner = "ben" })).Id;
+        });
+        var keys = new Dictionary<string, string>();
+        foreach (var user in new[] { "anna", "mia", "admin" })
+        {
+            var (code, text) = await Crm(root, "apikeys", "create", "--name", user + "-admin", "--scope", "admin", "--user", user);
+            Assert.True(code == 0, text);
+            keys[user] = ApiHostTests.ParseKey(text);
+        }
+
+        using var crm = CrmProcess.Start(root.Path, output, "run");
+        await crm.WaitForReadyAsync();
+        using var http = new HttpClient { BaseAddress = root.ApiBase, Timeout = TimeSpan.FromMinutes(2) };
+        async Task<string> CardAsync(string id)
+        {
+            using var r = await ApiHostTests.SendAsync(http, HttpMethod.Get, $"api/customers/{id}", keys["admin"]);
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            return await r.Content.ReadAsStringAsync();
+        }
+
+        var before = await CardAsync(b1) + await CardAsync(b2) + await CardAsync(a1);
+
+        // Anna: 403 naming the privilege where she may know the record, 404 where she may not even read it.
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Get, "api/customers/export", keys["anna"]))
+        {
+            var problem = await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.Forbidden);
+            Assert.Equal("customer:export", problem["missingPrivilege"]!.GetValue<string>());
+        }
+
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{a1}/merge", keys["anna"], new { remove = b1, force = true }))
+        {
+            var problem = await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.NotFound);
+            Assert.DoesNotContain("815", problem.ToJsonString(), StringComparison.Ordinal);
+        }
+
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{b1}/erase", keys["anna"], new { reason = "hostile" }))
+        {
+            await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.NotFound);
+        }
+
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Get, $"api/customers/{b1}/export", keys["anna"]))
+        {
+            await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.NotFound);
+        }
+
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{a1}/erase", keys["anna"], new { reason = "own" }))
+        {
+            var problem = await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.Forbidden);
+            Assert.Equal("customer:delete", problem["missingPrivilege"]!.GetValue<string>());
+        }
+
+        Assert.Equal(before, await CardAsync(b1) + await CardAsync(b2) + await CardAsync(a1));
+
+        // Mia (sales manager, north): her unit's customers only.
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Get, "api/customers/export", keys["mia"]))
+        {
+            var csv = await r.Content.ReadAsStringAsync();
+            Assert.True(r.StatusCode == HttpStatusCode.OK, csv);
+            Assert.Contains("Anna One", csv, StringComparison.Ordinal);
+            Assert.DoesNotContain("Ben One", csv, StringComparison.Ordinal);
+        }
+
+        // The administrator merges and erases.
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{b1}/merge", keys["admin"], new { remove = b2, force = false }))
+        {
+            Assert.True(r.StatusCode == HttpStatusCode.OK, await r.Content.ReadAsStringAsync());
+        }
+
+        using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{b1}/erase", keys["admin"], new { reason = "GDPR-2" }))
+        {
+            var body = await r.Content.ReadAsStringAsync();
+            Assert.True(r.StatusCode == HttpStatusCode.OK, body);
+            Assert.Contains("mail:", JsonNode.Parse(body)!["elsewhere"]!.ToJsonString(), StringComparison.Ordinal);
+        }
+
+        Assert.Contains("[erased]", await CardAsync(b1), StringComparison.Ordinal);
+        crm.Signal(CrmProcess.SIGTERM);
+        Assert.Equal(0, await crm.WaitForExitAsync(TimeSpan.FromMinutes(2)));
     }
 
     /// <summary>Every customer with its version, as text, to compare the store before and after.</summary>
