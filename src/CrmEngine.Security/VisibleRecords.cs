@@ -11,6 +11,9 @@ namespace CrmEngine.Security;
 /// and a hidden record never reaches the caller, so counts and "next" links are of visible records only.
 /// </summary>
 /// <remarks>
+/// Above <see cref="MaxOwnerScans"/> owners a page is first read in id order within a budget of
+/// <see cref="ScanRecordsPerOwner"/> records per owner (a manager who sees much of the collection fills it there); only
+/// sparse visibility falls through to the merge.
 /// Why a merge of owner ranges and not one query "owner IN (...)": the owner index holds <c>owner\u0001id</c> entries, so
 /// an IN query would come back in owner order and would have to read and sort every visible record to cut one page in
 /// id order. Each owner range is already in id order; merging them reads only what the page needs.
@@ -20,8 +23,13 @@ public static class VisibleRecords
     /// <summary>Up to this many owners each range is read a whole page at a time; above it, in slices that grow as they are used.</summary>
     public const int MaxOwnerScans = 64;
 
-    public static async Task<IReadOnlyList<T>> PageAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit = 100,
-        string? afterId = null, CancellationToken cancellationToken = default) where T : class, IEntity
+    public static Task<IReadOnlyList<T>> PageAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit = 100,
+        string? afterId = null, CancellationToken cancellationToken = default) where T : class, IEntity =>
+        PageAsync(set, filter, owner, limit, afterId, ScanRecordsPerOwner, cancellationToken);
+
+    /// <summary><see cref="PageAsync{T}(IEntitySet{T}, QueryFilter, Func{T, string?}, int, string?, CancellationToken)"/> with the scan budget per owner given (0: merge at once; tests).</summary>
+    internal static async Task<IReadOnlyList<T>> PageAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit,
+        string? afterId, int scanRecordsPerOwner, CancellationToken cancellationToken) where T : class, IEntity
     {
         if (!Checked(set, filter, owner, limit))
         {
@@ -37,6 +45,19 @@ public static class VisibleRecords
         if (filter.Unowned || !set.IndexedFields.Contains(IndexedField.Owner))
         {
             return await ScanAsync(set, filter, owner, limit, afterId, cancellationToken);
+        }
+
+        if (filter.Owners.Count > MaxOwnerScans)
+        {
+            // Many owners: merging costs about one index query per owner, a filtered read in id order about one record per
+            // limit/(visible share). Read in id order first, within a budget worth the merge (a manager who sees much of
+            // the collection fills the page here); only sparse visibility falls through to the merge.
+            var budget = filter.Owners.Count * scanRecordsPerOwner;
+            var (page, complete) = await ScanWithinAsync(set, filter, owner, limit, afterId, budget, cancellationToken);
+            if (complete)
+            {
+                return page;
+            }
         }
 
         return await MergeAsync(set, filter, limit, afterId, cancellationToken);
@@ -219,23 +240,34 @@ public static class VisibleRecords
         }
     }
 
-    private static async Task<IReadOnlyList<T>> ScanAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit, string? afterId,
-        CancellationToken cancellationToken) where T : class, IEntity
+    /// <summary>Records read in id order, per visible owner, before a many-owner page switches to the merge.</summary>
+    internal const int ScanRecordsPerOwner = 8;
+
+    /// <summary>The visible records after the cursor in id order, reading at most <paramref name="budget"/> records; complete when the page is (or the collection ended).</summary>
+    private static async Task<(IReadOnlyList<T> Page, bool Complete)> ScanWithinAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner,
+        int limit, string? afterId, int budget, CancellationToken cancellationToken) where T : class, IEntity
     {
         var result = new List<T>(limit);
         var cursor = afterId;
-        while (result.Count < limit)
+        var read = 0;
+        while (read < budget)
         {
-            var page = await set.ListAsync(Math.Max(limit, 500), cursor, cancellationToken);
+            var size = Math.Clamp(budget - read, 1, Math.Max(limit * 4, 200));
+            var page = await set.ListAsync(size, cursor, cancellationToken);
             result.AddRange(page.Where(r => filter.Matches(r.Id, owner(r))).Take(limit - result.Count));
-            if (page.Count == 0 || page.Count < Math.Max(limit, 500))
+            if (result.Count == limit || page.Count < size)
             {
-                break;
+                return (result, true);
             }
 
+            read += page.Count;
             cursor = page[^1].Id;
         }
 
-        return result;
+        return (result, false);
     }
+
+    private static async Task<IReadOnlyList<T>> ScanAsync<T>(IEntitySet<T> set, QueryFilter filter, Func<T, string?> owner, int limit, string? afterId,
+        CancellationToken cancellationToken) where T : class, IEntity =>
+        (await ScanWithinAsync(set, filter, owner, limit, afterId, int.MaxValue, cancellationToken)).Page;
 }

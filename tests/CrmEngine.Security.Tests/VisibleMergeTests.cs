@@ -6,7 +6,8 @@ namespace CrmEngine.Security.Tests;
 
 /// <summary>
 /// Paging for a manager who sees more than <see cref="VisibleRecords.MaxOwnerScans"/> owners (the merge of owner index
-/// ranges in growing slices), look-ups filtered before the page is cut, and which writers write enforcement looks at.
+/// ranges in growing slices, and the budgeted read in id order tried first), look-ups filtered before the page is cut,
+/// and which writers write enforcement looks at.
 /// </summary>
 public sealed class VisibleMergeTests
 {
@@ -56,13 +57,14 @@ public sealed class VisibleMergeTests
         Assert.True(filter.Owners.Count > VisibleRecords.MaxOwnerScans, $"{filter.Owners.Count} owners");
         var expected = visible.Order(StringComparer.Ordinal).ToList();
 
-        foreach (var limit in new[] { 1, 7, 50, 500 })
+        // Both ways to a page: the merge of owner ranges (no scan budget) and a read in id order within the budget.
+        foreach (var (limit, perOwner) in new[] { (1, 0), (7, 0), (50, 0), (500, 0), (7, VisibleRecords.ScanRecordsPerOwner), (50, VisibleRecords.ScanRecordsPerOwner), (3, 1) })
         {
             var seen = new List<string>();
             string? after = null;
             while (true)
             {
-                var page = await VisibleRecords.PageAsync(store.Customers, filter, c => c.Owner, limit, after);
+                var page = await VisibleRecords.PageAsync(store.Customers, filter, c => c.Owner, limit, after, perOwner, CancellationToken.None);
                 seen.AddRange(page.Select(c => c.Id));
                 if (page.Count < limit)
                 {
@@ -72,7 +74,7 @@ public sealed class VisibleMergeTests
                 after = page[^1].Id;
             }
 
-            Assert.Equal(expected, seen);
+            Assert.True(expected.SequenceEqual(seen), $"limit {limit}, scan budget {perOwner} per owner: {seen.Count} of {expected.Count}");
         }
 
         Assert.Equal(expected.Count, await VisibleRecords.CountAsync(store.Customers, filter, c => c.Owner));
