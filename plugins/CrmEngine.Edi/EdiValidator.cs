@@ -38,6 +38,10 @@ public sealed class EdiValidator
         public string? LoopId;
         public EdiNode? Node;
         public EdiLevel Level;
+
+        /// <summary>The level's trigger tags and tag filter, kept in the frame (one load less per segment).</summary>
+        public int[] Tags;
+        public ulong Filter;
     }
 
     public EdiValidator(EdiDefinitions? definitions = null)
@@ -274,13 +278,24 @@ public sealed class EdiValidator
             Array.Clear(f.Counts, 0, entries.Length);
         }
 
-        f.Entries = entries;
-        f.Level = level;
+        // A frame is mostly pushed again with the level it had (the next repeat of the same loop): storing the same
+        // references again would cost a GC write barrier each.
+        if (!ReferenceEquals(f.Level, level))
+        {
+            f.Entries = entries;
+            f.Level = level;
+            f.Tags = level.Tags;
+            f.LoopId = loopId;
+        }
+
+        f.Filter = level.Filter;
         f.Index = 0;
-        f.LoopId = loopId;
         if (_root == null)
         {
-            f.Node = null;
+            if (f.Node != null)
+            {
+                f.Node = null;
+            }
         }
         else if (_depth == 1)
         {
@@ -299,7 +314,7 @@ public sealed class EdiValidator
         // find first there (a loop's trigger, entry 0, is left to the level above, as the search does).
         ref var inner = ref _frames[_depth - 1];
         int at = inner.Index;
-        var innerTags = inner.Level.Tags;
+        var innerTags = inner.Tags;
         int hit = (uint)at < (uint)innerTags.Length && innerTags[at] == tag && (at > 0 || _depth == 1) ? at
             : (uint)(at + 1) < (uint)innerTags.Length && innerTags[at + 1] == tag ? at + 1
             : -1;
@@ -311,13 +326,13 @@ public sealed class EdiValidator
             int j = hit;
             if (j < 0)
             {
-                if ((level.Filter & bit) == 0)
+                if ((f.Filter & bit) == 0)
                 {
                     continue;
                 }
 
                 int from = d > 0 ? Math.Max(f.Index, 1) : f.Index;
-                j = IndexOf(level.Tags, tag, from);
+                j = IndexOf(f.Tags, tag, from);
                 if (j < 0)
                 {
                     continue;
