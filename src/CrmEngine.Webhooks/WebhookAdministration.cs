@@ -26,13 +26,15 @@ public sealed class WebhookAdministration : IDisposable
     private readonly WebhookOptions _options;
     private readonly Action _wake;
     private readonly CrmDatabase? _owned;
+    private readonly SecurityDirectory? _security;
 
-    internal WebhookAdministration(WebhookStore store, WebhookOptions options, Action wake, CrmDatabase? owned = null)
+    internal WebhookAdministration(WebhookStore store, WebhookOptions options, Action wake, CrmDatabase? owned = null, SecurityDirectory? security = null)
     {
         _store = store;
         _options = options;
         _wake = wake;
         _owned = owned;
+        _security = security;
     }
 
     /// <summary>Opens the stopped engine's database (the caller checked nobody else has it open).</summary>
@@ -43,7 +45,10 @@ public sealed class WebhookAdministration : IDisposable
         var database = new CrmDatabase(store, TimeProvider.System, null, contentRoot);
         try
         {
-            return new WebhookAdministration(new WebhookStore(database), options, () => { }, database);
+            // The access model of the stopped database, to check --as (read through a store without handlers: reads only).
+            var stores = new CrmEngine.Core.Storage.StoreProvider(new CrmEngine.Core.Pipeline.WritePipeline(database,
+                new CrmEngine.Core.Pipeline.WriteHandlerRegistry(), new CrmEngine.Core.PipelineOptions(), () => []));
+            return new WebhookAdministration(new WebhookStore(database), options, () => { }, database, new SecurityDirectory(stores));
         }
         catch
         {
@@ -59,7 +64,7 @@ public sealed class WebhookAdministration : IDisposable
         string? user = null)
     {
         var problems = new List<string>();
-        if (user is not null && UserProblem(user) is { } badUser)
+        if (user is not null && await UserProblemAsync(user).ConfigureAwait(false) is { } badUser)
         {
             problems.Add("--as " + badUser);
         }
@@ -142,16 +147,18 @@ public sealed class WebhookAdministration : IDisposable
 
     private static WebhookInfo Info(WebhookSubscription s) => new(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.User);
 
-    /// <summary>Why <paramref name="user"/> cannot own a subscription (unknown or deactivated), or null. Read from the store itself, so it works on a stopped engine.</summary>
-    private string? UserProblem(string user)
+    /// <summary>Why <paramref name="user"/> cannot own a subscription (unknown or deactivated), or null.</summary>
+    private async Task<string?> UserProblemAsync(string user)
     {
-        var users = _store.Database.Database.GetCollection(SecurityDirectory.EntityName("users"));
-        return users.FindById(user) switch
+        if (_security is null)
         {
-            null => $"'{user}': there is no such user (crm users list)",
-            { } d when d.TryGetValue(nameof(SecurityUser.Deactivated), out var off) && off.IsBoolean && off.AsBoolean => $"'{user}': the user is deactivated",
-            _ => null,
-        };
+            return $"'{user}': the access model is not available in this engine";
+        }
+
+        var snapshot = await _security.SnapshotAsync().ConfigureAwait(false);
+        return !snapshot.Users.TryGetValue(user, out var known) ? $"'{user}': there is no such user (crm users list)"
+            : known.Deactivated ? $"'{user}': the user is deactivated"
+            : null;
     }
 
     public void Dispose() => _owned?.Dispose();

@@ -100,8 +100,6 @@ internal sealed class WebhookStore
 
     private LiteDatabase Lite => _db.Database;
 
-    internal CrmDatabase Database => _db;
-
     private ILiteCollection<BsonDocument> Subscriptions => Lite.GetCollection(SubscriptionsCollection);
 
     private ILiteCollection<BsonDocument> Deliveries => Lite.GetCollection(DeliveriesCollection);

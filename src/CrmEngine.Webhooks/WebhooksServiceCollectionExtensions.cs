@@ -33,7 +33,8 @@ public static class WebhooksServiceCollectionExtensions
         services.AddSingleton<IApiEndpointModule>(sp => new WebhookEndpoints(sp.GetRequiredService<WebhookStore>(),
             sp.GetRequiredService<WebhookDispatcher>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<WebhookOptions>>().Value));
         services.TryAddSingleton(sp => new WebhookAdministration(sp.GetRequiredService<WebhookStore>(),
-            sp.GetRequiredService<IOptions<WebhookOptions>>().Value, sp.GetRequiredService<WebhookDispatcher>().Wake));
+            sp.GetRequiredService<IOptions<WebhookOptions>>().Value, sp.GetRequiredService<WebhookDispatcher>().Wake, null,
+            sp.GetService<CrmEngine.Security.SecurityDirectory>()));
         services.AddSingleton<IHealthContributor>(sp => new WebhookHealth(sp.GetRequiredService<WebhookStore>(),
             sp.GetRequiredService<WebhookDispatcher>(), sp.GetRequiredService<CrmDatabase>()));
         return services;

@@ -115,4 +115,21 @@ public class AccessTests
         await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/legacy"), "the legacy subscription receives", explain: () => engine.Logs.Errors);
         Assert.Equal("C", receiver.Delivered.First(r => r.Path == "/legacy").Json.GetProperty("data").GetProperty("creditLevel").GetString());
     }
+
+    [Fact]
+    public async Task The_command_lines_as_user_must_exist_and_be_active_and_is_kept_on_the_subscription()
+    {
+        await using var engine = await StartSeededAsync();
+        var admin = engine.Services.GetRequiredService<WebhookAdministration>();
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => admin.CreateAsync("https://example.com/h", ["customer.*"], null, "cli", "nobody"));
+        Assert.Contains("--as 'nobody': there is no such user", unknown.Message, StringComparison.Ordinal);
+        await engine.Services.GetRequiredService<SecurityAdministration>().DeactivateUserAsync("ben", "test", DateTimeOffset.UtcNow);
+        var gone = await Assert.ThrowsAsync<ArgumentException>(() => admin.CreateAsync("https://example.com/h", ["customer.*"], null, "cli", "ben"));
+        Assert.Contains("--as 'ben': the user is deactivated", gone.Message, StringComparison.Ordinal);
+        Assert.Empty(admin.List());
+
+        var (created, _) = await admin.CreateAsync("https://example.com/h", ["customer.*"], null, "cli", "anna");
+        Assert.Equal("anna", created.User);
+        Assert.Equal("anna", Assert.Single(admin.List()).User);
+    }
 }

@@ -230,25 +230,8 @@ internal static class DataCommands
         return new DataAnswer($"customer {call.Id} written to {call.Path}\n", true);
     }
 
-    /// <summary>The access of <c>--as</c> (null without it: the machine operator). An unknown or deactivated user is refused before any work.</summary>
-    private static async Task<AccessContext?> AccessAsync(IServiceProvider services, string? user, CancellationToken ct)
-    {
-        if (string.IsNullOrWhiteSpace(user))
-        {
-            return null;
-        }
-
-        var security = services.GetRequiredService<SecurityAdministration>();
-        var snapshot = await security.Directory.SnapshotAsync(ct);
-        if (!snapshot.Users.TryGetValue(user, out var known))
-        {
-            throw new CustomerOperationException($"--as '{user}': there is no such user (crm users list shows them)");
-        }
-
-        return known.Deactivated
-            ? throw new CustomerOperationException($"--as '{user}': the user is deactivated")
-            : await security.ContextForAsync(user, null, ct);
-    }
+    private static Task<AccessContext?> AccessAsync(IServiceProvider services, string? user, CancellationToken ct) =>
+        ActingUser.ContextAsync(services.GetRequiredService<SecurityAdministration>(), user, m => new CustomerOperationException(m), ct);
 
     private static async Task<IResult> Answer(Func<Task<DataAnswer>> work)
     {
@@ -528,3 +511,28 @@ internal sealed class MailErasureStep(Mail.MailAdministration mail) : ICustomerE
         body.ValueKind == JsonValueKind.Object && body.TryGetProperty(name, out var v) && v.TryGetInt32(out var n) ? n : 0;
 }
 
+/// <summary>The <c>--as &lt;user&gt;</c> of the verbs that act as a CRM user (data, rules, templates).</summary>
+internal static class ActingUser
+{
+    /// <summary>
+    /// The access of <paramref name="user"/>, or null without one (the machine operator, every right). An unknown or
+    /// deactivated user is refused with <paramref name="refuse"/>'s exception before any work.
+    /// </summary>
+    public static async Task<AccessContext?> ContextAsync(SecurityAdministration? security, string? user, Func<string, Exception> refuse, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(user))
+        {
+            return null;
+        }
+
+        if (security is null)
+        {
+            throw refuse($"--as '{user}': the access model is not available in this engine");
+        }
+
+        var snapshot = await security.Directory.SnapshotAsync(ct);
+        return !snapshot.Users.TryGetValue(user, out var known) ? throw refuse($"--as '{user}': there is no such user (crm users list shows them)")
+            : known.Deactivated ? throw refuse($"--as '{user}': the user is deactivated")
+            : await security.ContextForAsync(user, null, ct);
+    }
+}

@@ -121,24 +121,12 @@ internal static class RulesCommands
     /// </summary>
     private static async Task<FactsAccess?> FactsAsync(SecurityAdministration? security, string? user, CancellationToken ct)
     {
-        if (string.IsNullOrWhiteSpace(user))
+        if (await ActingUser.ContextAsync(security, user, m => new CommandRefusedException(m), ct) is not { } access)
         {
             return null;
         }
 
-        if (security is null)
-        {
-            throw new CommandRefusedException($"--as '{user}': the access model is not available in this engine");
-        }
-
-        var snapshot = await security.Directory.SnapshotAsync(ct);
-        if (!snapshot.Users.TryGetValue(user, out var known) || known.Deactivated)
-        {
-            throw new CommandRefusedException($"--as '{user}': {(known is null ? "there is no such user (crm users list shows them)" : "the user is deactivated")}");
-        }
-
-        var access = await security.ContextForAsync(user, null, ct);
-        return new FactsAccess(user, (entity, id, owner) => access.Check(Privilege.Read, new RecordRef(entity, id, owner)).Allowed,
+        return new FactsAccess(access.UserId, (entity, id, owner) => access.Check(Privilege.Read, new RecordRef(entity, id, owner)).Allowed,
             access.Fields(EntityNames.Customer).Hidden);
     }
 

@@ -255,17 +255,6 @@ internal static class TemplatesCommands
         }
     }
 
-    private static async Task<CrmEngine.Security.AccessContext?> PreviewAccessAsync(IServiceProvider services, string? user, CancellationToken ct)
-    {
-        if (string.IsNullOrWhiteSpace(user))
-        {
-            return null;
-        }
-
-        var security = services.GetRequiredService<CrmEngine.Security.SecurityAdministration>();
-        var snapshot = await security.Directory.SnapshotAsync(ct);
-        return !snapshot.Users.TryGetValue(user, out var known) ? throw new CommandRefusedException($"--as '{user}': there is no such user (crm users list shows them)")
-            : known.Deactivated ? throw new CommandRefusedException($"--as '{user}': the user is deactivated")
-            : await security.ContextForAsync(user, null, ct);
-    }
+    private static Task<CrmEngine.Security.AccessContext?> PreviewAccessAsync(IServiceProvider services, string? user, CancellationToken ct) =>
+        ActingUser.ContextAsync(services.GetRequiredService<CrmEngine.Security.SecurityAdministration>(), user, m => new CommandRefusedException(m), ct);
 }
