@@ -147,11 +147,10 @@ internal sealed class ProblemAuthorizationResultHandler : IAuthorizationMiddlewa
         }
 
         var has = ApiCaller.ScopeOf(user)?.ToString().ToLowerInvariant() ?? "none";
-        var who = user.Identity?.AuthenticationType == ApiKeyAuthenticationHandler.SchemeName
-            ? $"the key '{user.Identity?.Name}' has '{has}'"
-            : $"the token of user '{user.Identity?.Name}' has '{has}'";
-        return ApiProblems.Build(StatusCodes.Status403Forbidden, "Forbidden",
-            $"this needs an API key with the '{name}' scope; {who}",
+        var detail = user.Identity?.AuthenticationType == ApiKeyAuthenticationHandler.SchemeName
+            ? $"this needs an API key with the '{name}' scope; the key '{user.Identity?.Name}' has '{has}'"
+            : $"this needs the '{name}' scope; the token of user '{user.Identity?.Name}' has '{has}'";
+        return ApiProblems.Build(StatusCodes.Status403Forbidden, "Forbidden", detail,
             extensions: new Dictionary<string, object?> { ["requiredScope"] = name });
     }
 }
