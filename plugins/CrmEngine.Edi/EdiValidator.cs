@@ -392,7 +392,13 @@ public sealed class EdiValidator
             return;
         }
 
-        // Not placeable forward anywhere.
+        NotPlaceable(tag);
+    }
+
+    /// <summary>A segment the walk cannot place: out of sequence, unknown, or not expected here (out of line: rare).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void NotPlaceable(int tag)
+    {
         string tagText = EdiTag.Unpack(tag);
         for (int d = _depth - 1; d >= 0; d--)
         {
@@ -595,6 +601,26 @@ public sealed class EdiValidator
             first = ValidateQuick(plan, data, bounds, Math.Min(count, defs.Length), special, hasRelease ? d.Release : (byte)0);
         }
 
+        if (first <= n)
+        {
+            ValidateRest(def, defs, data, bounds, count, first, n, special, hasRelease, d);
+        }
+
+        if (plan.HasRules && (GeneralPathOnly || !RulesHold(plan.RuleMasks, bounds, count)))
+        {
+            CheckRules(def, bounds, count);
+        }
+
+        if (_x12 && plan.IsHl)
+        {
+            CheckHierarchy();
+        }
+    }
+
+    /// <summary>The elements the quick loop left (all of them on the general path) and absent mandatory ones at the end; out of line, so the walk's frame stays small.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ValidateRest(EdiSegmentDefinition def, EdiElementDefinition[] defs, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int count, int first, int n, bool special, bool hasRelease, EdiDelimiters d)
+    {
         for (int pos = first; pos <= n; pos++)
         {
             var raw = pos <= count ? data.Slice(bounds[pos], bounds[pos + 1] - 1 - bounds[pos]) : default;
@@ -622,15 +648,6 @@ public sealed class EdiValidator
             ValidateElementAt(def, ed, pos, raw, special, hasRelease, d);
         }
 
-        if (plan.HasRules && (GeneralPathOnly || !RulesHold(plan.RuleMasks, bounds, count)))
-        {
-            CheckRules(def, bounds, count);
-        }
-
-        if (_x12 && plan.IsHl)
-        {
-            CheckHierarchy();
-        }
     }
 
     /// <summary>Test hook: every element through the general path (the quick loop off), to compare both on the same input.</summary>
