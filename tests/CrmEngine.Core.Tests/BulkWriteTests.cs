@@ -289,4 +289,48 @@ public class BulkWriteTests
         Assert.True(results[3].Succeeded);
         Assert.Equal(2, await engine.Store.Customers.CountAsync());
     }
+
+    /// <summary>
+    /// Without pre-operation handlers the writer stores the caller's record as mapped on the caller's thread plus the
+    /// stamped fields; the stored document must be exactly what mapping the stored image gives, for every path.
+    /// </summary>
+    [Fact]
+    public async Task Stored_documents_equal_the_mapping_of_the_stored_image_on_every_write_path()
+    {
+        using var engine = new TestEngine();
+        Customer Rich(string name) => new()
+        {
+            Name = name, Emails = [name.ToLowerInvariant() + "@example.test"], Phones = ["+49 30 1234"], Tags = ["b2b", "Key"],
+            Owner = "rep:7", CreditLimit = 1234.56m, ExternalIds = { ["erp"] = name },
+            Addresses = [new Address { Line1 = "Hauptstraße 1", PostalCode = "10115", City = "Berlin" }],
+            Contacts = [new ContactPerson { Name = "Anna", Email = "anna@example.test" }],
+            Custom = { ["since"] = CustomValue.Of(new DateTimeOffset(2020, 2, 29, 8, 30, 0, TimeSpan.FromHours(1))), ["vip"] = CustomValue.Of(true) },
+        };
+
+        var single = await engine.Store.Customers.CreateAsync(Rich("Single"));
+        var many = await engine.Store.Customers.CreateManyAsync([Rich("ManyA"), Rich("ManyB")]);
+        var bulk = await engine.Store.Customers.WriteManyAsync([new BulkWrite<Customer>(BulkOperation.Create, Rich("Bulk"))]);
+        var edit = (await engine.Store.Customers.GetAsync(single.Id))!;
+        edit.Tags.Add("vip");
+        edit.Addresses[0].City = "Potsdam";
+        var updated = await engine.Store.Customers.UpdateAsync(edit);
+        var bulkEdit = (await engine.Store.Customers.GetAsync(many[0].Id))!;
+        bulkEdit.Name = "ManyA2";
+        var bulkUpdated = await engine.Store.Customers.WriteManyAsync([new BulkWrite<Customer>(BulkOperation.Update, bulkEdit)]);
+
+        var col = engine.Database.Database.GetCollection("customers");
+        foreach (var image in new[] { updated, many[1], bulk[0].Stored!, bulkUpdated[0].Stored! })
+        {
+            var stored = col.FindById(image.Id);
+            var expected = engine.Pipeline.ToDocument(CoreEntities.Customer, image);
+            Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), stored.Keys.Order(StringComparer.Ordinal));
+            foreach (var key in expected.Keys)
+            {
+                Assert.Equal(LiteDB.JsonSerializer.Serialize(expected[key]), LiteDB.JsonSerializer.Serialize(stored[key]));
+            }
+        }
+
+        Assert.Equal("ManyA2", (await engine.Store.Customers.GetAsync(many[0].Id))!.Name);
+        Assert.Equal(2, updated.Version);
+    }
 }

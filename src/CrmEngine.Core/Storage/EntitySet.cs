@@ -33,7 +33,7 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
         ArgumentNullException.ThrowIfNull(entity);
         cancellationToken.ThrowIfCancellationRequested();
         var input = new WriteInput<T>(_pipeline, entity);
-        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Create(_descriptor, input.Take(), ctx));
+        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Create(_descriptor, input.Take(out var mapped), ctx, mapped));
     }
 
     /// <summary>
@@ -45,7 +45,12 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
         ArgumentNullException.ThrowIfNull(entities);
         cancellationToken.ThrowIfCancellationRequested();
         var inputs = entities.Select(e => new WriteInput<T>(_pipeline, e ?? throw new ArgumentException("The batch holds a null record.", nameof(entities)))).ToList();
-        return _pipeline.RouteWrite(_actor, ctx => _pipeline.CreateMany(_descriptor, inputs.Select(i => i.Take()).ToList(), ctx));
+        return _pipeline.RouteWrite(_actor, ctx =>
+        {
+            var mapped = new BsonDocument?[inputs.Count];
+            var images = inputs.Select((input, i) => input.Take(out mapped[i])).ToList();
+            return _pipeline.CreateMany(_descriptor, images, ctx, mapped);
+        });
     }
 
     /// <summary>Writes per transaction of a bulk call: bounds the memory of one transaction and lets other writers in between.</summary>
@@ -78,8 +83,8 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
             var input = new WriteInput<T>(_pipeline, write.Entity);
             Func<WriteContext, T>? op = write.Operation switch
             {
-                BulkOperation.Create => ctx => _pipeline.Create(_descriptor, input.Take(), ctx),
-                BulkOperation.Update => ctx => _pipeline.Update(_descriptor, input.Take(), ctx),
+                BulkOperation.Create => ctx => _pipeline.Create(_descriptor, input.Take(out var mapped), ctx, mapped),
+                BulkOperation.Update => ctx => _pipeline.Update(_descriptor, input.Take(out var mapped), ctx, mapped),
                 _ => null,
             };
             if (op is null)
@@ -127,7 +132,7 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
         ArgumentNullException.ThrowIfNull(entity);
         cancellationToken.ThrowIfCancellationRequested();
         var input = new WriteInput<T>(_pipeline, entity);
-        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Update(_descriptor, input.Take(), ctx));
+        return _pipeline.RouteWrite(_actor, ctx => _pipeline.Update(_descriptor, input.Take(out var mapped), ctx, mapped));
     }
 
     public Task DeleteAsync(string id, long? expectedVersion = null, CancellationToken cancellationToken = default)
@@ -232,8 +237,14 @@ internal sealed class WriteInput<T> where T : class
         _first = pipeline.Database.Mapper.ToObject<T>(_original);
     }
 
-    public T Take()
+    public T Take() => Take(out _);
+
+    /// <param name="mapped">On the first run: the caller's record as BSON, which the image was read from (mapped on the
+    /// caller's thread), so the writer need not map the image again when no handler changed it; the pipeline copies it
+    /// and never changes it. Null on a replay.</param>
+    public T Take(out BsonDocument? mapped)
     {
+        mapped = _first is null ? null : _original;
         var image = _first ?? _pipeline.Database.Mapper.ToObject<T>(_original);
         _first = null;
         return image;
