@@ -65,9 +65,15 @@ public static class CustomerAccess
             var decisions = new List<AccessDecision>();
             if (before is null)
             {
-                after.Owner ??= access.UserId;
+                // A person's (or integration user's) import owns what it creates; a key without a user (sys-api) and an
+                // access model without users leave new cards unowned, as the API's writes do.
+                if (!access.Unrestricted && access.UserId != SecurityAdministration.SystemUsers.Api && access.Snapshot.Users.ContainsKey(access.UserId))
+                {
+                    after.Owner ??= access.UserId;
+                }
+
                 decisions.Add(access.CheckCreate(EntityNames.Customer, after.Owner));
-                if (after.Owner != access.UserId)
+                if (after.Owner is not null && after.Owner != access.UserId)
                 {
                     decisions.Add(access.Check(Privilege.Assign, new RecordRef(EntityNames.Customer, "", after.Owner)));
                 }
