@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using CrmEngine.Api.Tests.Support;
 using CrmEngine.Security;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -27,26 +28,14 @@ public sealed class BearerTokenTests
         var jwks = Path.Combine(Path.GetTempPath(), "crm-api-tests", Guid.NewGuid().ToString("N") + ".jwks.json");
         Directory.CreateDirectory(Path.GetDirectoryName(jwks)!);
         var p = rsa.ExportParameters(false);
-        File.WriteAllText(jwks, new JsonObject
-        {
-            ["keys"] = new JsonArray(new JsonObject
-            {
-                ["kty"] = "RSA", ["use"] = "sig", ["alg"] = "RS256", ["kid"] = "k1",
-                ["n"] = Base64UrlEncoder.Encode(p.Modulus), ["e"] = Base64UrlEncoder.Encode(p.Exponent),
-            }),
-        }.ToJsonString());
+        File.WriteAllText(jwks, Jwks(p, "k1"));
         try
         {
-            await using var api = await ApiTestHost.StartAsync(o =>
+            await using var api = await StartSeededAsync(new()
             {
-                o.Settings["Api:Jwt:Issuer"] = Issuer;
-                o.Settings["Api:Jwt:Audience"] = Audience;
-                o.Settings["Api:Jwt:SigningKeys:0"] = jwks;
-                o.Settings["Api:Jwt:UserClaim"] = "oid";
-                o.Settings["Api:Jwt:ScopeClaim"] = "scp";
+                ["Issuer"] = Issuer, ["Audience"] = Audience, ["SigningKeys:0"] = jwks, ["UserClaim"] = "oid", ["ScopeClaim"] = "scp",
             });
             var admin = api.GetService<SecurityAdministration>();
-            await admin.SeedAsync(SeedFile.Load(ShippedSeed()), "admin");
             await admin.CreateUserAsync(new SecurityUser { Id = "anna", Name = "Anna", BusinessUnit = "sales", Roles = ["salesperson"] }, "admin");
             using var http = new HttpClient { BaseAddress = api.BaseAddress };
 
@@ -111,6 +100,54 @@ public sealed class BearerTokenTests
     }
 
     [Fact]
+    public async Task Signing_keys_come_from_the_providers_discovery_document_when_Authority_is_set()
+    {
+        using var rsa = RSA.Create(2048);
+        var p = rsa.ExportParameters(false);
+        // A provider on loopback: discovery document and JWKS, as Keycloak or Entra ID serve them.
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var idp = builder.Build();
+        string? authority = null;
+        Microsoft.AspNetCore.Builder.EndpointRouteBuilderExtensions.MapGet(idp, "/.well-known/openid-configuration", () => Microsoft.AspNetCore.Http.Results.Text(
+            new JsonObject { ["issuer"] = authority, ["jwks_uri"] = authority + "/keys" }.ToJsonString(), "application/json"));
+        Microsoft.AspNetCore.Builder.EndpointRouteBuilderExtensions.MapGet(idp, "/keys", () => Microsoft.AspNetCore.Http.Results.Text(Jwks(p, "d1"), "application/json"));
+        await idp.StartAsync();
+        authority = idp.Urls.First().TrimEnd('/');
+
+        await using var api = await StartSeededAsync(new()
+        {
+            ["Issuer"] = authority, ["Audience"] = Audience, ["Authority"] = authority, ["RequireHttpsMetadata"] = "false", ["UserClaim"] = "sub",
+        });
+        using var http = new HttpClient { BaseAddress = api.BaseAddress };
+        string Token(RSA key) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = authority, Audience = Audience, Expires = DateTime.UtcNow.AddMinutes(10), Claims = new Dictionary<string, object> { ["sub"] = "admin" },
+            SigningCredentials = new SigningCredentials(new RsaSecurityKey(key) { KeyId = "d1" }, SecurityAlgorithms.RsaSha256),
+        });
+
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "api/security/users"))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token(rsa));
+            using var response = await http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+            Assert.Contains(JsonNode.Parse(body)!.AsArray(), u => u!["id"]!.GetValue<string>() == "admin");
+        }
+
+        using var other = RSA.Create(2048);
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "api/customers"))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token(other));
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.Contains("signature does not verify", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+
+        await idp.StopAsync();
+    }
+
+    [Fact]
     public async Task A_half_configured_jwt_section_stops_the_start_naming_the_key()
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
@@ -119,6 +156,30 @@ public sealed class BearerTokenTests
         });
         Assert.Contains("Api:Jwt:Audience is required", error.Message, StringComparison.Ordinal);
         Assert.Contains("Api:Jwt needs Authority (OpenID Connect discovery) or SigningKeys", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A JWKS document with the public half of one RSA key, as a provider publishes it.</summary>
+    private static string Jwks(RSAParameters key, string kid) => new JsonObject
+    {
+        ["keys"] = new JsonArray(new JsonObject
+        {
+            ["kty"] = "RSA", ["use"] = "sig", ["alg"] = "RS256", ["kid"] = kid,
+            ["n"] = Base64UrlEncoder.Encode(key.Modulus), ["e"] = Base64UrlEncoder.Encode(key.Exponent),
+        }),
+    }.ToJsonString();
+
+    /// <summary>The API with these <c>Api:Jwt</c> settings and the shipped roles and users seeded.</summary>
+    private static async Task<ApiTestHost> StartSeededAsync(Dictionary<string, string?> jwt)
+    {
+        var api = await ApiTestHost.StartAsync(o =>
+        {
+            foreach (var (k, v) in jwt)
+            {
+                o.Settings["Api:Jwt:" + k] = v;
+            }
+        });
+        await api.GetService<SecurityAdministration>().SeedAsync(SeedFile.Load(ShippedSeed()), "admin");
+        return api;
     }
 
     private static string ShippedSeed()
