@@ -54,8 +54,13 @@ internal sealed class SubscriberAccess
         return new SubscriberAccess(context, refusal);
     }
 
-    /// <summary>May the user read this record, owned by <paramref name="owner"/> as of the change?</summary>
-    public bool MayRead(string entity, string entityId, string? owner) => _context is null || For(entity).Filter.Matches(entityId, owner);
+    /// <summary>
+    /// May the user read this record, as its stored <paramref name="image"/> was at the change? The owner is read as the
+    /// access model reads it everywhere (<see cref="SecuritySnapshot.RecordOf"/>): a plugin entity's declared owner field,
+    /// else <c>owner</c>.
+    /// </summary>
+    public bool MayRead(string entity, string entityId, JsonObject? image) =>
+        _context is null || For(entity).Filter.Matches(entityId, image is null ? null : _context.Snapshot.RecordOf(entity, entityId, image).Owner);
 
     /// <summary>A copy of <paramref name="data"/> without the fields hidden from the user (the same node when nothing is hidden).</summary>
     public JsonNode? Mask(string entity, JsonNode? data)

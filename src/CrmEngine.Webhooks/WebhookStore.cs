@@ -273,7 +273,7 @@ internal sealed class WebhookStore
         foreach (var change in changes)
         {
             JsonNode? data = null;
-            string? owner = null;
+            JsonObject? image = null;
             var dataRead = false;
             foreach (var sub in subscriptions)
             {
@@ -294,13 +294,12 @@ internal sealed class WebhookStore
                 if (!dataRead)
                 {
                     // The owner as of the change decides (for a delete: as of just before it).
-                    var image = images.After(change.Entity, change.EntityId, change.Operation == ChangeOperation.Delete ? change.Sequence - 1 : change.Sequence);
-                    owner = OwnerOf(image);
+                    image = images.After(change.Entity, change.EntityId, change.Operation == ChangeOperation.Delete ? change.Sequence - 1 : change.Sequence);
                     data = change.Operation == ChangeOperation.Delete ? null : PayloadShape.ToApi(change.Entity, image);
                     dataRead = true;
                 }
 
-                if (!subscriber.MayRead(change.Entity, change.EntityId, owner))
+                if (!subscriber.MayRead(change.Entity, change.EntityId, image))
                 {
                     continue; // not even a trace: the subscriber must not learn that the record exists
                 }
@@ -349,10 +348,6 @@ internal sealed class WebhookStore
         }).ConfigureAwait(false);
         return (next, changes.Count, docs.Count);
     }
-
-    /// <summary>The record's owner in a stored image (<c>Owner</c>, any case), or null.</summary>
-    private static string? OwnerOf(JsonObject? image) =>
-        image?.FirstOrDefault(p => string.Equals(p.Key, "Owner", StringComparison.OrdinalIgnoreCase)).Value is JsonValue v && v.TryGetValue<string>(out var o) ? o : null;
 
     /// <summary>A delivery that is done at once without a send: only the event and the reason are kept.</summary>
     private static BsonDocument Skipped(string id, string subscriptionId, ChangeRecord change, string eventName, long now, string reason) => new()

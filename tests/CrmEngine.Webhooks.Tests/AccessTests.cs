@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Plugins;
+using CrmEngine.Core.Storage;
 using CrmEngine.Security;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -30,17 +32,17 @@ public class AccessTests
         }
         """;
 
-    private static async Task<TestEngine> StartSeededAsync()
+    private static async Task<TestEngine> StartSeededAsync(string seed = Seed, Action<IServiceCollection>? services = null)
     {
-        var engine = await TestEngine.StartAsync(security: true);
+        var engine = await TestEngine.StartAsync(security: true, services: services);
         var admin = engine.Services.GetRequiredService<SecurityAdministration>();
-        await admin.SeedAsync(SeedFile.Parse(Seed, "seed.json"), "test");
+        await admin.SeedAsync(SeedFile.Parse(seed, "seed.json"), "test");
         return engine;
     }
 
-    private static async Task<string> SubscribeAsAsync(TestEngine engine, string user, string url)
+    private static async Task<string> SubscribeAsAsync(TestEngine engine, string user, string url, string events = "customer.*")
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/webhooks") { Content = JsonContent.Create(new { url, events = new[] { "customer.*" } }) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/webhooks") { Content = JsonContent.Create(new { url, events = new[] { events } }) };
         request.Headers.Add("X-Api-Key", "user:" + user);
         using var response = await engine.Client.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
@@ -102,6 +104,64 @@ public class AccessTests
             "carla still receives");
         Assert.DoesNotContain(receiver.Requests, r => r.Path == "/ben" && r.Json.GetProperty("entityId").GetString() == later.Id);
         Assert.DoesNotContain(await engine.DeliveriesAsync(annaSub), d => d.GetProperty("entityId").GetString() == later.Id);
+    }
+
+    /// <summary>A plugin's record: its owner is in the field the plugin declared (accountManager), not in <c>Owner</c>.</summary>
+    private sealed class Partner : Entity
+    {
+        public string Name { get; set; } = "";
+        public string? AccountManager { get; set; }
+        public string? Iban { get; set; }
+    }
+
+    /// <summary>What the plugin host hands the access model after a plugin called <c>IPluginBuilder.DeclareEntity</c>.</summary>
+    private sealed class Declarations(params EntityDeclaration[] declared) : IEntityDeclarationSource
+    {
+        public IReadOnlyCollection<EntityDeclaration> EntityDeclarations => declared;
+    }
+
+    [Fact]
+    public async Task Plugin_entity_changes_go_to_the_user_of_the_declared_owner_field_without_its_protected_fields()
+    {
+        const string partner = "acme_partner";
+        var seed = $$"""
+            {
+              "units": [ { "id": "org", "name": "Org" }, { "id": "north", "name": "North", "parent": "org" }, { "id": "south", "name": "South", "parent": "org" } ],
+              "roles": [
+                { "id": "desk", "name": "Partner desk", "privileges": { "{{partner}}": "read:own write:own" } },
+                { "id": "boss", "name": "Boss", "privileges": { "{{partner}}": "read:all" }, "fields": { "{{partner}}.*": "read" } }
+              ],
+              "users": [
+                { "id": "anna", "name": "Anna", "unit": "north", "roles": ["desk"] },
+                { "id": "ben", "name": "Ben", "unit": "south", "roles": ["desk"] },
+                { "id": "carla", "name": "Carla", "unit": "org", "roles": ["boss"] }
+              ]
+            }
+            """;
+        await using var receiver = await Receiver.StartAsync();
+        await using var engine = await StartSeededAsync(seed,
+            services => services.AddSingleton<IEntityDeclarationSource>(new Declarations(new EntityDeclaration("acme", partner, "accountManager", ["iban"]))));
+        await SubscribeAsAsync(engine, "anna", receiver.Url("/anna"), partner + ".*");
+        await SubscribeAsAsync(engine, "carla", receiver.Url("/carla"), partner + ".*");
+
+        var partners = engine.Services.GetRequiredService<IStoreProvider>().ForActor("plugin:acme", "acme").Collection<Partner>("partner");
+        var bens = await partners.CreateAsync(new Partner { Name = "Ben's partner", AccountManager = "ben", Iban = "DE-BEN" });
+        var annas = await partners.CreateAsync(new Partner { Name = "Anna's partner", AccountManager = "anna", Iban = "DE-ANNA" });
+
+        // Deliveries of one subscription go in change order: once anna's (later) partner arrived, ben's was sent before it or never.
+        await Eventually.WaitAsync(() => receiver.Delivered.Any(r => r.Path == "/anna" && r.Json.GetProperty("entityId").GetString() == annas.Id),
+            "anna receives the partner she manages", explain: () => engine.Logs.Errors);
+        await Eventually.WaitAsync(() => receiver.Delivered.Count(r => r.Path == "/carla") == 2, "carla (read all) receives both",
+            explain: () => engine.Logs.Errors);
+
+        var toAnna = Assert.Single(receiver.Delivered, r => r.Path == "/anna");
+        Assert.Equal(partner + ".created", toAnna.Event);
+        var data = toAnna.Json.GetProperty("data");
+        Assert.Equal("Anna's partner", data.GetProperty("name").GetString());
+        Assert.False(data.TryGetProperty("iban", out _), data.GetRawText());
+        Assert.DoesNotContain(receiver.Requests, r => r.Path == "/anna" && r.Json.GetProperty("entityId").GetString() == bens.Id);
+        var carlas = receiver.Delivered.Where(r => r.Path == "/carla").ToDictionary(r => r.Json.GetProperty("entityId").GetString()!);
+        Assert.Equal("DE-BEN", carlas[bens.Id].Json.GetProperty("data").GetProperty("iban").GetString());
     }
 
     [Fact]

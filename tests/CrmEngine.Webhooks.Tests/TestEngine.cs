@@ -56,7 +56,7 @@ internal sealed class TestEngine : IAsyncDisposable
     internal WebhookStore Webhooks => Services.GetRequiredService<WebhookStore>();
 
     public static async Task<TestEngine> StartAsync(string? folder = null, Dictionary<string, string?>? settings = null, bool webhooks = true,
-        LogSink? logs = null, bool security = false)
+        LogSink? logs = null, bool security = false, Action<IServiceCollection>? services = null)
     {
         folder ??= NewFolder();
         logs ??= new LogSink();
@@ -92,6 +92,8 @@ internal sealed class TestEngine : IAsyncDisposable
         {
             builder.Services.AddCrmWebhooks(builder.Configuration);
         }
+
+        services?.Invoke(builder.Services);
 
         builder.Services.AddRouting();
         builder.Services.AddProblemDetails();
