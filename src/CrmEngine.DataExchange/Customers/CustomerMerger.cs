@@ -49,8 +49,8 @@ public sealed class CustomerMerger
         _time = time ?? TimeProvider.System;
     }
 
-    /// <param name="access">The acting user's access (write on the kept, delete on the removed customer is checked before
-    /// anything changes), or null for the machine operator (the CLI without --as), who may do everything.</param>
+    /// <param name="access">The acting user's access (write on the kept, delete on the removed customer and write on each
+    /// activity, order and consent entry that moves are checked before anything changes), or null for the machine operator (the CLI without --as), who may do everything.</param>
     public async Task<MergeResult> MergeAsync(string keepId, string removeId, bool force, string user, CancellationToken cancellationToken = default,
         AccessContext? access = null)
     {
@@ -89,6 +89,14 @@ public sealed class CustomerMerger
             throw new CustomerOperationException(done is null
                 ? $"customer {removeId} (to remove) does not exist"
                 : $"customer {removeId} was already merged into {done.TargetId}, not into {keepId}", notFound: done is null);
+        }
+
+        if (access is not null)
+        {
+            // Moving a record to another customer rewrites it: the user needs write on every one, checked before anything changes.
+            await RequireWriteAsync(access, store.Activities, EntityNames.Activity, a => a.Owner, removeId, keepId, cancellationToken);
+            await RequireWriteAsync(access, store.Orders, EntityNames.Order, o => o.Owner, removeId, keepId, cancellationToken);
+            await RequireWriteAsync(access, store.Consents, EntityNames.Consent, _ => null, removeId, keepId, cancellationToken);
         }
 
         var conflicts = CustomerCombiner.Conflicts(keep, remove, includeCustom: true);
@@ -136,6 +144,33 @@ public sealed class CustomerMerger
         }
 
         return new MergeResult(keepId, removeId, activities, orders, consents, false, force ? conflicts : []);
+    }
+
+    /// <summary>Refuses the merge (naming the privilege and the record) when the user may not write one record of the removed customer.</summary>
+    private static async Task RequireWriteAsync<T>(AccessContext access, IEntitySet<T> set, string entity, Func<T, string?> owner, string fromId, string toId,
+        CancellationToken ct)
+        where T : class, IEntity, new()
+    {
+        string? after = null;
+        while (true)
+        {
+            var page = await set.FindAsync(IndexedField.CustomerId, fromId, Batch, after, ct);
+            foreach (var item in page)
+            {
+                if (access.Check(Privilege.Write, new RecordRef(entity, item.Id, owner(item))) is { Allowed: false } denied)
+                {
+                    throw CustomerAccess.Refused(AccessDecision.Deny(denied.Missing!,
+                        $"{entity} {item.Id} of customer {fromId} would move to customer {toId}, which is a write: {denied.Reason}. Nothing was changed"));
+                }
+            }
+
+            if (page.Count < Batch)
+            {
+                return;
+            }
+
+            after = page[^1].Id;
+        }
     }
 
     private static async Task<int> MoveAsync<T>(IEntitySet<T> set, string fromId, string toId, Action<T> repoint, CancellationToken ct)

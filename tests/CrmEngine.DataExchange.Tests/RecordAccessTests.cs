@@ -1,0 +1,112 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Storage;
+using CrmEngine.DataExchange.Customers;
+using CrmEngine.Security;
+
+namespace CrmEngine.DataExchange.Tests;
+
+/// <summary>
+/// Record access on the records that hang off a customer (issue #9): a merge moves activities, orders and consent entries
+/// (a write on each), a per-customer export shows them (a read on each), as the acting user of the real access model.
+/// </summary>
+public sealed class RecordAccessTests
+{
+    private const string Seed = """
+        {
+          "protectedFields": { "activity": ["body"] },
+          "units": [ { "id": "org", "name": "Org" }, { "id": "north", "name": "North", "parent": "org" }, { "id": "south", "name": "South", "parent": "org" } ],
+          "roles": [
+            { "id": "mgr", "name": "Manager", "privileges": {
+                "customer": "read:all write:all delete:all export:all", "activity": "read:unit write:unit",
+                "order": "read:unit write:unit", "consent": "read:all" } },
+            { "id": "consents", "name": "Consent desk", "privileges": { "consent": "write:all" } }
+          ],
+          "users": [
+            { "id": "anna", "name": "Anna", "unit": "north" },
+            { "id": "ben", "name": "Ben", "unit": "south" },
+            { "id": "mia", "name": "Mia", "unit": "north", "roles": ["mgr"] },
+            { "id": "olga", "name": "Olga", "unit": "north", "roles": ["mgr", "consents"] }
+          ]
+        }
+        """;
+
+    private static async Task<(Engine Engine, SecurityAdministration Admin)> StartAsync()
+    {
+        var engine = await Engine.StartAsync();
+        var admin = new SecurityAdministration(new SecurityDirectory(engine.Get<IStoreProvider>()));
+        await admin.SeedAsync(SeedFile.Parse(Seed, "seed.json"), "test");
+        return (engine, admin);
+    }
+
+    private static async Task<string> StateAsync(Engine engine, params string[] customers)
+    {
+        var store = engine.Store();
+        var parts = new List<string>();
+        foreach (var id in customers)
+        {
+            parts.Add(JsonSerializer.Serialize(await store.Customers.GetAsync(id)));
+            parts.Add(JsonSerializer.Serialize(await store.Activities.FindAllAsync(id, default)));
+            parts.Add(JsonSerializer.Serialize(await store.Orders.FindAllAsync(id, default)));
+            parts.Add(JsonSerializer.Serialize(await store.Consents.FindAllAsync(id, default)));
+        }
+
+        return string.Join("\n", parts);
+    }
+
+    [Fact]
+    public async Task A_merge_is_refused_when_the_user_may_not_write_a_record_it_would_move_and_nothing_changes()
+    {
+        var (engine, admin) = await StartAsync();
+        await using var _ = engine;
+        var store = engine.Store();
+        var keep = await store.Customers.CreateAsync(new Customer { Name = "Keep GmbH", Owner = "anna" });
+        var remove = await store.Customers.CreateAsync(new Customer { Name = "Keep G.m.b.H.", Owner = "anna" });
+        var annas = await store.Activities.CreateAsync(new Activity { CustomerId = remove.Id, Subject = "Anna's call", Owner = "anna" });
+        var bens = await store.Activities.CreateAsync(new Activity { CustomerId = remove.Id, Subject = "Ben's call", Owner = "ben" });
+        var order = await store.Orders.CreateAsync(new Order { CustomerId = remove.Id, Owner = "ben", Lines = [new OrderLine { Description = "Widget", Quantity = 1, UnitPrice = 5 }] });
+        await store.Consents.CreateAsync(new ConsentEntry { CustomerId = remove.Id, Purpose = "newsletter", Granted = true, Source = "web form" });
+        var merger = engine.Get<CustomerMerger>();
+        var before = await StateAsync(engine, keep.Id, remove.Id);
+
+        // Mia (unit north) may write and delete both customers, but not Ben's activity (south): refused, naming it.
+        var mia = await admin.ContextForAsync("mia");
+        var ex = await Assert.ThrowsAsync<CustomerOperationException>(() => merger.MergeAsync(keep.Id, remove.Id, false, "mia", access: mia));
+        Assert.True(ex.Forbidden);
+        Assert.Equal("activity:write", ex.Denial!.Value.Missing);
+        Assert.Contains($"activity {bens.Id} of customer {remove.Id}", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await StateAsync(engine, keep.Id, remove.Id));
+
+        // Ben's activity passes to Anna; then Ben's order stops the merge.
+        await ToAnnaAsync(store.Activities, bens.Id, a => a.Owner = "anna");
+        before = await StateAsync(engine, keep.Id, remove.Id);
+        ex = await Assert.ThrowsAsync<CustomerOperationException>(() => merger.MergeAsync(keep.Id, remove.Id, false, "mia", access: mia));
+        Assert.Equal("order:write", ex.Denial!.Value.Missing);
+        Assert.Contains($"order {order.Id}", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await StateAsync(engine, keep.Id, remove.Id));
+        await ToAnnaAsync(store.Orders, order.Id, o => o.Owner = "anna");
+        before = await StateAsync(engine, keep.Id, remove.Id);
+
+        // Consent entries have no owner (root unit): moving them needs consent:write, which Mia's role lacks.
+        ex = await Assert.ThrowsAsync<CustomerOperationException>(() => merger.MergeAsync(keep.Id, remove.Id, false, "mia", access: mia));
+        Assert.Equal("consent:write", ex.Denial!.Value.Missing);
+        Assert.Equal(before, await StateAsync(engine, keep.Id, remove.Id));
+
+        // Olga may write all of them: the merge goes through.
+        var result = await merger.MergeAsync(keep.Id, remove.Id, false, "olga", access: await admin.ContextForAsync("olga"));
+        Assert.Equal((2, 1, 1), (result.MovedActivities, result.MovedOrders, result.MovedConsents));
+        Assert.Null(await store.Customers.GetAsync(remove.Id));
+        Assert.Equal(keep.Id, (await store.Activities.GetAsync(annas.Id))!.CustomerId);
+
+        static async Task ToAnnaAsync<T>(IEntitySet<T> set, string id, Action<T> reassign)
+            where T : class, IEntity, new()
+        {
+            var record = (await set.GetAsync(id))!;
+            reassign(record);
+            await set.UpdateAsync(record);
+        }
+    }
+}
