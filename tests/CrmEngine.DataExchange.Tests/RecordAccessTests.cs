@@ -109,4 +109,46 @@ public sealed class RecordAccessTests
             await set.UpdateAsync(record);
         }
     }
+
+    [Fact]
+    public async Task A_customers_export_leaves_out_records_the_user_may_not_read_says_how_many_and_hides_protected_fields()
+    {
+        var (engine, admin) = await StartAsync();
+        await using var _ = engine;
+        var store = engine.Store();
+        var customer = await store.Customers.CreateAsync(new Customer { Name = "Export AG", Owner = "anna" });
+        var annas = await store.Activities.CreateAsync(new Activity { CustomerId = customer.Id, Subject = "Anna's visit", Body = "SECRET-NOTE", Owner = "anna" });
+        var bens = await store.Activities.CreateAsync(new Activity { CustomerId = customer.Id, Subject = "Ben's visit", Body = "BEN-NOTE", Owner = "ben" });
+        var bensOrder = await store.Orders.CreateAsync(new Order { CustomerId = customer.Id, Owner = "ben", Lines = [new OrderLine { Description = "Gadget", Quantity = 2, UnitPrice = 7 }] });
+        var update = (await store.Activities.GetAsync(annas.Id))!;
+        update.Body = "SECRET-NOTE-2";
+        await store.Activities.UpdateAsync(update);
+        var export = engine.Get<CustomerDataExport>();
+
+        var json = await export.ExportJsonAsync(customer.Id, access: await admin.ContextForAsync("mia"));
+        var doc = JsonNode.Parse(json)!;
+        var activity = Assert.Single(doc["activities"]!.AsArray())!;
+        Assert.Equal(annas.Id, activity["id"]!.GetValue<string>());
+        Assert.Equal("Anna's visit", activity["subject"]!.GetValue<string>());
+        Assert.Null(activity.AsObject()["body"]);
+        Assert.Empty(doc["orders"]!.AsArray());
+        Assert.Equal(1, doc["leftOut"]!["activities"]!.GetValue<int>());
+        Assert.Equal(1, doc["leftOut"]!["orders"]!.GetValue<int>());
+        Assert.Equal(0, doc["leftOut"]!["consents"]!.GetValue<int>());
+        foreach (var hidden in new[] { bens.Id, bensOrder.Id, "SECRET-NOTE", "BEN-NOTE", "Gadget" })
+        {
+            Assert.DoesNotContain(hidden, json, StringComparison.Ordinal);
+        }
+
+        // Anna's activity keeps its history, without the hidden field's changes.
+        Assert.Contains(doc["audit"]!.AsArray(), a => a!["entityId"]!.GetValue<string>() == annas.Id);
+
+        // The machine operator (no user) gets everything and no leftOut.
+        var all = await export.ExportJsonAsync(customer.Id);
+        var full = JsonNode.Parse(all)!;
+        Assert.Equal(2, full["activities"]!.AsArray().Count);
+        Assert.Single(full["orders"]!.AsArray());
+        Assert.Null(full["leftOut"]);
+        Assert.Contains("SECRET-NOTE-2", all, StringComparison.Ordinal);
+    }
 }

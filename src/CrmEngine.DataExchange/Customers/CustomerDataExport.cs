@@ -48,26 +48,12 @@ public sealed class CustomerDataExport
 
         CustomerAccess.Require(access, customer, Privilege.Export, null);
         var hidden = access?.Fields(EntityNames.Customer);
-        var activities = await store.Activities.FindAllAsync(customerId, cancellationToken);
-        var orders = await store.Orders.FindAllAsync(customerId, cancellationToken);
-        var consents = await store.Consents.FindAllAsync(customerId, cancellationToken);
-        var audit = new List<AuditEntry>((await store.Audit.ForEntityAsync(EntityNames.Customer, customerId, cancellationToken))
-            .Select(a => hidden is not { Hidden.Count: > 0 } ? a
-                : a with { Changes = a.Changes.Where(c => !hidden.Hidden.Contains(c.Field.Split('.', '[')[0])).ToList() }));
-        foreach (var a in activities)
-        {
-            audit.AddRange(await store.Audit.ForEntityAsync(EntityNames.Activity, a.Id, cancellationToken));
-        }
-
-        foreach (var o in orders)
-        {
-            audit.AddRange(await store.Audit.ForEntityAsync(EntityNames.Order, o.Id, cancellationToken));
-        }
-
-        foreach (var c in consents)
-        {
-            audit.AddRange(await store.Audit.ForEntityAsync(EntityNames.Consent, c.Id, cancellationToken));
-        }
+        // Activities, orders and consent entries the user may not read are left out (the export says how many); fields
+        // hidden from the user are absent from the records and from their audit history.
+        var audit = Masked(await store.Audit.ForEntityAsync(EntityNames.Customer, customerId, cancellationToken), hidden);
+        var activities = await VisibleAsync(store, access, EntityNames.Activity, await store.Activities.FindAllAsync(customerId, cancellationToken), a => a.Owner, audit, cancellationToken);
+        var orders = await VisibleAsync(store, access, EntityNames.Order, await store.Orders.FindAllAsync(customerId, cancellationToken), o => o.Owner, audit, cancellationToken);
+        var consents = await VisibleAsync(store, access, EntityNames.Consent, await store.Consents.FindAllAsync(customerId, cancellationToken), _ => null, audit, cancellationToken);
 
         var mergedIn = new List<CustomerRedirect>();
         string? after = null;
@@ -89,9 +75,16 @@ public sealed class CustomerDataExport
         {
             exportedAt = _time.GetUtcNow(),
             customer = hidden is null ? (object)customer : hidden.Apply(System.Text.Json.JsonSerializer.SerializeToNode(customer, Json)!.AsObject()),
-            activities,
-            orders,
-            consents,
+            activities = activities.Items,
+            orders = orders.Items,
+            consents = consents.Items,
+            leftOut = access is null ? null : new
+            {
+                activities = activities.LeftOut,
+                orders = orders.LeftOut,
+                consents = consents.LeftOut,
+                reason = $"records of this customer that user '{access.UserId}' may not read",
+            },
             segments = Segments(customerId),
             mergedFrom = mergedIn.Select(r => new { id = r.Id, r.MergedAt, r.MergedBy }),
             erasure,
@@ -99,6 +92,35 @@ public sealed class CustomerDataExport
         };
         return System.Text.Json.JsonSerializer.Serialize(document, Json);
     }
+
+    /// <summary>
+    /// The records <paramref name="access"/> may read (all for the machine operator), their hidden fields removed, and how
+    /// many were left out; the audit history of each one kept is added to <paramref name="audit"/>.
+    /// </summary>
+    private static async Task<(List<object> Items, int LeftOut)> VisibleAsync<T>(ICrmStore store, AccessContext? access, string entity,
+        IReadOnlyList<T> records, Func<T, string?> owner, List<AuditEntry> audit, CancellationToken cancellationToken)
+        where T : IEntity
+    {
+        var mask = access?.Fields(entity);
+        var items = new List<object>();
+        foreach (var record in records)
+        {
+            if (access is not null && !access.Check(Privilege.Read, new RecordRef(entity, record.Id, owner(record))).Allowed)
+            {
+                continue;
+            }
+
+            items.Add(mask is not { Hidden.Count: > 0 } ? record : mask.Apply(System.Text.Json.JsonSerializer.SerializeToNode(record, Json)!.AsObject()));
+            audit.AddRange(Masked(await store.Audit.ForEntityAsync(entity, record.Id, cancellationToken), mask));
+        }
+
+        return (items, records.Count - items.Count);
+    }
+
+    /// <summary>Audit entries without the changes of fields hidden from the user.</summary>
+    private static List<AuditEntry> Masked(IEnumerable<AuditEntry> entries, FieldMask? mask) =>
+        entries.Select(a => mask is not { Hidden.Count: > 0 } ? a
+            : a with { Changes = a.Changes.Where(c => !mask.Hidden.Contains(c.Field.Split('.', '[')[0])).ToList() }).ToList();
 
     public async Task ExportFileAsync(string customerId, string path, CancellationToken cancellationToken = default, AccessContext? access = null)
     {
