@@ -182,7 +182,7 @@ public sealed class BearerTokenTests
         return api;
     }
 
-    private static string ShippedSeed()
+    internal static string ShippedSeed()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "security.json")))

@@ -1,6 +1,7 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Rules;
 using CrmEngine.Rules.Segments;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -67,9 +68,88 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
         }
 
         var list = await segments.ListAsync(context.RequestAborted);
-        var items = list.Select(s => new SegmentSummary(s.Name, DescriptionOf(catalog, s.Name), s.Status, s.Members, s.LastRebuildAt,
+        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Customer);
+        // A caller who sees every customer gets the stored counts; anyone else only the members it may read.
+        var counts = visible.All ? null : await VisibleCountsAsync(context, segments, list, visible);
+        var items = list.Select(s => new SegmentSummary(s.Name, DescriptionOf(catalog, s.Name), s.Status, counts?[s.Name] ?? s.Members, s.LastRebuildAt,
             s.ScriptHash, s.LastError, s.RefusedError)).ToList();
         return ResourceJson.Instance.Ok(new ResourcePage<SegmentSummary>(items, null));
+    }
+
+    /// <summary>
+    /// Members per segment that <paramref name="visible"/> keeps. The smaller side is walked: the caller's visible customers
+    /// (each looked up in every segment) while they are fewer than the stored members, else every member (its customer read
+    /// and judged) — so a salesperson with own depth pays for their own customers, not for the segment.
+    /// </summary>
+    private static async Task<Dictionary<string, long>> VisibleCountsAsync(HttpContext context, SegmentService segments,
+        IReadOnlyList<SegmentInfo> list, QueryFilter visible)
+    {
+        var ct = context.RequestAborted;
+        var counts = list.ToDictionary(s => s.Name, _ => 0L, StringComparer.Ordinal);
+        var filled = list.Where(s => s.Members > 0).Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList();
+        if (filled.Count == 0 || visible.IsEmpty)
+        {
+            return counts;
+        }
+
+        var store = context.CrmStore();
+        var budget = list.Sum(s => s.Members);
+        var ids = new List<string>();
+        string? after = null;
+        const int slice = 1000;
+        while ((long)ids.Count * filled.Count <= budget)
+        {
+            var page = await VisibleRecords.PageAsync(store.Customers, visible, RecordAccess.OwnerFunc<Customer>(), slice, after, ct);
+            ids.AddRange(page.Select(c => c.Id));
+            if (page.Count < slice)
+            {
+                if ((long)ids.Count * filled.Count > budget)
+                {
+                    break;
+                }
+
+                foreach (var name in filled)
+                {
+                    foreach (var id in ids)
+                    {
+                        if (await segments.IsMemberAsync(name, id, ct))
+                        {
+                            counts[name]++;
+                        }
+                    }
+                }
+
+                return counts;
+            }
+
+            after = page[^1].Id;
+        }
+
+        // Many visible customers: walk the members instead (a member whose customer is gone counts only for those who see all).
+        foreach (var name in filled)
+        {
+            string? cursor = null;
+            while (true)
+            {
+                var members = await segments.MembersAsync(name, slice, cursor, ct);
+                foreach (var member in members)
+                {
+                    if (await store.Customers.GetAsync(member.CustomerId, ct) is { } customer && visible.Matches(customer.Id, customer.Owner))
+                    {
+                        counts[name]++;
+                    }
+                }
+
+                if (members.Count < slice)
+                {
+                    break;
+                }
+
+                cursor = members[^1].CustomerId;
+            }
+        }
+
+        return counts;
     }
 
     private static async Task<IResult> MembersAsync(HttpContext context, string name)

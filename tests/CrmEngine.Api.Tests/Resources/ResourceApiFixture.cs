@@ -37,35 +37,44 @@ public sealed class ResourceApiFixture : IAsyncLifetime
         Directory.CreateDirectory(Path.Combine(RulesDirectory, "segments"));
         await File.WriteAllTextAsync(Path.Combine(RulesDirectory, "segments", VipSegment + ".js"),
             "// @description Customers tagged api-vip.\nreturn customer.tags.includes('api-vip');\n");
-        Host = await ApiTestHost.StartAsync(o =>
+        Host = await StartAsync(RulesDirectory, Redirects);
+    }
+
+    /// <summary>An engine with the API, its resources, the rules engine reading <paramref name="rulesDirectory"/> and these redirects.</summary>
+    internal static Task<ApiTestHost> StartAsync(string rulesDirectory, ICustomerRedirects redirects) =>
+        ApiTestHost.StartAsync(o =>
         {
-            o.Settings["Rules:Directory"] = RulesDirectory;
+            o.Settings["Rules:Directory"] = rulesDirectory;
             o.Settings["Rules:ChangePollInterval"] = "00:00:00.050";
             o.ConfigureServices = (services, configuration) =>
             {
                 services.AddCrmRules(configuration);
                 services.AddCrmApiResources();
-                services.AddSingleton<ICustomerRedirects>(Redirects);
+                services.AddSingleton(redirects);
             };
         });
-    }
 
-    public async Task DisposeAsync()
+    /// <summary>Stops the engine and removes its rules folder.</summary>
+    internal static async Task StopAsync(ApiTestHost host, string rulesDirectory)
     {
-        await Host.DisposeAsync();
+        await host.DisposeAsync();
         try
         {
-            Directory.Delete(RulesDirectory, recursive: true);
+            Directory.Delete(rulesDirectory, recursive: true);
         }
         catch (IOException)
         {
         }
     }
 
+    public Task DisposeAsync() => StopAsync(Host, RulesDirectory);
+
     /// <summary>A client with the key that does not follow redirects (to see 308s).</summary>
-    public HttpClient NoRedirectClient(string apiKey)
+    public HttpClient NoRedirectClient(string apiKey) => NoRedirectClient(Host, apiKey);
+
+    internal static HttpClient NoRedirectClient(ApiTestHost host, string apiKey)
     {
-        var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = Host.BaseAddress };
+        var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = host.BaseAddress };
         client.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
         return client;
     }
