@@ -1,5 +1,6 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -34,8 +35,9 @@ internal static class CustomerLookup
     {
         var redirects = context.RequestServices.GetService<ICustomerRedirects>();
         var kept = redirects is null ? null : await redirects.ResolveAsync(id, context.RequestAborted);
-        if (string.IsNullOrEmpty(kept) || kept == id)
+        if (string.IsNullOrEmpty(kept) || kept == id || !await MayReadAsync(context, kept))
         {
+            // Also when the caller may not read the kept customer: the redirect would name an id it cannot see.
             return ResourceProblems.NotFound("customer", id);
         }
 
@@ -45,6 +47,19 @@ internal static class CustomerLookup
         }
 
         return Results.Redirect(Retarget(context.Request, id, kept), permanent: true, preserveMethod: true);
+    }
+
+    /// <summary>May the caller read customer <paramref name="id"/>? (A kept customer that is gone too: nothing to hide.)</summary>
+    private static async Task<bool> MayReadAsync(HttpContext context, string id)
+    {
+        var access = await context.CrmAccessAsync();
+        if (access.Filter(EntityNames.Customer).All)
+        {
+            return true;
+        }
+
+        var customer = await context.CrmStore().Customers.GetAsync(id, context.RequestAborted);
+        return customer is null || access.Check(Privilege.Read, new RecordRef(EntityNames.Customer, customer.Id, customer.Owner)).Allowed;
     }
 
     /// <summary>The request URL with the customer id segment after <c>/customers/</c> replaced.</summary>

@@ -9,7 +9,7 @@ namespace CrmEngine.Api.Tests.Resources;
 
 /// <summary>
 /// What a restricted caller (a salesperson with own depth) must not learn through the side doors of the resource API:
-/// segment member counts. One engine with the shipped roles seeded, two salespeople and an
+/// segment member counts and merge redirects. One engine with the shipped roles seeded, two salespeople and an
 /// administrator, each with a key bound to them.
 /// </summary>
 public sealed class RestrictedCallerTests : IAsyncLifetime
@@ -82,5 +82,43 @@ public sealed class RestrictedCallerTests : IAsyncLifetime
         Assert.Equal(new Dictionary<string, long> { [Vip] = 2, [Empty] = 0 }, await CountsAsync("anna"));
         Assert.Equal(new Dictionary<string, long> { [Vip] = 3, [Empty] = 0 }, await CountsAsync("bob"));
         Assert.Equal(0, (await CountsAsync("admin"))[Empty]);
+    }
+
+    [Fact]
+    public async Task A_merged_id_redirects_only_a_caller_who_may_read_the_kept_customer()
+    {
+        var kept = await CustomerAsync("bob", vip: false);
+        var gone = "0" + Guid.NewGuid().ToString("N")[..20];
+        var nobody = "0" + Guid.NewGuid().ToString("N")[..20];
+        _redirects.Map[gone] = kept;
+
+        using var bob = Client("bob");
+        using var anna = Client("anna");
+        using (var redirected = await bob.GetAsync($"/api/customers/{gone}/contacts"))
+        {
+            Assert.Equal(HttpStatusCode.PermanentRedirect, redirected.StatusCode);
+            Assert.EndsWith($"/api/customers/{kept}/contacts", redirected.Headers.Location!.ToString(), StringComparison.Ordinal);
+        }
+
+        using (var deleted = await bob.DeleteAsync($"/api/customers/{gone}"))
+        {
+            var problem = await ApiTestHost.AssertProblemAsync(deleted, 404);
+            Assert.Equal(kept, problem.GetProperty("mergedInto").GetString());
+        }
+
+        // anna may not read bob's customer: the same 404 as for an id nobody has, with no trace of the kept id.
+        foreach (var (method, path) in new[] { (HttpMethod.Get, ""), (HttpMethod.Get, "/contacts"), (HttpMethod.Delete, "") })
+        {
+            using var merged = await anna.SendAsync(new HttpRequestMessage(method, $"/api/customers/{gone}{path}"));
+            using var missing = await anna.SendAsync(new HttpRequestMessage(method, $"/api/customers/{nobody}{path}"));
+            var text = await merged.Content.ReadAsStringAsync();
+            Assert.True(merged.StatusCode == HttpStatusCode.NotFound, $"{method} {path}: {(int)merged.StatusCode} {text}");
+            Assert.DoesNotContain(kept, text, StringComparison.Ordinal);
+            Assert.Null(merged.Headers.Location);
+            var a = await ApiTestHost.AssertProblemAsync(merged, 404);
+            var b = await ApiTestHost.AssertProblemAsync(missing, 404);
+            Assert.Equal(b.GetProperty("detail").GetString()!.Replace(nobody, "ID", StringComparison.Ordinal),
+                a.GetProperty("detail").GetString()!.Replace(gone, "ID", StringComparison.Ordinal));
+        }
     }
 }
