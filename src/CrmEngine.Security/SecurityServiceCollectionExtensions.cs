@@ -29,7 +29,8 @@ public static class SecurityServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddCrmSecurity();
-        services.TryAddSingleton(sp => new WriteEnforcement(sp.GetRequiredService<CrmEngine.Core.Pipeline.IWriteHandlerRegistry>(), sp.GetRequiredService<SecurityDirectory>()));
+        services.TryAddSingleton(sp => new WriteEnforcement(sp.GetRequiredService<CrmEngine.Core.Pipeline.IWriteHandlerRegistry>(), sp.GetRequiredService<SecurityDirectory>(),
+            sp.GetRequiredService<IStoreProvider>()));
         services.AddHostedService(sp => sp.GetRequiredService<WriteEnforcement>());
         return services;
     }

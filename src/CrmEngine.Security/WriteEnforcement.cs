@@ -2,6 +2,7 @@ using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Pipeline;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Pipeline;
+using CrmEngine.Core.Storage;
 using Microsoft.Extensions.Hosting;
 
 namespace CrmEngine.Security;
@@ -9,7 +10,8 @@ namespace CrmEngine.Security;
 /// <summary>
 /// Enforces record privileges on the write path for every write whose actor is a user id (a store from
 /// <c>IStoreProvider.ForActor(userId)</c>, as the API does for a key with a user) or an API key without a user
-/// (<c>apikey:&lt;name&gt;</c>, checked as <c>sys-api</c>): customers, activities and orders. A Validate handler refuses
+/// (<c>apikey:&lt;name&gt;</c>, checked as <c>sys-api</c>): customers, activities and orders; consent entries by their own
+/// privilege and the readability of their customer. A Validate handler refuses
 /// a create, write, delete or reassignment the user's roles (and shares) do not reach, and a change of a protected field
 /// the user may not write, with <see cref="AccessField"/> as the field and the decision (naming the missing privilege)
 /// as the message; nothing is stored. A PreOperation handler makes the creating user the owner of a record created
@@ -31,12 +33,15 @@ public sealed class WriteEnforcement : IHostedService
 
     private readonly IWriteHandlerRegistry _registry;
     private readonly SecurityDirectory _directory;
+    private readonly IStoreProvider? _stores;
     private readonly List<IDisposable> _registrations = [];
 
-    public WriteEnforcement(IWriteHandlerRegistry registry, SecurityDirectory directory)
+    /// <param name="stores">Where the customer of a consent entry is read; without it consent entries are checked for their own privilege only.</param>
+    public WriteEnforcement(IWriteHandlerRegistry registry, SecurityDirectory directory, IStoreProvider? stores = null)
     {
         _registry = registry ?? throw new ArgumentNullException(nameof(registry));
         _directory = directory ?? throw new ArgumentNullException(nameof(directory));
+        _stores = stores;
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -44,6 +49,8 @@ public sealed class WriteEnforcement : IHostedService
         Register<Customer>(EntityNames.Customer, c => c.Owner, (c, o) => c.Owner = o);
         Register<Activity>(EntityNames.Activity, a => a.Owner, (a, o) => a.Owner = o);
         Register<Order>(EntityNames.Order, o => o.Owner, (o, v) => o.Owner = v);
+        _registrations.Add(_registry.Register(HandlerRegistration.Create<ConsentEntry>(HandlerOwner, EntityNames.Consent, PipelineStage.Validate, -1000,
+            $"security:check-{EntityNames.Consent}", CheckConsentAsync, (_, actor) => Checks(actor))));
         return Task.CompletedTask;
     }
 
@@ -82,17 +89,62 @@ public sealed class WriteEnforcement : IHostedService
             }, (operation, actor) => operation == ChangeOperation.Create && Checks(actor) && !actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal))));
     }
 
-    private async Task CheckAsync<T>(WriteEvent<T> e, Func<T, string?> owner, CancellationToken ct) where T : class, IEntity
+    /// <summary>The access of the user a checked actor acts as, or null when nothing is to be checked.</summary>
+    private async Task<AccessContext?> AccessOfAsync(string actor, CancellationToken ct)
     {
         var snapshot = await _directory.SnapshotAsync(ct);
-        var userId = UserOf(e.Actor);
-        if (!snapshot.Users.TryGetValue(userId, out var user) || user.Kind == UserKind.System)
+        var userId = UserOf(actor);
+        // Not a user (an engine writer without a prefix, or no access model yet), or one of the engine's system users.
+        return snapshot.Users.TryGetValue(userId, out var user) && user.Kind != UserKind.System ? new AccessContext(snapshot, userId, null) : null;
+    }
+
+    private static void Reject<T>(WriteEvent<T> e, IEnumerable<AccessDecision> decisions) where T : class, IEntity
+    {
+        foreach (var denied in decisions.Where(d => !d.Allowed))
         {
-            // Not a user (an engine writer without a prefix, or no access model yet), or one of the engine's system users.
+            e.Reject(AccessField, denied.ToString());
+        }
+    }
+
+    /// <summary>
+    /// A consent entry has no owner (root unit): its own privilege (<c>consent:create|write|delete</c>), and the customer
+    /// it belongs to (before and after) must be readable by the user — the same rule as the API, so no store path lets a
+    /// user add to or withdraw from the ledger of a customer it cannot see.
+    /// </summary>
+    private async Task CheckConsentAsync(WriteEvent<ConsentEntry> e, CancellationToken ct)
+    {
+        if (await AccessOfAsync(e.Actor, ct) is not { } access)
+        {
             return;
         }
 
-        var access = new AccessContext(snapshot, userId, null);
+        var decisions = new List<AccessDecision>
+        {
+            e.Operation == ChangeOperation.Create
+                ? access.CheckCreate(e.Entity, null)
+                : access.Check(e.Operation == ChangeOperation.Delete ? Privilege.Delete : Privilege.Write, new RecordRef(e.Entity, e.EntityId, null)),
+        };
+        var store = _stores?.ForActor(e.Actor);
+        foreach (var customerId in new[] { e.Before?.CustomerId, e.After?.CustomerId }.Where(c => !string.IsNullOrEmpty(c)).Distinct(StringComparer.Ordinal))
+        {
+            // A customer that does not exist is not the access model's business (nothing to hide).
+            if (store is not null && await store.Customers.GetAsync(customerId!, ct) is { } customer)
+            {
+                decisions.Add(access.Check(Privilege.Read, new RecordRef(EntityNames.Customer, customer.Id, customer.Owner)));
+            }
+        }
+
+        Reject(e, decisions);
+    }
+
+    private async Task CheckAsync<T>(WriteEvent<T> e, Func<T, string?> owner, CancellationToken ct) where T : class, IEntity
+    {
+        if (await AccessOfAsync(e.Actor, ct) is not { } access)
+        {
+            return;
+        }
+
+        var userId = access.UserId;
         var decisions = new List<AccessDecision>();
         switch (e.Operation)
         {
@@ -115,9 +167,6 @@ public sealed class WriteEnforcement : IHostedService
                 break;
         }
 
-        foreach (var denied in decisions.Where(d => !d.Allowed))
-        {
-            e.Reject(AccessField, denied.ToString());
-        }
+        Reject(e, decisions);
     }
 }
