@@ -18,13 +18,8 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
     public async Task A_hostile_salesperson_gets_nothing_and_changes_nothing_permitted_users_succeed_without_hidden_fields()
     {
         using var root = new TestRoot();
-        Assert.Equal(0, (await Crm(root, "security", "seed")).Code);
-        Assert.Equal(0, (await Crm(root, "units", "create", "north", "--name", "North", "--parent", "sales")).Code);
-        Assert.Equal(0, (await Crm(root, "units", "create", "south", "--name", "South", "--parent", "sales")).Code);
-        Assert.Equal(0, (await Crm(root, "users", "create", "anna", "--name", "Anna", "--unit", "north", "--role", "salesperson")).Code);
-        Assert.Equal(0, (await Crm(root, "users", "create", "ben", "--name", "Ben", "--unit", "south", "--role", "salesperson")).Code);
+        await SeedNorthAndSouthAsync(root);
         Assert.Equal(0, (await Crm(root, "users", "create", "max", "--name", "Max", "--unit", "north", "--role", "marketing")).Code);
-        Assert.Equal(0, (await Crm(root, "users", "create", "mia", "--name", "Mia", "--unit", "north", "--role", "sales-manager")).Code);
 
         string a1 = "", a2 = "", b1 = "", b2 = "";
         await root.WithStoreAsync(async store =>
@@ -276,6 +271,65 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         Assert.Equal(0, await crm.WaitForExitAsync(TimeSpan.FromMinutes(2)));
     }
 
+    [Fact]
+    public async Task A_merge_that_would_move_another_units_activity_is_refused_by_crm_as_and_the_api_and_changes_nothing()
+    {
+        using var root = new TestRoot();
+        await SeedNorthAndSouthAsync(root);
+        string a1 = "", a2 = "", bens = "";
+        await root.WithStoreAsync(async store =>
+        {
+            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna" })).Id;
+            a2 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One Dup", Owner = "anna" })).Id;
+            // Ben (another unit) logged a visit on Anna's customer: Mia may not rewrite it.
+            bens = (await store.Activities.CreateAsync(new Activity { CustomerId = a2, Subject = "Ben's visit", Owner = "ben" })).Id;
+        });
+        var before = await StoreTextAsync(root);
+
+        var (code, text) = await Crm(root, "customers", "merge", a1, a2, "--as", "mia");
+        Assert.Equal(1, code);
+        Assert.Contains("denied (activity:write)", text, StringComparison.Ordinal);
+        Assert.Contains($"activity {bens} of customer {a2}", text, StringComparison.Ordinal);
+        Assert.Equal(before, await StoreTextAsync(root));
+
+        (code, text) = await Crm(root, "apikeys", "create", "--name", "mia-write", "--scope", "write", "--user", "mia");
+        Assert.True(code == 0, text);
+        var key = ApiHostTests.ParseKey(text);
+        using (var crm = CrmProcess.Start(root.Path, output, "run"))
+        {
+            await crm.WaitForReadyAsync();
+            using var http = new HttpClient { BaseAddress = root.ApiBase, Timeout = TimeSpan.FromMinutes(2) };
+            using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{a1}/merge", key, new { remove = a2, force = false }))
+            {
+                var problem = await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.Forbidden);
+                Assert.Equal("activity:write", problem["missingPrivilege"]!.GetValue<string>());
+                Assert.Contains(bens, problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+            }
+
+            crm.Signal(CrmProcess.SIGTERM);
+            Assert.Equal(0, await crm.WaitForExitAsync(TimeSpan.FromMinutes(2)));
+        }
+
+        Assert.Equal(before, await StoreTextAsync(root));
+
+        // The administrator may write every record: the merge goes through and Ben's visit moves with the customer.
+        (code, text) = await Crm(root, "customers", "merge", a1, a2, "--as", "admin");
+        Assert.True(code == 0, text);
+        Assert.Contains("1 activities", text, StringComparison.Ordinal);
+        await root.WithStoreAsync(async store => Assert.Equal(a1, (await store.Activities.GetAsync(bens))!.CustomerId));
+    }
+
+    /// <summary>The shipped roles, units north and south under sales, salespeople anna (north) and ben (south), sales manager mia (north).</summary>
+    private async Task SeedNorthAndSouthAsync(TestRoot root)
+    {
+        Assert.Equal(0, (await Crm(root, "security", "seed")).Code);
+        Assert.Equal(0, (await Crm(root, "units", "create", "north", "--name", "North", "--parent", "sales")).Code);
+        Assert.Equal(0, (await Crm(root, "units", "create", "south", "--name", "South", "--parent", "sales")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "anna", "--name", "Anna", "--unit", "north", "--role", "salesperson")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "ben", "--name", "Ben", "--unit", "south", "--role", "salesperson")).Code);
+        Assert.Equal(0, (await Crm(root, "users", "create", "mia", "--name", "Mia", "--unit", "north", "--role", "sales-manager")).Code);
+    }
+
     /// <summary>Every customer with its version, as text, to compare the store before and after.</summary>
     private static async Task<string> StoreTextAsync(TestRoot root)
     {
@@ -284,7 +338,7 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         {
             var all = await store.Customers.ListAsync(1000);
             text = string.Join("\n", all.Select(c => JsonSerializer.Serialize(c)));
-            text += "\nactivities:" + (await store.Activities.CountAsync()) + " orders:" + (await store.Orders.CountAsync());
+            text += "\nactivities:" + JsonSerializer.Serialize(await store.Activities.ListAsync(1000)) + " orders:" + (await store.Orders.CountAsync());
         });
         return text;
     }
