@@ -50,7 +50,7 @@ public sealed class CustomerMerger
     }
 
     /// <param name="access">The acting user's access (write on the kept, delete on the removed customer and write on each
-    /// activity, order and consent entry that moves are checked before anything changes), or null for the machine operator (the CLI without --as), who may do everything.</param>
+    /// activity and order that moves are checked; consent entries follow the customer before anything changes), or null for the machine operator (the CLI without --as), who may do everything.</param>
     public async Task<MergeResult> MergeAsync(string keepId, string removeId, bool force, string user, CancellationToken cancellationToken = default,
         AccessContext? access = null)
     {
@@ -93,10 +93,11 @@ public sealed class CustomerMerger
 
         if (access is not null)
         {
-            // Moving a record to another customer rewrites it: the user needs write on every one, checked before anything changes.
+            // Moving a record to another customer rewrites it: the user needs write on every activity and order, checked
+            // before anything changes. Consent entries are not checked: they are the data subject's own ledger (no owner)
+            // and must follow the person; write on the kept and delete on the removed customer already cover them.
             await RequireWriteAsync(access, store.Activities, EntityNames.Activity, a => a.Owner, removeId, keepId, cancellationToken);
             await RequireWriteAsync(access, store.Orders, EntityNames.Order, o => o.Owner, removeId, keepId, cancellationToken);
-            await RequireWriteAsync(access, store.Consents, EntityNames.Consent, _ => null, removeId, keepId, cancellationToken);
         }
 
         var conflicts = CustomerCombiner.Conflicts(keep, remove, includeCustom: true);
