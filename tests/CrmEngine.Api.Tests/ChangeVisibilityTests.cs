@@ -38,4 +38,20 @@ public sealed class ChangeVisibilityTests
         };
         Assert.Equal("anna", ChangeVisibility.OwnerAt(deletedWhileOwned, new ChangeRecord(4, "customer", "c1", ChangeOperation.Delete, 2, At, "admin")));
     }
+
+    [Fact]
+    public void A_plugin_entity_change_is_judged_by_its_declared_owner_field_not_by_a_field_called_owner()
+    {
+        // acme_partner declares "accountManager" as its owner field; its "owner" field is just data.
+        var history = new[]
+        {
+            Entry(3, ChangeOperation.Create, new FieldChange("owner", null, "\"ben\""), new FieldChange("accountManager", null, "\"anna\"")),
+            Entry(6, ChangeOperation.Update, new FieldChange("AccountManager", "\"anna\"", "\"carl\"")),
+        };
+        string? OwnerAt(long sequence) =>
+            ChangeVisibility.OwnerAt(history, new ChangeRecord(sequence, "acme_partner", "p1", ChangeOperation.Update, 1, At, "plugin:acme"), "accountManager");
+
+        Assert.Equal("anna", OwnerAt(3));
+        Assert.Equal("carl", OwnerAt(6));   // field names compared ignoring case
+    }
 }

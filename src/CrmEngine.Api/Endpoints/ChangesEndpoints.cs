@@ -177,15 +177,22 @@ internal sealed class ChangeVisibility(AccessContext access, IAuditLog audit)
             _histories[key] = history = await audit.ForEntityAsync(change.Entity, change.EntityId, cancellationToken);
         }
 
-        return filter.Matches(change.EntityId, OwnerAt(history, change));
+        // A plugin entity names its owner field itself (IPluginBuilder.DeclareEntity, null = none); core entities use "owner".
+        var ownerField = access.Snapshot.DeclaredEntities.TryGetValue(change.Entity, out var declared) ? declared.OwnerField : "owner";
+        return filter.Matches(change.EntityId, OwnerAt(history, change, ownerField));
     }
 
     /// <summary>
     /// The record's owner as of <paramref name="change"/>: after it for a create or update (who holds the record now
     /// sees the change that gave it to them), before it for a delete.
     /// </summary>
-    internal static string? OwnerAt(IReadOnlyList<AuditEntry> history, ChangeRecord change)
+    internal static string? OwnerAt(IReadOnlyList<AuditEntry> history, ChangeRecord change, string? ownerField = "owner")
     {
+        if (ownerField is null)
+        {
+            return null;   // a declared entity without an owner field: its records belong to the root unit
+        }
+
         string? owner = null;
         foreach (var entry in history)
         {
@@ -196,7 +203,8 @@ internal sealed class ChangeVisibility(AccessContext access, IAuditLog audit)
 
             foreach (var field in entry.Changes)
             {
-                if (field.Field == "Owner")
+                // Audit field names follow the stored document ("Owner" for core records): compared ignoring case.
+                if (string.Equals(field.Field, ownerField, StringComparison.OrdinalIgnoreCase))
                 {
                     owner = entry.Sequence == change.Sequence && change.Operation == ChangeOperation.Delete ? Text(field.Before) : Text(field.After);
                 }
