@@ -37,6 +37,35 @@ public sealed class PluginEndpointTests
     }
 
     [Fact]
+    public async Task A_plugin_endpoint_checks_and_masks_records_with_the_callers_record_access()
+    {
+        await using var api = await StartAsync();
+        var security = api.GetService<CrmEngine.Security.SecurityAdministration>();
+        await security.SeedAsync(CrmEngine.Security.SeedFile.Load(BearerTokenTests.ShippedSeed()), "admin");
+        foreach (var user in new[] { "anna", "bob" })
+        {
+            await security.CreateUserAsync(new CrmEngine.Security.SecurityUser { Id = user, Name = user, BusinessUnit = "sales", Roles = ["salesperson"] }, "admin");
+        }
+
+        var keys = api.GetService<CrmEngine.Api.Keys.ApiKeyAdministration>();
+        var anna = api.Client((await keys.CreateAsync("key-anna", CrmEngine.Abstractions.Http.ApiScope.Read, null, "anna")).Key);
+        var admin = api.Client((await keys.CreateAsync("key-admin", CrmEngine.Abstractions.Http.ApiScope.Read, null, "admin")).Key);
+
+        // Anna (salesperson, own depth) reads her own record without the overdue amount, which her role may not read.
+        var own = await ApiTestHost.ReadJsonAsync(await anna.GetAsync("api/plugins/fixture.http/access/anna"));
+        Assert.Equal("anna", own.GetProperty("owner").GetString());
+        Assert.False(own.TryGetProperty("overdueAmount", out _), own.ToString());
+
+        // Bob's record is refused to her, naming the missing privilege; the administrator reads it whole.
+        using var refused = await anna.GetAsync("api/plugins/fixture.http/access/bob");
+        var problem = await refused.Content.ReadAsStringAsync();
+        Assert.True(refused.StatusCode == HttpStatusCode.NotFound, problem);
+        Assert.Contains("customer:read", problem, StringComparison.Ordinal);
+        var whole = await ApiTestHost.ReadJsonAsync(await admin.GetAsync("api/plugins/fixture.http/access/bob"));
+        Assert.Equal(12.5, whole.GetProperty("overdueAmount").GetDouble());
+    }
+
+    [Fact]
     public async Task Plugin_endpoints_have_the_same_authentication_and_their_declared_scope()
     {
         await using var api = await StartAsync();

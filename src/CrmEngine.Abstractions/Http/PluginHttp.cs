@@ -37,6 +37,12 @@ public sealed class PluginHttpRequest
     /// <summary>Who is calling, as the audit log names it (for example <c>apikey:ops-sync</c>).</summary>
     public required string Actor { get; init; }
 
+    /// <summary>
+    /// The caller's record access (roles, shares, field protection), set by the host for every request: check each record
+    /// an endpoint answers or changes and mask what it answers. A request built outside the host denies everything.
+    /// </summary>
+    public IRecordAccess Access { get; init; } = NoRecordAccess.Instance;
+
     /// <summary>The body as JSON, with the host's rules: unknown members rejected, names case-insensitive.</summary>
     public T? ReadJson<T>() => JsonSerializer.Deserialize<T>(Body.Span, PluginHttpJson.Options);
 }

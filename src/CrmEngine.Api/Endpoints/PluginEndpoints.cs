@@ -176,6 +176,7 @@ internal static class PluginEndpoints
                 .ToDictionary(h => h.Key, h => h.Value.Select(v => v ?? "").ToArray(), StringComparer.OrdinalIgnoreCase),
             Body = buffer.ToArray(),
             Actor = context.CrmActor(),
+            Access = new PluginRecordAccess(await context.CrmAccessAsync()),
         };
 
         var outcome = await plugins.InvokeAsync(endpoint, request, context.RequestAborted);
