@@ -107,6 +107,48 @@ public sealed class RecordAccessTests
     }
 
     [Fact]
+    public async Task An_erase_is_refused_when_the_user_may_not_write_an_activity_it_would_clear_and_nothing_changes()
+    {
+        var (engine, admin) = await StartAsync();
+        await using var _ = engine;
+        var store = engine.Store();
+        var customer = await store.Customers.CreateAsync(new Customer { Name = "Erase Me", Owner = "anna", Emails = ["erase@me.example"] });
+        await store.Activities.CreateAsync(new Activity { CustomerId = customer.Id, Subject = "Anna's call", Owner = "anna" });
+        var bens = await store.Activities.CreateAsync(new Activity { CustomerId = customer.Id, Subject = "Ben's call", Body = "BEN-NOTE", Owner = "ben" });
+        // Another unit's order on the customer: an erase does not touch orders, so it does not stop Mia.
+        await store.Orders.CreateAsync(new Order { CustomerId = customer.Id, Owner = "ben", Lines = [new OrderLine { Description = "Widget", Quantity = 1, UnitPrice = 5 }] });
+        await store.Consents.CreateAsync(new ConsentEntry { CustomerId = customer.Id, Purpose = "newsletter", Granted = true, Source = "web form" });
+        var eraser = engine.Get<CustomerEraser>();
+        var before = await StateAsync(engine, customer.Id);
+        var auditBefore = JsonSerializer.Serialize(await store.Audit.ForEntityAsync(EntityNames.Customer, customer.Id));
+
+        // Mia (north) may delete the customer, but not write Ben's activity (south): refused, naming it; nothing changes.
+        var mia = await admin.ContextForAsync("mia");
+        var ex = await Assert.ThrowsAsync<CustomerOperationException>(() => eraser.EraseAsync(customer.Id, "GDPR request", "mia", access: mia));
+        Assert.True(ex.Forbidden);
+        Assert.Equal("activity:write", ex.Denial!.Value.Missing);
+        Assert.Contains($"activity {bens.Id} of customer {customer.Id}", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await StateAsync(engine, customer.Id));
+        Assert.Equal(auditBefore, JsonSerializer.Serialize(await store.Audit.ForEntityAsync(EntityNames.Customer, customer.Id)));
+        Assert.Null(await engine.Get<IStoreProvider>().ForActor("test", CustomerRedirects.Owner).Collection<ErasureRecord>(CustomerEraser.Collection).GetAsync(customer.Id));
+
+        // With Ben's activity in her unit, Mia's erase goes through (the order is left as it is; the consent entry follows).
+        var activity = (await store.Activities.GetAsync(bens.Id))!;
+        activity.Owner = "anna";
+        await store.Activities.UpdateAsync(activity);
+        var result = await eraser.EraseAsync(customer.Id, "GDPR request", "mia", access: mia);
+        Assert.Equal((2, 1), (result.Activities, result.Consents));
+        Assert.Equal(CustomerEraser.Erased, (await store.Customers.GetAsync(customer.Id))!.Name);
+        Assert.Null((await store.Activities.GetAsync(bens.Id))!.Body);
+
+        // The machine operator (no user) erases whatever the records' owners.
+        var other = await store.Customers.CreateAsync(new Customer { Name = "Other", Owner = "anna" });
+        await store.Activities.CreateAsync(new Activity { CustomerId = other.Id, Subject = "Ben's other call", Owner = "ben" });
+        Assert.Equal(1, (await eraser.EraseAsync(other.Id, "GDPR request", "operator")).Activities);
+    }
+
+    [Fact]
     public async Task A_customers_export_leaves_out_records_the_user_may_not_read_says_how_many_and_hides_protected_fields()
     {
         var (engine, admin) = await StartAsync();

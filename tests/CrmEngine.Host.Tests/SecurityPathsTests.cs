@@ -286,24 +286,68 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         });
         var before = await StoreTextAsync(root);
 
-        var (code, text) = await Crm(root, "customers", "merge", a1, a2, "--as", "mia");
+        await AssertMiaRefusedAsync(root, before, ["customers", "merge", a1, a2], $"api/customers/{a1}/merge", new { remove = a2, force = false },
+            $"activity {bens} of customer {a2}");
+
+        // The administrator may write every record: the merge goes through and Ben's visit moves with the customer.
+        var (code, text) = await Crm(root, "customers", "merge", a1, a2, "--as", "admin");
+        Assert.True(code == 0, text);
+        Assert.Contains("1 activities", text, StringComparison.Ordinal);
+        await root.WithStoreAsync(async store => Assert.Equal(a1, (await store.Activities.GetAsync(bens))!.CustomerId));
+    }
+
+    [Fact]
+    public async Task An_erase_that_would_clear_another_units_activity_is_refused_by_crm_as_and_the_api_and_changes_nothing()
+    {
+        using var root = new TestRoot();
+        await SeedNorthAndSouthAsync(root);
+        string a1 = "", bens = "";
+        await root.WithStoreAsync(async store =>
+        {
+            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna", Emails = ["one@anna.example"] })).Id;
+            // Ben (another unit) logged a visit on Anna's customer: Mia may delete the customer but not rewrite Ben's visit.
+            bens = (await store.Activities.CreateAsync(new Activity { CustomerId = a1, Subject = "Ben's visit", Body = "BEN-NOTE", Owner = "ben" })).Id;
+        });
+        var before = await StoreTextAsync(root);
+
+        await AssertMiaRefusedAsync(root, before, ["customers", "erase", a1, "--reason", "GDPR"], $"api/customers/{a1}/erase", new { reason = "GDPR" },
+            $"activity {bens} of customer {a1}");
+
+        // The administrator may write every record: the erase goes through and Ben's visit loses its text.
+        var (code, text) = await Crm(root, "customers", "erase", a1, "--reason", "GDPR", "--as", "admin");
+        Assert.True(code == 0, text);
+        Assert.Contains("1 activities", text, StringComparison.Ordinal);
+        await root.WithStoreAsync(async store =>
+        {
+            Assert.Equal("[erased]", (await store.Customers.GetAsync(a1))!.Name);
+            Assert.Null((await store.Activities.GetAsync(bens))!.Body);
+        });
+    }
+
+    /// <summary>
+    /// Mia (sales manager, north) runs the verb with <c>--as mia</c> and then POSTs the same operation with her admin-scope key
+    /// over real HTTP: both are refused with <c>activity:write</c> naming <paramref name="record"/>, and the store is unchanged.
+    /// </summary>
+    private async Task AssertMiaRefusedAsync(TestRoot root, string before, string[] verb, string path, object body, string record)
+    {
+        var (code, text) = await Crm(root, [.. verb, "--as", "mia"]);
         Assert.Equal(1, code);
         Assert.Contains("denied (activity:write)", text, StringComparison.Ordinal);
-        Assert.Contains($"activity {bens} of customer {a2}", text, StringComparison.Ordinal);
+        Assert.Contains(record, text, StringComparison.Ordinal);
         Assert.Equal(before, await StoreTextAsync(root));
 
-        (code, text) = await Crm(root, "apikeys", "create", "--name", "mia-write", "--scope", "write", "--user", "mia");
+        (code, text) = await Crm(root, "apikeys", "create", "--name", "mia-" + verb[1], "--scope", "admin", "--user", "mia");
         Assert.True(code == 0, text);
         var key = ApiHostTests.ParseKey(text);
         using (var crm = CrmProcess.Start(root.Path, output, "run"))
         {
             await crm.WaitForReadyAsync();
             using var http = new HttpClient { BaseAddress = root.ApiBase, Timeout = TimeSpan.FromMinutes(2) };
-            using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{a1}/merge", key, new { remove = a2, force = false }))
+            using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, path, key, body))
             {
                 var problem = await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.Forbidden);
                 Assert.Equal("activity:write", problem["missingPrivilege"]!.GetValue<string>());
-                Assert.Contains(bens, problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+                Assert.Contains(record, problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
             }
 
             crm.Signal(CrmProcess.SIGTERM);
@@ -311,12 +355,6 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         }
 
         Assert.Equal(before, await StoreTextAsync(root));
-
-        // The administrator may write every record: the merge goes through and Ben's visit moves with the customer.
-        (code, text) = await Crm(root, "customers", "merge", a1, a2, "--as", "admin");
-        Assert.True(code == 0, text);
-        Assert.Contains("1 activities", text, StringComparison.Ordinal);
-        await root.WithStoreAsync(async store => Assert.Equal(a1, (await store.Activities.GetAsync(bens))!.CustomerId));
     }
 
     /// <summary>The shipped roles, units north and south under sales, salespeople anna (north) and ben (south), sales manager mia (north).</summary>

@@ -33,6 +33,29 @@ public static class CustomerAccess
         }
     }
 
+    /// <summary>
+    /// Refuses an operation on a customer (merge, erase) that rewrites the customer's activities or orders when the user may
+    /// not write one of <paramref name="records"/>: the denial names the privilege and the record, and says what the
+    /// operation would have done to it (<paramref name="doing"/>) and what was changed (<paramref name="changed"/>).
+    /// </summary>
+    public static void RequireWriteOnEach<T>(AccessContext? access, string entity, IEnumerable<T> records, Func<T, string?> owner, string customerId,
+        string doing, string changed = "Nothing was changed")
+        where T : IEntity
+    {
+        if (access is null)
+        {
+            return;
+        }
+
+        foreach (var item in records)
+        {
+            if (access.Check(Privilege.Write, new RecordRef(entity, item.Id, owner(item))) is { Allowed: false } denied)
+            {
+                throw Refused(AccessDecision.Deny(denied.Missing!, $"{entity} {item.Id} of customer {customerId} {doing}, which is a write: {denied.Reason}. {changed}"));
+            }
+        }
+    }
+
     /// <summary>The exception for a denial: <see cref="CustomerOperationException.Forbidden"/>, the decision kept.</summary>
     public static CustomerOperationException Refused(AccessDecision denied) => new(denied.ToString(), forbidden: true) { Denial = denied };
 

@@ -58,7 +58,8 @@ public sealed class CustomerEraser
         _time = time ?? TimeProvider.System;
     }
 
-    /// <param name="access">The acting user's access (delete on the customer is checked first), or null for the machine operator.</param>
+    /// <param name="access">The acting user's access (delete on the customer and write on each of its activities are checked
+    /// before anything changes), or null for the machine operator.</param>
     public async Task<EraseResult> EraseAsync(string customerId, string reason, string user, CancellationToken cancellationToken = default,
         AccessContext? access = null)
     {
@@ -81,6 +82,12 @@ public sealed class CustomerEraser
         }
 
         CustomerAccess.Require(access, customer, Privilege.Delete, null);
+        // Clearing an activity's text rewrites it: the user needs write on every one, checked before anything changes.
+        // The versions read here are the ones written below, so an activity changed in between (for example given to
+        // another owner) fails that write instead of being erased unchecked. Orders hold no personal data and are not
+        // touched; consent entries are the person's own ledger and follow the customer, as in a merge.
+        var activities = await store.Activities.FindAllAsync(customerId, cancellationToken);
+        CustomerAccess.RequireWriteOnEach(access, EntityNames.Activity, activities, a => a.Owner, customerId, "would be cleared of personal data");
 
         customer.Name = Erased;
         customer.Emails.Clear();
@@ -100,7 +107,6 @@ public sealed class CustomerEraser
         customer.BlacklistReason = customer.Blacklisted ? Erased : null;
         await store.Customers.UpdateAsync(customer, cancellationToken);
 
-        var activities = await store.Activities.FindAllAsync(customerId, cancellationToken);
         foreach (var a in activities)
         {
             a.Subject = Erased;

@@ -156,14 +156,7 @@ public sealed class CustomerMerger
         while (true)
         {
             var page = await set.FindAsync(IndexedField.CustomerId, fromId, Batch, after, ct);
-            foreach (var item in page)
-            {
-                if (access.Check(Privilege.Write, new RecordRef(entity, item.Id, owner(item))) is { Allowed: false } denied)
-                {
-                    throw CustomerAccess.Refused(AccessDecision.Deny(denied.Missing!,
-                        $"{entity} {item.Id} of customer {fromId} would move to customer {toId}, which is a write: {denied.Reason}. Nothing was changed"));
-                }
-            }
+            CustomerAccess.RequireWriteOnEach(access, entity, page, owner, fromId, $"would move to customer {toId}");
 
             if (page.Count < Batch)
             {
