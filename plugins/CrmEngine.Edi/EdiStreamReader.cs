@@ -105,7 +105,7 @@ public sealed class EdiStreamReader : IDisposable
             _reprocess = false;
 
             // Most segments: content inside a set (Process would find the same first).
-            if (_state == State.InSet && RoleOf(_tok.Tag, _tok.Standard == EdiStandard.X12) == Role.Content)
+            if (_state == State.InSet && RoleOf(_tok.PackedTag, _tok.Standard == EdiStandard.X12) == Role.Content)
             {
                 AddToSet();
                 continue;
@@ -155,12 +155,6 @@ public sealed class EdiStreamReader : IDisposable
 
         return true;
     }
-
-    private static bool Is(ReadOnlySpan<byte> tag, char a, char b, char c)
-        => tag.Length == 3 && tag[0] == (byte)a && tag[1] == (byte)b && tag[2] == (byte)c;
-
-    private static bool Is(ReadOnlySpan<byte> tag, char a, char b)
-        => tag.Length == 2 && tag[0] == (byte)a && tag[1] == (byte)b;
 
     private string Str(int element, int component = 0)
     {
@@ -214,41 +208,40 @@ public sealed class EdiStreamReader : IDisposable
         InterchangeAcknowledgement,
     }
 
+    /// <summary>The role of a segment from its packed tag (<see cref="EdiTokenizer.PackedTag"/>).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Role RoleOf(ReadOnlySpan<byte> tag, bool x12)
+    private static Role RoleOf(int tag, bool x12)
     {
         if (x12)
         {
-            // Envelope tags: ISA, GS, ST, SE, GE, IEA, TA1 (a cheap first-byte filter, then the exact tag).
-            if (tag.Length is not (2 or 3) || tag[0] is not ((byte)'I' or (byte)'G' or (byte)'S' or (byte)'T'))
+            // Envelope tags: ISA, GS, ST, SE, GE, IEA, TA1.
+            return tag switch
             {
-                return Role.Content;
-            }
-
-            return Is(tag, 'I', 'S', 'A') ? Role.InterchangeHeader
-                : Is(tag, 'G', 'S') ? Role.GroupHeader
-                : Is(tag, 'S', 'T') ? Role.SetHeader
-                : Is(tag, 'S', 'E') ? Role.SetTrailer
-                : Is(tag, 'G', 'E') ? Role.GroupTrailer
-                : Is(tag, 'I', 'E', 'A') ? Role.InterchangeTrailer
-                : Is(tag, 'T', 'A', '1') ? Role.InterchangeAcknowledgement
-                : Role.Content;
+                ('I' << 16) | ('S' << 8) | 'A' => Role.InterchangeHeader,
+                ('G' << 8) | 'S' => Role.GroupHeader,
+                ('S' << 8) | 'T' => Role.SetHeader,
+                ('S' << 8) | 'E' => Role.SetTrailer,
+                ('G' << 8) | 'E' => Role.GroupTrailer,
+                ('I' << 16) | ('E' << 8) | 'A' => Role.InterchangeTrailer,
+                ('T' << 16) | ('A' << 8) | '1' => Role.InterchangeAcknowledgement,
+                _ => Role.Content,
+            };
         }
 
         // EDIFACT envelope tags all start with UN (UNS, the section control, is content).
-        if (tag.Length != 3 || tag[0] != (byte)'U' || tag[1] != (byte)'N')
+        if ((tag >> 8) != (('U' << 8) | 'N'))
         {
             return Role.Content;
         }
 
-        return tag[2] switch
+        return (tag & 0xFF) switch
         {
-            (byte)'B' => Role.InterchangeHeader,
-            (byte)'G' => Role.GroupHeader,
-            (byte)'H' => Role.SetHeader,
-            (byte)'T' => Role.SetTrailer,
-            (byte)'E' => Role.GroupTrailer,
-            (byte)'Z' => Role.InterchangeTrailer,
+            'B' => Role.InterchangeHeader,
+            'G' => Role.GroupHeader,
+            'H' => Role.SetHeader,
+            'T' => Role.SetTrailer,
+            'E' => Role.GroupTrailer,
+            'Z' => Role.InterchangeTrailer,
             _ => Role.Content,
         };
     }
@@ -257,7 +250,7 @@ public sealed class EdiStreamReader : IDisposable
     {
         var tag = _tok.Tag;
         bool x12 = _tok.Standard == EdiStandard.X12;
-        var role = RoleOf(tag, x12);
+        var role = RoleOf(_tok.PackedTag, x12);
 
         // Fast path: a content segment inside a set.
         if (role == Role.Content && _state == State.InSet)
@@ -590,8 +583,8 @@ public sealed class EdiStreamReader : IDisposable
         _currentAdded = true;
         if (_inline)
         {
-            _tok.GetCurrent(out var src, out int offset, out int length, out var bounds, out int count);
-            InlineValidator!.Step(_segCount - 1, EdiTag.PackCurrent(src, offset, length, bounds, count), src, offset, bounds, 0, count, _tok.SegmentFlags, _tok.ComponentMask, _tok.SegmentOffset, _tok.SegmentLine);
+            _tok.GetCurrent(out var src, out int offset, out _, out var bounds, out int count);
+            InlineValidator!.Step(_segCount - 1, _tok.PackedTag, src, offset, bounds, 0, count, _tok.SegmentFlags, _tok.ComponentMask, _tok.SegmentOffset, _tok.SegmentLine);
         }
     }
 

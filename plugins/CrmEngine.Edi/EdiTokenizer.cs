@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -39,6 +40,10 @@ public sealed class EdiTokenizer : IDisposable
     private int _segLen;
     private int[] _bounds = new int[64];
     private int _elemCount;
+    private readonly int _maxElements;
+    private const int TagIea = ('I' << 16) | ('E' << 8) | 'A';
+    private const int TagUnz = ('U' << 16) | ('N' << 8) | 'Z';
+    private const int TagUnb = ('U' << 16) | ('N' << 8) | 'B';
 
     public EdiTokenizer(Stream stream, EdiReaderOptions? options = null, bool ownsStream = false)
     {
@@ -48,6 +53,7 @@ public sealed class EdiTokenizer : IDisposable
         _ownsStream = ownsStream;
         _options = options ?? EdiReaderOptions.Default;
         _buf = ArrayPool<byte>.Shared.Rent(Math.Max(1024, _options.BufferSize));
+        _maxElements = Math.Min(_options.MaxElementsPerSegment, 1 << 20);
     }
 
     public EdiReaderOptions Options => _options;
@@ -57,7 +63,31 @@ public sealed class EdiTokenizer : IDisposable
 
     public EdiStandard Standard { get; private set; }
 
-    public EdiDelimiters Delimiters { get; private set; }
+    public EdiDelimiters Delimiters
+    {
+        get => _delims;
+        private set
+        {
+            // The vector pass compares against these; set once per interchange, not per segment.
+            _delims = value;
+            _vTerm = Vector256.Create(value.Segment);
+            _vRel = Vector256.Create(value.Release != 0 ? value.Release : value.Segment);
+            _vSep = Vector256.Create(value.Element);
+            _vComp = Vector256.Create(value.Component);
+            _vRep = Vector256.Create(value.Repetition != 0 ? value.Repetition : value.Component);
+        }
+    }
+
+    private EdiDelimiters _delims;
+    private Vector256<byte> _vTerm;
+    private Vector256<byte> _vRel;
+    private Vector256<byte> _vSep;
+    private Vector256<byte> _vComp;
+    private Vector256<byte> _vRep;
+    private int _tag;
+
+    /// <summary>The current segment's tag packed as <see cref="EdiTag.Pack(ReadOnlySpan{byte})"/> does (0 empty, -1 longer than 3).</summary>
+    internal int PackedTag => _tag;
 
     /// <summary>
     /// Set when the input is two-octet UCS-2 (UNOW/UNOY interchanges sent as ISO 10646 UCS-2, big-endian, or
@@ -133,7 +163,7 @@ public sealed class EdiTokenizer : IDisposable
             IsNewInterchange = true;
         }
 
-        var d = Delimiters;
+        var d = _delims;
         byte term = d.Segment;
 
         // Skip line breaks and padding between segments.
@@ -182,20 +212,21 @@ public sealed class EdiTokenizer : IDisposable
         SegmentOffset = _bufBase + _pos;
         SegmentLine = _line;
         SegmentColumn = (int)(SegmentOffset - _lineStart) + 1;
-        if (!Vector256.IsHardwareAccelerated || ExactPathOnly || !TryReadPlainSegment256(d))
+        if (!Vector256.IsHardwareAccelerated || ExactPathOnly || !TryReadPlainSegment256())
         {
             ReadSegmentSlow(d);
+            _tag = EdiTag.Pack(Element(0));
         }
 
         SegmentCount++;
-        var tag = Tag;
-        if (IsNewInterchange && HasServiceStringAdvice && d.Repetition != 0 && tag.SequenceEqual("UNB"u8) && !SyntaxVersion4(Element(1)))
+        int tag = _tag;
+        if (IsNewInterchange && HasServiceStringAdvice && d.Repetition != 0 && tag == TagUnb && !SyntaxVersion4(Element(1)))
         {
             // UNA position 5 is the repetition separator only from syntax version 4 (reserved before).
             Delimiters = d with { Repetition = 0 };
         }
 
-        if (tag.Length == 3 && ((tag[0] == (byte)'I' && tag[1] == (byte)'E' && tag[2] == (byte)'A') || (tag[0] == (byte)'U' && tag[1] == (byte)'N' && tag[2] == (byte)'Z')))
+        if (tag == TagIea || tag == TagUnz)
         {
             _needDetect = true;
         }
@@ -210,7 +241,7 @@ public sealed class EdiTokenizer : IDisposable
     /// before the terminator, fewer than 32 bytes are buffered or the element limit is near: <see cref="ReadSegmentSlow"/>
     /// handles those.
     /// </summary>
-    private bool TryReadPlainSegment256(EdiDelimiters d)
+    private bool TryReadPlainSegment256()
     {
         int start = _pos;
         int last = _end - 32;
@@ -219,23 +250,26 @@ public sealed class EdiTokenizer : IDisposable
             return false;
         }
 
-        byte term = d.Segment;
-        var vterm = Vector256.Create(term);
-        var vrel = Vector256.Create(d.Release != 0 ? d.Release : term);
-        var vsep = Vector256.Create(d.Element);
-        var vcomp = Vector256.Create(d.Component);
-        var vrep = Vector256.Create(d.Repetition != 0 ? d.Repetition : d.Component);
+        // No call inside the loop (a segment that needs a bigger bounds array goes the slow way once), so the vectors stay in registers.
+        var vterm = _vTerm;
+        var vrel = _vRel;
+        var vsep = _vSep;
+        var vcomp = _vComp;
+        var vrep = _vRep;
         var v0a = Vector256.Create((byte)0x0A);
         var v03 = Vector256.Create((byte)0x03);
         var v20 = Vector256.Create((byte)0x20);
         var v5e = Vector256.Create((byte)0x5E);
-        int max = Math.Min(_options.MaxElementsPerSegment, 1 << 20);
+        byte term = _delims.Segment;
+        int room = Math.Min(_maxElements - 33, _bounds.Length - 34);
         ref byte r0 = ref MemoryMarshal.GetArrayDataReference(_buf);
         var bounds = _bounds;
+        ref int b0 = ref MemoryMarshal.GetArrayDataReference(bounds);
         int count = 1;
-        bounds[0] = 0;
+        b0 = 0;
         uint special = 0;
         uint notPlain = 0;
+        uint firstComps = 0;
         int i = start;
         while (true)
         {
@@ -262,33 +296,30 @@ public sealed class EdiTokenizer : IDisposable
             }
 
             uint comps = Vector256.Equals(v, vcomp).ExtractMostSignificantBits() & keep;
+            if (i == start)
+            {
+                firstComps = comps;
+            }
+
             special |= comps | (Vector256.Equals(v, vrep).ExtractMostSignificantBits() & keep);
             notPlain |= Vector256.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & keep;
             seps &= keep;
             if (seps != 0)
             {
-                if (count + 33 >= max || count + 34 >= bounds.Length)
+                if (count >= room)
                 {
-                    if (count + 33 >= max)
-                    {
-                        return false;
-                    }
-
-                    Array.Resize(ref _bounds, Math.Max(bounds.Length * 2, count + 64));
-                    bounds = _bounds;
+                    return false;
                 }
 
                 // Eight positions written whatever the number of separators (the array has 34 spare entries here), so the
                 // loop exit does not depend on the data: most segments have fewer than eight elements per block.
                 int rel = i - start + 1;
                 int n = BitOperations.PopCount(seps);
-                ref int w = ref bounds[count];
-                for (int k = 0; k < 8; k++)
-                {
-                    Unsafe.Add(ref w, k) = rel + BitOperations.TrailingZeroCount(seps);
-                    seps &= seps - 1;
-                }
-
+                ref int w = ref Unsafe.Add(ref b0, count);
+                seps = PutTwo(ref w, rel, seps);
+                seps = PutTwo(ref Unsafe.Add(ref w, 2), rel, seps);
+                seps = PutTwo(ref Unsafe.Add(ref w, 4), rel, seps);
+                seps = PutTwo(ref Unsafe.Add(ref w, 6), rel, seps);
                 for (int k = 8; k < n; k++)
                 {
                     Unsafe.Add(ref w, k) = rel + BitOperations.TrailingZeroCount(seps);
@@ -308,31 +339,43 @@ public sealed class EdiTokenizer : IDisposable
 
                 _segOff = start;
                 _segLen = len;
-                _pos = start + len + 1;
+                int next = start + len + 1;
+                _pos = next;
                 if (term == Lf)
                 {
-                    NewLine(_bufBase + _pos);
+                    NewLine(_bufBase + next);
                 }
-                else if (_pos < _end && _buf[_pos] == Lf)
+                else if (next < _end && Unsafe.Add(ref r0, next) == Lf)
                 {
                     // The line break after the terminator (what the skip loop would do first on the next call).
-                    _pos++;
-                    NewLine(_bufBase + _pos);
+                    _pos = next + 1;
+                    NewLine(_bufBase + next + 1);
                 }
 
-                bounds[count] = len + 1;
+                Unsafe.Add(ref b0, count) = len + 1;
                 _elemCount = count;
-                if (i == start)
-                {
-                    _compMask = comps;
-                }
-
+                _compMask = i == start ? firstComps : -1;
                 _flags = (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
+
+                // The tag from the first four bytes (32 are buffered): its length is the first bound.
+                int tagLen = count > 1 ? Unsafe.Add(ref b0, 1) - 1 : len;
+                uint head = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref r0, start)));
+                _tag = (uint)(tagLen - 1) < 3 ? (int)(head >> (32 - (8 * tagLen))) : (tagLen == 0 ? 0 : -1);
                 return true;
             }
 
             i += 32;
         }
+    }
+
+    /// <summary>The next two element starts from a separator mask (unrolled: the JIT keeps a counted loop).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint PutTwo(ref int w, int rel, uint seps)
+    {
+        w = rel + BitOperations.TrailingZeroCount(seps);
+        seps &= seps - 1;
+        Unsafe.Add(ref w, 1) = rel + BitOperations.TrailingZeroCount(seps);
+        return seps & (seps - 1);
     }
 
     /// <summary>Any segment: line breaks inside (wrapped files) are dropped, release characters honoured, the buffer refilled as needed.</summary>

@@ -173,7 +173,10 @@ public class TokenizerPathTests
             {
                 // Flags: the vector pass knows them exactly; the exact path may say "unknown" (all set) when it saw a release character.
                 int flags = t.SegmentFlags == EdiTokenizer.SegmentFlagsAll ? -1 : t.SegmentFlags;
-                list.Add($"{Convert.ToHexString(t.SegmentBytes)} {string.Join(",", t.ElementBounds.ToArray())} @{t.SegmentOffset} {t.SegmentLine}:{t.SegmentColumn} #{t.SegmentCount} f{flags}");
+
+                // The packed tag the reader and validator use is the tag's bytes, on either path.
+                Assert.Equal(EdiTag.Pack(t.Tag), t.PackedTag);
+                list.Add($"{Convert.ToHexString(t.SegmentBytes)} {string.Join(",", t.ElementBounds.ToArray())} @{t.SegmentOffset} {t.SegmentLine}:{t.SegmentColumn} #{t.SegmentCount} t{t.PackedTag} f{flags}");
             }
         }
         catch (EdiException ex)
