@@ -189,7 +189,7 @@ public sealed class EdiValidator
         _depth = 0;
         _cur = -1;
         _root = buildTree ? new EdiNode(definition.Id, -1) : null;
-        Push(definition.EntryLevel, null);
+        Push(definition.EntryLevel, null, 0);
     }
 
     /// <summary>
@@ -260,7 +260,8 @@ public sealed class EdiValidator
         return new ReadOnlySpan<byte>(_curData, _curDataStart + s, e - s);
     }
 
-    private void Push(EdiLevel level, string? loopId)
+    /// <summary>Opens a level; <paramref name="trigger"/> is the use count of its entry 0 (1 for a loop: its trigger was just read).</summary>
+    private void Push(EdiLevel level, string? loopId, int trigger)
     {
         var entries = level.Entries;
         if (_depth == _frames.Length)
@@ -275,8 +276,15 @@ public sealed class EdiValidator
         }
         else
         {
-            Array.Clear(f.Counts, 0, entries.Length);
+            // Levels are short: a plain loop instead of a call to clear them.
+            var counts = f.Counts;
+            for (int k = 0; k < entries.Length && k < counts.Length; k++)
+            {
+                counts[k] = 0;
+            }
         }
+
+        f.Counts[0] = trigger;
 
         // A frame is mostly pushed again with the level it had (the next repeat of the same loop): storing the same
         // references again would cost a GC write barrier each.
@@ -341,18 +349,25 @@ public sealed class EdiValidator
 
             var entries = f.Entries;
 
-            // Close the loops above: their remaining mandatory entries are missing.
+            // Close the loops above: their remaining mandatory entries are missing. The current entry of a loop frame has
+            // been used (a frame starts at its trigger), so only the entries after it are looked at; no call when none is mandatory.
             while (_depth - 1 > d)
             {
                 ref var top = ref _frames[_depth - 1];
-                CheckMissing(ref top, top.Index, top.Entries.Length, false);
+                int after = top.Counts[top.Index] != 0 ? top.Index + 1 : top.Index;
+                if (top.Level.NextMandatory[after] < top.Entries.Length)
+                {
+                    CheckMissing(ref top, after, top.Entries.Length, false);
+                }
+
                 _depth--;
             }
 
             // Most segments skip no mandatory entry: no call then.
-            if (level.NextMandatory[f.Index] < j)
+            int skipFrom = f.Counts[f.Index] != 0 ? f.Index + 1 : f.Index;
+            if (level.NextMandatory[skipFrom] < j)
             {
-                CheckMissing(ref f, f.Index, j, false);
+                CheckMissing(ref f, skipFrom, j, false);
             }
 
             f.Index = j;
@@ -366,13 +381,11 @@ public sealed class EdiValidator
                     SegmentIssue(EdiErrorKind.LoopOverMaximum, $"loop {e.Id} repeats more than {e.MaxUse} times", e.Id);
                 }
 
-                Push(e.ChildLevel, e.Id);
-                _frames[_depth - 1].Counts[0] = 1;
+                Push(e.ChildLevel, e.Id, 1);
                 var trigger = e.ChildArray![0];
                 while (trigger.IsLoop)
                 {
-                    Push(trigger.ChildLevel, trigger.Id);
-                    _frames[_depth - 1].Counts[0] = 1;
+                    Push(trigger.ChildLevel, trigger.Id, 1);
                     trigger = trigger.ChildArray![0];
                 }
 
