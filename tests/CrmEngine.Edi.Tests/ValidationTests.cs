@@ -145,6 +145,25 @@ public class SyntaxNoteTests
     }
 
     [Fact]
+    public void Mandatory_entries_after_a_loop_trigger_are_missing_when_the_loop_closes()
+    {
+        // Loops whose mandatory entries follow the trigger: each is reported when the next repeat, an outer segment or the
+        // trailer closes the loop, at the position of the segment that closed it.
+        var defs = EdiDefinitions.LoadEmbedded();
+        string segments = string.Concat("ABCDEFG".Select(c => $"segment ZZ{c} Test\n  01 1 O AN 1/5\n"));
+        defs.Load(new StringReader("standard x12\nversions 004010\n" + segments + "message 862 Test\n  ST M 1\n  ZZA M 1\n  loop ZZB O 10\n    ZZB M 1\n    ZZC O 1\n    ZZD M 1\n    loop ZZE O 5\n      ZZE M 1\n      ZZF M 1\n    end\n  end\n  ZZG M 1\n  SE M 1\nendmessage\n"), "loops.def");
+        string text = TestUtil.Isa() + "GS*SS*S*R*20261124*1200*5*X*004010~ST*862*0001~ZZA*1~ZZB*1~ZZC*1~ZZB*2~ZZD*2~ZZE*1~ZZE*2~ZZF*2~SE*10*0001~GE*1*5~IEA*1*000000001~";
+        var issues = EdiValidation.Validate(TestUtil.Stream(text), new EdiValidationOptions { Definitions = defs }).AllIssues.ToList();
+        Assert.Equal(
+            ["MandatorySegmentMissing ZZD 5", "MandatorySegmentMissing ZZF 8", "MandatorySegmentMissing ZZG 10"],
+            issues.Select(i => $"{i.Kind} {i.SegmentTag} {i.SegmentPosition}"));
+
+        // Nothing missing: no issue.
+        string complete = TestUtil.Isa() + "GS*SS*S*R*20261124*1200*5*X*004010~ST*862*0001~ZZA*1~ZZB*1~ZZD*1~ZZE*1~ZZF*1~ZZB*2~ZZC*2~ZZD*2~ZZG*1~SE*11*0001~GE*1*5~IEA*1*000000001~";
+        Assert.Empty(EdiValidation.Validate(TestUtil.Stream(complete), new EdiValidationOptions { Definitions = defs }).AllIssues);
+    }
+
+    [Fact]
     public void Exclusion_rules_from_added_definitions_use_code_10()
     {
         var defs = EdiDefinitions.LoadEmbedded();
