@@ -31,7 +31,8 @@ public static class DataExchangeServiceCollectionExtensions
         services.AddSingleton(sp => new CustomerMerger(sp.GetRequiredService<IStoreProvider>(), sp.GetService<TimeProvider>()));
         services.AddSingleton(sp => new CustomerEraser(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>(),
             sp.GetServices<ICustomerErasureStep>()));
-        services.AddSingleton(sp => new CustomerDataExport(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>()));
+        services.AddSingleton(sp => new CustomerDataExport(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>(),
+            segment => sp.GetService<CrmEngine.Rules.RuleCatalog>()?.Find(CrmEngine.Rules.RuleKind.Segment, segment)?.Script.Code));
         services.AddSingleton<ICustomerRedirects>(sp => new CustomerRedirects(sp.GetRequiredService<IStoreProvider>()));
         services.AddSingleton(sp => new DuplicateGuard(sp.GetRequiredService<IWriteHandlerRegistry>(), sp.GetRequiredService<DuplicateFinder>(), sp.GetRequiredService<IStoreProvider>()));
         services.AddHostedService(sp => sp.GetRequiredService<DuplicateGuard>());

@@ -16,19 +16,22 @@ public sealed class RecordAccessTests
 {
     private const string Seed = """
         {
-          "protectedFields": { "activity": ["body"] },
+          "protectedFields": { "activity": ["body"], "customer": ["overdueAmount"] },
           "units": [ { "id": "org", "name": "Org" }, { "id": "north", "name": "North", "parent": "org" }, { "id": "south", "name": "South", "parent": "org" } ],
           "roles": [
             { "id": "mgr", "name": "Manager", "privileges": {
                 "customer": "read:all write:all delete:all export:all", "activity": "read:unit write:unit",
                 "order": "read:unit write:unit", "consent": "read:all" } },
-            { "id": "consents", "name": "Consent desk", "privileges": { "consent": "write:all" } }
+            { "id": "consents", "name": "Consent desk", "privileges": { "consent": "write:all" } },
+            { "id": "own", "name": "Own customers", "privileges": {
+                "customer": "read:own write:own delete:own export:own", "activity": "read:own write:own", "order": "read:own", "consent": "read:all" } }
           ],
           "users": [
             { "id": "anna", "name": "Anna", "unit": "north" },
             { "id": "ben", "name": "Ben", "unit": "south" },
             { "id": "mia", "name": "Mia", "unit": "north", "roles": ["mgr"] },
-            { "id": "olga", "name": "Olga", "unit": "north", "roles": ["mgr", "consents"] }
+            { "id": "olga", "name": "Olga", "unit": "north", "roles": ["mgr", "consents"] },
+            { "id": "sam", "name": "Sam", "unit": "north", "roles": ["own"] }
           ]
         }
         """;
@@ -146,6 +149,95 @@ public sealed class RecordAccessTests
         var other = await store.Customers.CreateAsync(new Customer { Name = "Other", Owner = "anna" });
         await store.Activities.CreateAsync(new Activity { CustomerId = other.Id, Subject = "Ben's other call", Owner = "ben" });
         Assert.Equal(1, (await eraser.EraseAsync(other.Id, "GDPR request", "operator")).Activities);
+    }
+
+    [Fact]
+    public async Task A_merged_away_id_names_the_kept_customer_only_to_a_caller_who_may_read_it()
+    {
+        var (engine, admin) = await StartAsync();
+        await using var _ = engine;
+        var store = engine.Store();
+        var kept = await store.Customers.CreateAsync(new Customer { Name = "Ben Kept", Owner = "ben" });
+        var removed = await store.Customers.CreateAsync(new Customer { Name = "Ben Removed", Owner = "ben" });
+        var sams = await store.Customers.CreateAsync(new Customer { Name = "Sam's", Owner = "sam" });
+        await engine.Get<CustomerMerger>().MergeAsync(kept.Id, removed.Id, false, "operator");
+        var sam = await admin.ContextForAsync("sam");
+
+        // Sam cannot read Ben's kept customer: the old id is unknown to him in every operation, and the kept id never shows.
+        var refusals = new List<CustomerOperationException>
+        {
+            await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerDataExport>().ExportJsonAsync(removed.Id, access: sam)),
+            await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerEraser>().EraseAsync(removed.Id, "GDPR", "sam", access: sam)),
+            await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerMerger>().MergeAsync(removed.Id, sams.Id, false, "sam", access: sam)),
+            await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerMerger>().MergeAsync(sams.Id, removed.Id, false, "sam", access: sam)),
+        };
+        foreach (var ex in refusals)
+        {
+            Assert.True(ex.NotFound, ex.Message);
+            Assert.Contains($"customer {removed.Id}", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("does not exist", ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(kept.Id, ex.Message, StringComparison.Ordinal);
+        }
+
+        // Mia reads every customer (and the operator is the machine): both are pointed to the kept customer.
+        var miasAccess = await admin.ContextForAsync("mia");
+        var mia = await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerDataExport>().ExportJsonAsync(removed.Id, access: miasAccess));
+        Assert.Contains($"was merged into {kept.Id}", mia.Message, StringComparison.Ordinal);
+        var operatorsAnswer = await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerEraser>().EraseAsync(removed.Id, "GDPR", "operator"));
+        Assert.Contains($"was merged into {kept.Id}", operatorsAnswer.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_customers_export_as_a_user_shows_only_segments_whose_rule_reads_nothing_hidden_from_them_and_masks_every_part()
+    {
+        var (engine, admin) = await StartAsync();
+        await using var _ = engine;
+        var store = engine.Store();
+        var customer = await store.Customers.CreateAsync(new Customer { Name = "Sam Kunde", Owner = "sam", OverdueAmount = 4711 });
+        var removed = await store.Customers.CreateAsync(new Customer { Name = "Sam Kunde", Owner = "sam", OverdueAmount = 815 });
+        await store.Activities.CreateAsync(new Activity { CustomerId = customer.Id, Subject = "Sam's visit", Owner = "sam" });
+        await store.Orders.CreateAsync(new Order { CustomerId = customer.Id, Owner = "ben", Lines = [new OrderLine { Description = "Gadget", Quantity = 2, UnitPrice = 7 }] });
+        await engine.Get<CustomerMerger>().MergeAsync(customer.Id, removed.Id, false, "operator");
+
+        var scripts = new Dictionary<string, string>
+        {
+            ["owing"] = "return customer.overdueAmount > 100;",
+            ["big-spender"] = "return customer.totalSpent > 10;",
+            ["visited"] = "return customer.activityCount > 0;",
+            ["named"] = "return customer.name.length > 3;",
+            ["opaque"] = "const c = customer; return c.name !== null;",
+        };
+        var members = engine.Get<IStoreProvider>().ForActor("test", "rules").Collection<CrmEngine.Rules.Segments.SegmentMember>("segment_members");
+        foreach (var segment in scripts.Keys.Append("retired"))
+        {
+            await members.CreateAsync(new CrmEngine.Rules.Segments.SegmentMember
+            {
+                Id = CrmEngine.Rules.Segments.SegmentMember.IdOf(segment, customer.Id), Segment = segment, CustomerId = customer.Id, ScriptHash = "h-" + segment,
+            });
+        }
+
+        var export = new CustomerDataExport(engine.Get<IStoreProvider>(), engine.Get<CrmDatabase>(), null, scripts.GetValueOrDefault);
+        var json = await export.ExportJsonAsync(customer.Id, access: await admin.ContextForAsync("sam"));
+        var doc = JsonNode.Parse(json)!;
+
+        // Overdue amount is hidden from Sam: "owing" would tell it; Ben's order is left out: "big-spender" would tell its
+        // amount; "opaque" cannot be told what it reads and "retired" has no script any more. His activity is shown.
+        var shown = doc["segments"]!.AsArray().Select(m => m!["segment"]!.GetValue<string>()).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["named", "visited"], shown);
+        Assert.Equal(4, doc["leftOut"]!["segments"]!.GetValue<int>());
+        Assert.Equal(1, doc["leftOut"]!["orders"]!.GetValue<int>());
+        foreach (var secret in new[] { "owing", "big-spender", "opaque", "retired", "4711", "815", "5526" })
+        {
+            Assert.DoesNotContain(secret, json, StringComparison.Ordinal);
+        }
+
+        // Sam may read the customer the removed id was merged into, as the API's redirect asks: the id is listed.
+        Assert.Equal(removed.Id, Assert.Single(doc["mergedFrom"]!.AsArray())!["id"]!.GetValue<string>());
+
+        // The machine operator gets every membership and the amounts.
+        var all = JsonNode.Parse(await export.ExportJsonAsync(customer.Id))!;
+        Assert.Equal(6, all["segments"]!.AsArray().Count);
+        Assert.Equal(5526m, all["customer"]!["overdueAmount"]!.GetValue<decimal>());
     }
 
     [Fact]

@@ -56,6 +56,21 @@ public static class CustomerAccess
         }
     }
 
+    /// <summary>
+    /// The customer a merged-away id now leads to, as a message may name it: only to a caller who may read that customer
+    /// (the rule of the API's 308), else null and the caller is told the id does not exist. The machine operator sees it.
+    /// </summary>
+    public static async Task<string?> RedirectShownAsync(AccessContext? access, Abstractions.Store.ICrmStore store, string targetId, CancellationToken ct)
+    {
+        if (access is null)
+        {
+            return targetId;
+        }
+
+        var target = await store.Customers.GetAsync(targetId, ct);
+        return target is not null && access.Check(Privilege.Read, new RecordRef(EntityNames.Customer, target.Id, target.Owner)).Allowed ? targetId : null;
+    }
+
     /// <summary>The exception for a denial: <see cref="CustomerOperationException.Forbidden"/>, the decision kept.</summary>
     public static CustomerOperationException Refused(AccessDecision denied) => new(denied.ToString(), forbidden: true) { Denial = denied };
 

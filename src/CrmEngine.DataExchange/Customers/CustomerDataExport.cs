@@ -3,6 +3,8 @@ using System.Text.Json.Serialization;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
+using CrmEngine.Rules;
+using CrmEngine.Rules.Segments;
 using CrmEngine.Security;
 using LiteDB;
 
@@ -24,12 +26,15 @@ public sealed class CustomerDataExport
     private readonly IStoreProvider _stores;
     private readonly CrmDatabase _database;
     private readonly TimeProvider _time;
+    private readonly Func<string, string?> _segmentScript;
 
-    internal CustomerDataExport(IStoreProvider stores, CrmDatabase database, TimeProvider? time = null)
+    /// <param name="segmentScript">The current script text of a segment by name (null: unknown), to judge what its membership reveals.</param>
+    internal CustomerDataExport(IStoreProvider stores, CrmDatabase database, TimeProvider? time = null, Func<string, string?>? segmentScript = null)
     {
         _stores = stores;
         _database = database;
         _time = time ?? TimeProvider.System;
+        _segmentScript = segmentScript ?? (_ => null);
     }
 
     /// <param name="access">The acting user: needs <c>export</c> on the customer; fields hidden from them are left out of the
@@ -41,9 +46,10 @@ public sealed class CustomerDataExport
         if (customer is null)
         {
             var redirect = await store.Collection<CustomerRedirect>(CustomerRedirects.Collection).GetAsync(customerId, cancellationToken);
-            throw new CustomerOperationException(redirect is null
+            var target = redirect is null ? null : await CustomerAccess.RedirectShownAsync(access, store, redirect.TargetId, cancellationToken);
+            throw new CustomerOperationException(target is null
                 ? $"customer {customerId} does not exist"
-                : $"customer {customerId} was merged into {redirect.TargetId}: export {redirect.TargetId}", notFound: redirect is null);
+                : $"customer {customerId} was merged into {target}: export {target}", notFound: target is null);
         }
 
         CustomerAccess.Require(access, customer, Privilege.Export, null);
@@ -71,6 +77,9 @@ public sealed class CustomerDataExport
         }
 
         var erasure = await store.Collection<ErasureRecord>(CustomerEraser.Collection).GetAsync(customerId, cancellationToken);
+        var segments = Segments(customerId);
+        var shownSegments = access is null ? segments
+            : segments.Where(m => SegmentShown(_segmentScript(m.Segment), hidden!, orders.LeftOut > 0, activities.LeftOut > 0)).ToList();
         var document = new
         {
             exportedAt = _time.GetUtcNow(),
@@ -83,9 +92,12 @@ public sealed class CustomerDataExport
                 activities = activities.LeftOut,
                 orders = orders.LeftOut,
                 consents = consents.LeftOut,
-                reason = $"records of this customer that user '{access.UserId}' may not read",
+                segments = segments.Count - shownSegments.Count,
+                reason = $"records of this customer that user '{access.UserId}' may not read, and segment memberships that would tell what they may not see",
             },
-            segments = Segments(customerId),
+            segments = shownSegments,
+            // Ids merged into this customer: the caller may read this customer (checked above), which is what the API asks
+            // before it redirects a merged-away id (308), so these ids tell the caller nothing the API would not.
             mergedFrom = mergedIn.Select(r => new { id = r.Id, r.MergedAt, r.MergedBy }),
             erasure,
             audit = audit.OrderBy(a => a.Sequence),
@@ -130,10 +142,36 @@ public sealed class CustomerDataExport
         File.Move(partial, path, overwrite: true);
     }
 
-    /// <summary>Segment memberships the rules engine stored for the customer (read-only look at its collection).</summary>
-    private List<object> Segments(string customerId)
+    /// <summary>
+    /// May a restricted caller see that the customer is in a segment? Membership is the script's answer over the whole
+    /// customer, so it is shown only when the script (its current text) reads nothing the caller may not see: no customer
+    /// field hidden from them, no order figures when an order was left out, no activity figures when an activity was.
+    /// A script whose fields cannot be told (the customer object passed on or indexed), or a segment no longer defined, is
+    /// shown only when nothing at all is hidden from the caller.
+    /// </summary>
+    internal static bool SegmentShown(string? script, FieldMask hidden, bool ordersLeftOut, bool activitiesLeftOut)
     {
-        var result = new List<object>();
+        if (hidden.Hidden.Count == 0 && !ordersLeftOut && !activitiesLeftOut)
+        {
+            return true;
+        }
+
+        if (script is null || CustomerFacts.ReferencedFields(script, RuleCatalog.SegmentParameters[0]) is not { } fields)
+        {
+            return false;
+        }
+
+        return !fields.Any(hidden.Hidden.Contains) && !(ordersLeftOut && CustomerFacts.NeedsOrders(fields)) &&
+               !(activitiesLeftOut && CustomerFacts.NeedsActivities(fields));
+    }
+
+    /// <summary>A stored segment membership as the export writes it.</summary>
+    private sealed record Membership(string Segment, string? ScriptHash, string? DecidedAt);
+
+    /// <summary>Segment memberships the rules engine stored for the customer (read-only look at its collection).</summary>
+    private List<Membership> Segments(string customerId)
+    {
+        var result = new List<Membership>();
         foreach (var name in new[] { CoreEntities.CollectionNameFor("rules", "segment_members"), CoreEntities.LegacyCollectionNameFor("rules_segment_members") })
         {
             if (!_database.Database.CollectionExists(name))
@@ -143,12 +181,8 @@ public sealed class CustomerDataExport
 
             foreach (var doc in _database.Database.GetCollection(name).Find(Query.EQ("CustomerId", customerId)))
             {
-                result.Add(new
-                {
-                    segment = doc["Segment"].AsString,
-                    scriptHash = doc["ScriptHash"].IsString ? doc["ScriptHash"].AsString : null,
-                    decidedAt = doc["DecidedAt"].IsString ? doc["DecidedAt"].AsString : null,
-                });
+                result.Add(new Membership(doc["Segment"].AsString, doc["ScriptHash"].IsString ? doc["ScriptHash"].AsString : null,
+                    doc["DecidedAt"].IsString ? doc["DecidedAt"].AsString : null));
             }
 
             break;

@@ -76,9 +76,10 @@ public sealed class CustomerEraser
         if (customer is null)
         {
             var redirect = await owned.Collection<CustomerRedirect>(CustomerRedirects.Collection).GetAsync(customerId, cancellationToken);
-            throw new CustomerOperationException(redirect is null
+            var target = redirect is null ? null : await CustomerAccess.RedirectShownAsync(access, store, redirect.TargetId, cancellationToken);
+            throw new CustomerOperationException(target is null
                 ? $"customer {customerId} does not exist"
-                : $"customer {customerId} was merged into {redirect.TargetId}: erase {redirect.TargetId}", notFound: redirect is null);
+                : $"customer {customerId} was merged into {target}: erase {target}", notFound: target is null);
         }
 
         CustomerAccess.Require(access, customer, Privilege.Delete, null);

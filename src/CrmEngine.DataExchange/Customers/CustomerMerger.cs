@@ -67,9 +67,10 @@ public sealed class CustomerMerger
         if (keep is null)
         {
             var moved = await redirects.GetAsync(keepId, cancellationToken);
-            throw new CustomerOperationException(moved is null
+            var target = moved is null ? null : await CustomerAccess.RedirectShownAsync(access, store, moved.TargetId, cancellationToken);
+            throw new CustomerOperationException(target is null
                 ? $"customer {keepId} (to keep) does not exist"
-                : $"customer {keepId} (to keep) was merged into {moved.TargetId}: merge into {moved.TargetId} instead", notFound: moved is null);
+                : $"customer {keepId} (to keep) was merged into {target}: merge into {target} instead", notFound: target is null);
         }
 
         CustomerAccess.Require(access, keep, Privilege.Write, "to keep");
@@ -86,9 +87,10 @@ public sealed class CustomerMerger
                 return new MergeResult(keepId, removeId, 0, 0, 0, true, []);
             }
 
-            throw new CustomerOperationException(done is null
+            var target = done is null ? null : await CustomerAccess.RedirectShownAsync(access, store, done.TargetId, cancellationToken);
+            throw new CustomerOperationException(target is null
                 ? $"customer {removeId} (to remove) does not exist"
-                : $"customer {removeId} was already merged into {done.TargetId}, not into {keepId}", notFound: done is null);
+                : $"customer {removeId} was already merged into {target}, not into {keepId}", notFound: target is null);
         }
 
         if (access is not null)
