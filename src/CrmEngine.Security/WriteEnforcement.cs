@@ -10,8 +10,8 @@ namespace CrmEngine.Security;
 /// <summary>
 /// Enforces record privileges on the write path for every write whose actor is a user id (a store from
 /// <c>IStoreProvider.ForActor(userId)</c>, as the API does for a key with a user) or an API key without a user
-/// (<c>apikey:&lt;name&gt;</c>, checked as <c>sys-api</c>): customers, activities and orders; consent entries by their own
-/// privilege and the readability of their customer. A Validate handler refuses
+/// (<c>apikey:&lt;name&gt;</c>, checked as <c>sys-api</c>): customers, activities, orders and products (no owner: root
+/// unit, judged as the API judges them); consent entries by their own privilege and the readability of their customer. A Validate handler refuses
 /// a create, write, delete or reassignment the user's roles (and shares) do not reach, and a change of a protected field
 /// the user may not write, with <see cref="AccessField"/> as the field and the decision (naming the missing privilege)
 /// as the message; nothing is stored. A PreOperation handler makes the creating user the owner of a record created
@@ -49,6 +49,8 @@ public sealed class WriteEnforcement : IHostedService
         Register<Customer>(EntityNames.Customer, c => c.Owner, (c, o) => c.Owner = o);
         Register<Activity>(EntityNames.Activity, a => a.Owner, (a, o) => a.Owner = o);
         Register<Order>(EntityNames.Order, o => o.Owner, (o, v) => o.Owner = v);
+        // Products have no owner (root unit; roles grant them at depth all): the privilege alone decides, as in the API.
+        Register<Product>(EntityNames.Product, _ => null, null);
         _registrations.Add(_registry.Register(HandlerRegistration.Create<ConsentEntry>(HandlerOwner, EntityNames.Consent, PipelineStage.Validate, -1000,
             $"security:check-{EntityNames.Consent}", CheckConsentAsync, (_, actor) => Checks(actor))));
         return Task.CompletedTask;
@@ -73,11 +75,17 @@ public sealed class WriteEnforcement : IHostedService
     internal static string UserOf(string actor) =>
         actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal) ? SecurityAdministration.SystemUsers.Api : actor;
 
-    private void Register<T>(string entity, Func<T, string?> owner, Action<T, string> setOwner) where T : class, IEntity
+    /// <param name="setOwner">Makes the creating user the owner; null for an entity without owner.</param>
+    private void Register<T>(string entity, Func<T, string?> owner, Action<T, string>? setOwner) where T : class, IEntity
     {
         // Order -1000: before other handlers, so a refused write costs nobody else's work.
         _registrations.Add(_registry.Register(HandlerRegistration.Create<T>(HandlerOwner, entity, PipelineStage.Validate, -1000,
             $"security:check-{entity}", (e, ct) => CheckAsync(e, owner, ct), (_, actor) => Checks(actor))));
+        if (setOwner is null)
+        {
+            return;
+        }
+
         _registrations.Add(_registry.Register(HandlerRegistration.Create<T>(HandlerOwner, entity, PipelineStage.PreOperation, -1000,
             $"security:owner-{entity}", async (e, ct) =>
             {

@@ -1,5 +1,6 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Core;
 
 namespace CrmEngine.Security.Tests;
 
@@ -49,5 +50,41 @@ public sealed class WriteEnforcementTests
         ex = await Assert.ThrowsAsync<ValidationException>(() => engine.Store("u-administrator").Activities.CreateAsync(new Activity { CustomerId = other.Id, Subject = "x" }));
         Assert.Contains("user 'u-administrator' is deactivated", ex.Message, StringComparison.Ordinal);
         Assert.Empty(await engine.Store().Activities.FindAsync(IndexedField.CustomerId, other.Id));
+    }
+
+    [Fact]
+    public async Task Product_writes_as_a_user_need_the_product_privilege_on_every_store_path_and_refusals_store_nothing()
+    {
+        await using var engine = new TestEngine();
+        await Fixture.SeedAsync(engine);
+        await engine.EnforceWritesAsync();
+        var listed = await engine.Store("test").Products.CreateAsync(new Product { Sku = "W-1", Name = "Widget", ListPrice = 5 });
+
+        // A salesperson reads products only: a plugin or import acting as her can neither add, change nor remove one.
+        var anna = engine.Store("u-salesperson");
+        var ex = await Assert.ThrowsAsync<ValidationException>(() => anna.Products.CreateAsync(new Product { Sku = "X-1", Name = "Smuggled" }));
+        Assert.Contains("access: denied (product:create)", ex.Message, StringComparison.Ordinal);
+        var cheaper = (await anna.Products.GetAsync(listed.Id))!;
+        cheaper.ListPrice = 1;
+        ex = await Assert.ThrowsAsync<ValidationException>(() => anna.Products.UpdateAsync(cheaper));
+        Assert.Contains("access: denied (product:write)", ex.Message, StringComparison.Ordinal);
+        ex = await Assert.ThrowsAsync<ValidationException>(() => anna.Products.DeleteAsync(listed.Id));
+        Assert.Contains("access: denied (product:delete)", ex.Message, StringComparison.Ordinal);
+        var results = await anna.Products.WriteManyAsync([new BulkWrite<Product>(BulkOperation.Create, new Product { Sku = "X-2", Name = "Bulk" })]);
+        Assert.Contains("denied (product:create)", Assert.Single(results).Error!.Message, StringComparison.Ordinal);
+        Assert.Equal(5, (await engine.Store().Products.GetAsync(listed.Id))!.ListPrice);
+        Assert.Equal(1, await engine.Store().Products.CountAsync());
+
+        // The integration role creates and changes products but deletes none; the administrator may; engine writers pass.
+        var integration = engine.Store("u-integration");
+        var added = await integration.Products.CreateAsync(new Product { Sku = "I-1", Name = "From the ERP" });
+        added.ListPrice = 9;
+        added = await integration.Products.UpdateAsync(added);
+        ex = await Assert.ThrowsAsync<ValidationException>(() => integration.Products.DeleteAsync(added.Id));
+        Assert.Contains("access: denied (product:delete)", ex.Message, StringComparison.Ordinal);
+        await engine.Store("u-administrator").Products.DeleteAsync(added.Id);
+        cheaper = (await engine.Store("plugin:erpsync").Products.GetAsync(listed.Id))!;
+        cheaper.ListPrice = 4;
+        Assert.Equal(4, (await engine.Store("plugin:erpsync").Products.UpdateAsync(cheaper)).ListPrice);
     }
 }
