@@ -26,8 +26,47 @@ public static class RulesServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddCrmRules(this IServiceCollection services, IConfiguration configuration)
     {
+        AddRuleServices(services, configuration);
+        AddRulesStartupOnce(services);
+        services.AddHostedService(sp => sp.GetRequiredService<SegmentService>());
+        return services;
+    }
+
+    /// <summary>
+    /// Loads the rules folder and registers the event rules as a hosted service that starts at this point of the
+    /// registration order, for a host that must have them in the pipeline before something registered later starts
+    /// writing (the engine calls it before the plugin host: plugin workers write as soon as they start, and a write
+    /// made before the event rules are registered would never see them). <see cref="AddCrmRules"/> called afterwards
+    /// adds the segments and does not register the event rules a second time.
+    /// </summary>
+    public static IServiceCollection AddCrmEventRules(this IServiceCollection services, IConfiguration configuration)
+    {
+        AddRuleServices(services, configuration);
+        AddRulesStartupOnce(services);
+        return services;
+    }
+
+    private static void AddRulesStartupOnce(IServiceCollection services)
+    {
+        if (services.Any(d => d.ServiceType == typeof(RulesStartupRegistered)))
+        {
+            return;
+        }
+
+        services.AddSingleton<RulesStartupRegistered>();
+        services.AddHostedService(sp => new RulesStartup(sp.GetRequiredService<RuleCatalog>(), sp.GetRequiredService<EventRules>(),
+            sp.GetRequiredService<IOptions<RulesOptions>>().Value));
+    }
+
+    private static void AddRuleServices(IServiceCollection services, IConfiguration configuration)
+    {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
+        if (services.Any(d => d.ServiceType == typeof(RuleCatalog)))
+        {
+            return;
+        }
+
         services.AddOptions<RulesOptions>().Bind(configuration.GetSection(RulesOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new JsRuleEngine(sp.GetRequiredService<IOptions<RulesOptions>>(), sp.GetRequiredService<TimeProvider>()));
@@ -49,12 +88,10 @@ public static class RulesServiceCollectionExtensions
         services.TryAddSingleton(sp => new RuleTester(sp.GetRequiredService<JsRuleEngine>(), sp.GetRequiredService<RuleCatalog>(),
             sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new Admin.RulesAdministration(sp.GetRequiredService<RuleTester>(), sp.GetRequiredService<SegmentService>()));
-        // Order matters: the catalogue is loaded (and event rules registered) before segments start.
-        services.AddHostedService(sp => new RulesStartup(sp.GetRequiredService<RuleCatalog>(), sp.GetRequiredService<EventRules>(),
-            sp.GetRequiredService<IOptions<RulesOptions>>().Value));
-        services.AddHostedService(sp => sp.GetRequiredService<SegmentService>());
-        return services;
     }
+
+    /// <summary>Marks that the event rules' startup is registered (hosted services start in registration order).</summary>
+    private sealed class RulesStartupRegistered;
 }
 
 /// <summary>Loads the rules folder, starts watching it and registers the event rules.</summary>

@@ -56,11 +56,14 @@ internal static class EngineHost
         // Users, teams, roles, shares (read on demand, changed by crm users|teams|... and owners transfer), and the write
         // pipeline's record checks for writes made as a user (the API acts as the key's user).
         CrmEngine.Security.SecurityServiceCollectionExtensions.AddCrmSecurityWriteEnforcement(builder.Services);
+        // Before the plugin host: the rules folder is loaded and the event rules are in the pipeline before any plugin
+        // worker starts writing (a write made earlier would never see them).
+        builder.Services.AddCrmEventRules(builder.Configuration);
         builder.Services.AddCrmPluginHost(builder.Configuration);
         // After the plugin host: plugins register their job kinds before the first look for due jobs,
         // and the scheduler stops (its runs cancelled) before the plugins stop.
         builder.Services.AddCrmScheduling(builder.Configuration);
-        // After the scheduler: event rules register into the pipeline; segments follow the change feed.
+        // After the scheduler: segments follow the change feed and schedule their time refresh (the event rules are already in).
         builder.Services.AddCrmRules(builder.Configuration);
         // After the rules: webhooks follow the change feed from their own stored cursor (independent of the order of other
         // feed readers); registered before the API is mapped so it finds the /api/webhooks module and the health part.
