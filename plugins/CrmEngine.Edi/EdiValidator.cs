@@ -574,6 +574,86 @@ public sealed class EdiValidator
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void ValidateElements(EdiSegmentDefinition def)
     {
+        // Most segments: printable ASCII without release characters (flags 0 or "special" from the tokenizer's pass), with
+        // their component positions known when they have any, and nothing wrong in them. Anything else, or anything the
+        // all-or-nothing check does not pass, goes the exact way, which reports.
+        var plan = def.Plan;
+        int flags = _curFlags;
+        if (flags <= EdiTokenizer.SegmentFlagSpecial && !_x12Basic && !GeneralPathOnly
+            && (flags == 0 || (_delims.Repetition == 0 && _curComponentMask >= 0))
+            && PlainSegmentValid(plan, flags == 0 ? 0 : (uint)_curComponentMask))
+        {
+            if (_x12 && plan.IsHl)
+            {
+                CheckHierarchy();
+            }
+
+            return;
+        }
+
+        ValidateElementsExact(def);
+    }
+
+    /// <summary>
+    /// True when every element of a plain segment (see <see cref="ValidateElements"/>) passes its quick check, nothing
+    /// mandatory is absent, no element is beyond the definition and the syntax notes hold: then there is nothing to report.
+    /// <paramref name="mask"/> has a bit per component separator (bit 0 = the segment's first byte). Out of line, with
+    /// few live values, so the walk's frame stays small.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private bool PlainSegmentValid(SegmentPlan plan, uint mask)
+    {
+        var bounds = CurrentBounds;
+        int count = bounds.Length - 2;
+        var checks = plan.Checks;
+        if (count > 63 || plan.LastMandatoryPosition > count)
+        {
+            return false;
+        }
+
+        int limit = Math.Min(count, checks.Length);
+        for (int pos = limit + 1; pos <= count; pos++)
+        {
+            if (bounds[pos + 1] - 1 - bounds[pos] != 0)
+            {
+                return false;
+            }
+        }
+
+        var data = new ReadOnlySpan<byte>(_curData, _curDataStart, bounds[^1] - 1);
+        bool decimals = _edifact;
+        _plain = true;
+        ulong present = 0;
+        for (int pos = 1; pos <= limit; pos++)
+        {
+            int start = bounds[pos];
+            int length = bounds[pos + 1] - 1 - start;
+            ref readonly var c = ref checks[pos - 1];
+            if (length == 0)
+            {
+                if (c.Mandatory)
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            present |= 1UL << pos;
+            uint inElement = (uint)((mask >> start) & ((1UL << length) - 1));
+            if (!QuickValue(data.Slice(start, length), in c, decimals, inElement))
+            {
+                return false;
+            }
+        }
+
+        return !plan.HasRules || (plan.RuleMasks is { } rules && RulesHold(rules, present));
+    }
+
+    /// <summary>Every element checked and reported exactly (the quick loops where they apply); out of line.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ValidateElementsExact(EdiSegmentDefinition def)
+    {
         var plan = def.Plan;
         var d = _delims;
         var data = CurrentData;
@@ -619,7 +699,7 @@ public sealed class EdiValidator
             ValidateRest(def, defs, data, bounds, count, first, n, special, hasRelease, d);
         }
 
-        if (plan.HasRules && (GeneralPathOnly || !RulesHold(plan.RuleMasks, bounds, count)))
+        if (plan.HasRules && (GeneralPathOnly || plan.RuleMasks == null || !RulesHold(plan.RuleMasks, PresentMask(bounds, count))))
         {
             CheckRules(def, bounds, count);
         }
@@ -995,23 +1075,8 @@ public sealed class EdiValidator
 
     /// <summary>Quick check of the syntax notes on a bit mask of the present elements; false sends the segment to <see cref="CheckRules"/>, which reports.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static bool RulesHold(RuleMask[]? rules, ReadOnlySpan<int> bounds, int count)
+    private static bool RulesHold(RuleMask[] rules, ulong present)
     {
-        if (rules == null)
-        {
-            return false;
-        }
-
-        ulong present = 0;
-        int last = Math.Min(count, 63);
-        for (int p = 1; p <= last; p++)
-        {
-            if (bounds[p + 1] - 1 - bounds[p] > 0)
-            {
-                present |= 1UL << p;
-            }
-        }
-
         foreach (var r in rules)
         {
             ulong m = present & r.Mask;
@@ -1031,6 +1096,22 @@ public sealed class EdiValidator
         }
 
         return true;
+    }
+
+    /// <summary>Bit p set when element p (up to 63) is present.</summary>
+    private static ulong PresentMask(ReadOnlySpan<int> bounds, int count)
+    {
+        ulong present = 0;
+        int last = Math.Min(count, 63);
+        for (int p = 1; p <= last; p++)
+        {
+            if (bounds[p + 1] - 1 - bounds[p] > 0)
+            {
+                present |= 1UL << p;
+            }
+        }
+
+        return present;
     }
 
     private void CheckRules(EdiSegmentDefinition def, ReadOnlySpan<int> bounds, int count)

@@ -16,9 +16,38 @@ public class QuickPathTests
         => string.Join("|", i.Kind, i.InterchangeControlNumber, i.GroupControlNumber, i.SetControlNumber, i.SegmentPosition, i.SegmentTag, i.LoopId,
             i.ElementPosition, i.ComponentPosition, i.Repetition, i.ElementReference, i.BadValue, i.ByteOffset, i.Line, i.Message);
 
+    /// <summary>Every set's issues when each set is validated while it is read (the reader's one-pass path, with the tokenizer's component masks).</summary>
+    private static List<string> InlineIssues(byte[] input, bool general)
+    {
+        var list = new List<string>();
+        try
+        {
+            using var reader = new EdiStreamReader(new MemoryStream(input), Limits) { InlineValidator = new EdiValidator { GeneralPathOnly = general }, KeepSegments = false };
+            EdiItemKind kind;
+            while ((kind = reader.Read()) != EdiItemKind.None)
+            {
+                if (kind == EdiItemKind.TransactionSet)
+                {
+                    list.AddRange(reader.TransactionSet!.Issues.Select(Describe));
+                }
+            }
+        }
+        catch (EdiException ex)
+        {
+            list.Add("error " + ex.Message);
+        }
+
+        return list;
+    }
+
     /// <summary>Validates every set of <paramref name="input"/> both ways; returns the number of issues compared (EdiException when unreadable).</summary>
     private static int Compare(byte[] input, string what)
     {
+        // One pass (validated while read): the quick checks must report what the general path reports.
+        var inlineQuick = InlineIssues(input, general: false);
+        var inlineGeneral = InlineIssues(input, general: true);
+        Assert.True(inlineQuick.SequenceEqual(inlineGeneral), $"{what} (validated while read)\nquick:\n{string.Join("\n", inlineQuick)}\ngeneral:\n{string.Join("\n", inlineGeneral)}");
+
         var quick = new EdiValidator();
         var general = new EdiValidator { GeneralPathOnly = true };
         int compared = 0;
@@ -85,6 +114,14 @@ public class QuickPathTests
             "BGM+220+PO-1+9'CUX+2:EUR:9:7:8'",
             "BGM+220+PO-1+9'LIN+1++4000862111206:EN+extra+++++'",
             "BGM+220+PO-1+9'LIN+1++4000862111206:ZZ'",
+            "BGM+220+PO-1+9'LIN+1++4000862111206:EN++'",          // empty elements beyond the last one used
+            "BGM+220+PO-1+9'LIN+1++4000862111206:EN+1+2+3+4+5+6+7'", // elements beyond the definition, short segment
+            "BGM+220+PO-1+9'QTY+21:484:PCE:X'",                 // one component too many in a one-block segment
+            "BGM+220+PO-1+9'QTY+:484:PCE'",                     // mandatory component empty in a one-block segment
+            "BGM+220+PO-1+9'QTY'",                              // mandatory composite absent
+            "BGM+220+PO-1+9'QTY+21:4x4:PCE'",                   // bad number in a one-block segment
+            "BGM+220+PO-1+9'PRI+AAA:616.39:CT:AAA:1:PCE:X'",    // composite overflow past 32 bytes
+            "BGM+220+PO-1+9'DTM+137:20261124:102+X'",           // element beyond a one-element segment
         ];
         int issues = 0;
         foreach (var body in edifact)
@@ -108,6 +145,11 @@ public class QuickPathTests
             "BEG*00*SA*PO-1**20261124~PO1*1*2*EA*9.5**VP~",         // paired VP without id
             "BEG*00*SA*pö-1**20261124~",                            // non-ASCII
             "BEG*00*SA*PO-1**20261124~CTT*-1.5~",
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042*~",        // empty element beyond the last one used
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042*X*Y*Z~",   // elements beyond the definition
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name**0042~",           // paired 03/04 broken, the other way
+            "BEG*00*SA~",                                           // mandatory elements absent at the end
+            "BEG**SA*PO-1**20261124~",                              // mandatory element empty
         ];
         foreach (var body in x12)
         {
