@@ -395,7 +395,7 @@ public sealed class WritePipeline
 
     private static BsonDocument? WithoutIndex(BsonDocument? doc)
     {
-        if (doc is null || !doc.ContainsKey("_ix"))
+        if (doc is null || !doc.ContainsKey(EntityDescriptor.LookUpMember))
         {
             return doc;
         }
@@ -403,7 +403,7 @@ public sealed class WritePipeline
         var copy = new BsonDocument();
         foreach (var (key, value) in doc)
         {
-            if (key != "_ix")
+            if (key != EntityDescriptor.LookUpMember)
             {
                 copy[key] = value;
             }
@@ -449,25 +449,9 @@ public sealed class WritePipeline
 
     private static BsonDocument WithLookUpKeys<T>(EntityDescriptor d, T entity, BsonDocument doc) where T : class, IEntity
     {
-        if (d.Indexes.Count > 0)
+        if (d.LookUpKeys(entity) is { } ix)
         {
-            var ix = new BsonDocument();
-            foreach (var def in d.Indexes)
-            {
-                var keys = new BsonArray();
-                var seen = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var raw in def.Keys(entity))
-                {
-                    if (raw is not null && def.Normalize(raw) is { } key && seen.Add(key))
-                    {
-                        keys.Add(key + IndexKeys.Separator + entity.Id);
-                    }
-                }
-
-                ix[def.Field] = keys;
-            }
-
-            doc["_ix"] = ix;
+            doc[EntityDescriptor.LookUpMember] = ix;
         }
 
         return doc;

@@ -101,7 +101,7 @@ internal static class AuditDiff
         {
             foreach (var (key, value) in doc)
             {
-                if (key == "_ix")
+                if (key == EntityDescriptor.LookUpMember)
                 {
                     continue;
                 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using LiteDB;
 using LiteDB.Engine;
@@ -13,8 +14,11 @@ namespace CrmEngine.Core.Storage;
 /// </summary>
 public sealed class CrmDatabase : IDisposable
 {
-    /// <summary>Schema version written to <c>_meta</c>; a file with a newer version is refused.</summary>
-    public const int SchemaVersion = 1;
+    /// <summary>
+    /// Schema version written to <c>_meta</c>; a file with a newer version is refused. 2: activities carry the due-order
+    /// sort key (<see cref="IndexReads.ActivityDueField"/>); a version-1 file gets it written at its first open.
+    /// </summary>
+    public const int SchemaVersion = 2;
 
     /// <summary>The product marker in <c>_meta</c> that tells a CrmEngine database from any other LiteDB file.</summary>
     public const string ProductMarker = "CrmEngine";
@@ -229,6 +233,15 @@ public sealed class CrmDatabase : IDisposable
             EnsureIndexes(entity);
         }
 
+        if (marker is not null && marker["version"].AsInt32 < 2)
+        {
+            // Version 1 stored activities without the due-order key: written now, before anyone reads the timeline.
+            var rebuilt = RebuildLookUps(CoreEntities.Activity);
+            marker["version"] = SchemaVersion;
+            meta.Update(marker);
+            _logger.LogInformation("Store schema upgraded to {Version}: look-up keys of {Count} activities written again", SchemaVersion, rebuilt);
+        }
+
         _db.GetCollection(DeliveriesCollection).EnsureIndex("ix_status", "$.status");
 
         // The change feed and the audit log are read from the start (API, webhooks, segments) but LiteDB creates a
@@ -330,6 +343,51 @@ public sealed class CrmDatabase : IDisposable
     }
 
     private sealed record CollectionClaim(string PluginId, string Name, string Stored);
+
+    /// <summary>
+    /// Writes the look-up entries of every stored record of <paramref name="entity"/> again (a look-up added by a later
+    /// schema), in transactions of a few thousand records; only <c>_ix</c> changes (no version, change feed or audit: it
+    /// is derived from the record). Runs at open, before the writer thread exists.
+    /// </summary>
+    private int RebuildLookUps(EntityDescriptor entity)
+    {
+        const int Batch = 2000;
+        var collection = _db.GetCollection(entity.CollectionName);
+        var rebuilt = 0;
+        var last = "";
+        while (true)
+        {
+            var documents = collection.Query().Where(Query.GT("_id", last)).Limit(Batch).ToList();
+            if (documents.Count == 0)
+            {
+                return rebuilt;
+            }
+
+            _db.BeginTrans();
+            try
+            {
+                foreach (var document in documents)
+                {
+                    var record = (IEntity)Mapper.ToObject(entity.ClrType, document);
+                    if (entity.LookUpKeys(record) is { } keys)
+                    {
+                        document[EntityDescriptor.LookUpMember] = keys;
+                        collection.Update(document);
+                    }
+                }
+
+                _db.Commit();
+            }
+            catch
+            {
+                _db.Rollback();
+                throw;
+            }
+
+            rebuilt += documents.Count;
+            last = documents[^1]["_id"].AsString;
+        }
+    }
 
     internal void EnsureIndexes(EntityDescriptor entity)
     {

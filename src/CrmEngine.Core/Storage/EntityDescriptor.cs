@@ -2,20 +2,28 @@ using System.Globalization;
 using System.Text;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using LiteDB;
 
 namespace CrmEngine.Core.Storage;
 
 /// <summary>One look-up of a collection: how index keys are taken from a record and from a query value.</summary>
 internal sealed class IndexDefinition
 {
-    public IndexDefinition(string field, Func<object, IEnumerable<string?>> keys, Func<string, string?> normalize)
+    public IndexDefinition(string field, Func<object, IEnumerable<string?>> keys, Func<string, string?> normalize, bool listed = true)
     {
         Field = field;
         Keys = keys;
         Normalize = normalize;
+        Listed = listed;
     }
 
     public string Field { get; }
+
+    /// <summary>
+    /// A look-up callers may search by value (<c>FindAsync</c>, API filters). False for a sort key kept only for ordered
+    /// reads inside the engine (see <see cref="IndexReads"/>): it is stored and indexed like the others but not offered.
+    /// </summary>
+    public bool Listed { get; }
 
     /// <summary>Raw values of the record for this look-up (normalised by <see cref="Normalize"/>).</summary>
     public Func<object, IEnumerable<string?>> Keys { get; }
@@ -34,19 +42,61 @@ internal sealed class EntityDescriptor
         CollectionName = collectionName;
         ClrType = clrType;
         Indexes = indexes;
-        IndexesByField = indexes.ToDictionary(i => i.Field, StringComparer.OrdinalIgnoreCase);
+        IndexesByField = indexes.Where(i => i.Listed).ToDictionary(i => i.Field, StringComparer.OrdinalIgnoreCase);
         Validate = validate;
     }
 
     public string EntityName { get; }
     public string CollectionName { get; }
     public Type ClrType { get; }
+    /// <summary>Every stored look-up, sort keys included.</summary>
     public IReadOnlyList<IndexDefinition> Indexes { get; }
+
+    /// <summary>The look-ups callers may search (<see cref="IndexDefinition.Listed"/>).</summary>
     public IReadOnlyDictionary<string, IndexDefinition> IndexesByField { get; }
     public Action<object, ValidationContext>? Validate { get; }
 
     /// <summary>The stored field holding the keys of one look-up: <c>_ix.{field}</c>, entries "key\u0001id".</summary>
     public static string IndexPath(string field) => "$._ix." + field + "[*]";
+
+    /// <summary>The stored member that holds every look-up's entries.</summary>
+    internal const string LookUpMember = "_ix";
+
+    /// <summary>
+    /// The look-up entries of <paramref name="entity"/> as stored beside it (<c>_ix</c>): per look-up an array of
+    /// <c>key\u0001id</c> entries, each normalised key once. Null when the entity has no look-ups.
+    /// </summary>
+    public BsonDocument? LookUpKeys(IEntity entity)
+    {
+        if (Indexes.Count == 0)
+        {
+            return null;
+        }
+
+        var ix = new BsonDocument();
+        foreach (var def in Indexes)
+        {
+            var keys = new BsonArray();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var raw in def.Keys(entity))
+            {
+                if (raw is not null && def.Normalize(raw) is { } key && seen.Add(key))
+                {
+                    keys.Add(IndexKeys.Entry(key, entity.Id));
+                }
+            }
+
+            ix[def.Field] = keys;
+        }
+
+        return ix;
+    }
+
+    /// <summary>The stored entries of look-up <paramref name="field"/> in a stored document (none when it has none).</summary>
+    public static IEnumerable<string> EntriesOf(BsonDocument document, string field) =>
+        document.TryGetValue(LookUpMember, out var ix) && ix.IsDocument && ix.AsDocument.TryGetValue(field, out var entries) && entries.IsArray
+            ? entries.AsArray.Where(e => e.IsString).Select(e => e.AsString)
+            : [];
 }
 
 /// <summary>Collects core validation errors and gives read access to the open transaction (for references).</summary>
@@ -66,6 +116,12 @@ internal static class IndexKeys
 {
     /// <summary>Separator between a key and the record id in stored index entries; below every printable character.</summary>
     public const char Separator = '\u0001';
+
+    /// <summary>The stored index entry of <paramref name="key"/> (normalised) for record <paramref name="id"/>.</summary>
+    public static string Entry(string key, string id) => key + Separator + id;
+
+    /// <summary>The record id of a stored index entry (the text after the last separator).</summary>
+    public static string IdOf(string entry) => entry[(entry.LastIndexOf(Separator) + 1)..];
 
     /// <summary>LiteDB refuses index keys above 1023 bytes; keys are cut (the same way when querying).</summary>
     private const int MaxKeyBytes = 600;
@@ -143,6 +199,7 @@ internal static class CoreEntities
     [
         new(IndexedField.CustomerId, o => [((Activity)o).CustomerId], IndexKeys.Exact),
         new(IndexedField.Owner, o => [((Activity)o).Owner], IndexKeys.Exact),
+        new(IndexReads.ActivityDueField, o => [IndexReads.ActivityDueKey((Activity)o)], key => key, listed: false),
     ], (o, ctx) => ValidateActivity((Activity)o, ctx));
 
     public static readonly EntityDescriptor Order = new(EntityNames.Order, "orders", typeof(Order),

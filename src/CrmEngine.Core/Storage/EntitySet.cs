@@ -17,7 +17,7 @@ public sealed class EntitySet<T> : IEntitySet<T> where T : class, IEntity, new()
         _pipeline = pipeline;
         _descriptor = descriptor;
         _actor = actor;
-        IndexedFields = descriptor.Indexes.Select(i => i.Field).ToArray();
+        IndexedFields = descriptor.Indexes.Where(i => i.Listed).Select(i => i.Field).ToArray();
     }
 
     public string EntityName => _descriptor.EntityName;

@@ -182,7 +182,7 @@ internal sealed class DuplicateFinder
             // No postcode: customers whose stored name starts like this one (the store's name look-up), same city.
             var lower = customer.Name.Trim().ToLowerInvariant();
             var prefix = lower.Length > 3 ? lower[..3] : lower;
-            docs.AddRange(Candidates(BsonExpression.Create("$._ix.name[*] ANY BETWEEN @0 AND @1", prefix, prefix + "\uffff")));
+            docs.AddRange(Candidates(IndexReads.PrefixPredicate(IndexedField.Name, prefix)));
         }
 
         var result = new List<DuplicateMatch>();
