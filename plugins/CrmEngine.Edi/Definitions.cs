@@ -186,6 +186,7 @@ internal readonly struct ElementCheck
         MinLength = e.MinLength;
         MaxLength = e.MaxLength;
         Codes = e.CodeBytes;
+        CodeWords = e.CodeBytes?.Words;
         Definition = e;
         if (Kind == ElementCheckKind.Composite)
         {
@@ -220,6 +221,9 @@ internal readonly struct ElementCheck
     public int MaxLength { get; }
 
     public CodeSet? Codes { get; }
+
+    /// <summary><see cref="CodeSet.Words"/> of <see cref="Codes"/> (null when there are none or too many).</summary>
+    public ulong[]? CodeWords { get; }
 }
 
 internal sealed class SegmentPlan
@@ -365,7 +369,26 @@ internal sealed class CodeSet
         {
             _few = [.. _short];
         }
+
+        // Few short codes: also as little-endian words, zero-padded to 8 bytes, for the validator's plain-value check.
+        var all = codes.Select(c => System.Text.Encoding.ASCII.GetBytes(c)).ToList();
+        if (_long.Count == 0 && all.Count <= 16)
+        {
+            Words = all.Select(b =>
+            {
+                Span<byte> w = stackalloc byte[8];
+                w.Clear();
+                b.CopyTo(w);
+                return System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(w);
+            }).ToArray();
+        }
     }
+
+    /// <summary>
+    /// The codes as little-endian words zero-padded to 8 bytes, when there are at most 16 of at most 8 bytes each; else null.
+    /// A printable value (no zero byte) read the same way and cut to its length equals a word exactly when it is that code.
+    /// </summary>
+    public ulong[]? Words { get; }
 
     private static ulong Pack(ReadOnlySpan<byte> b)
     {

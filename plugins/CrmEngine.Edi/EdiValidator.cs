@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace CrmEngine.Edi;
@@ -603,51 +605,152 @@ public sealed class EdiValidator
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private bool PlainSegmentValid(SegmentPlan plan, uint mask)
     {
-        var bounds = CurrentBounds;
-        int count = bounds.Length - 2;
+        // The tokenizer's invariants hold here: bounds[0..count+1] ascend within the segment's bytes, so no range checks.
+        int count = _curBoundCount - 2;
         var checks = plan.Checks;
         if (count > 63 || plan.LastMandatoryPosition > count)
         {
             return false;
         }
 
+        ref int b = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_curBounds), _curBoundsStart);
         int limit = Math.Min(count, checks.Length);
         for (int pos = limit + 1; pos <= count; pos++)
         {
-            if (bounds[pos + 1] - 1 - bounds[pos] != 0)
+            if (Unsafe.Add(ref b, pos + 1) - 1 - Unsafe.Add(ref b, pos) != 0)
             {
                 return false;
             }
         }
 
-        var data = new ReadOnlySpan<byte>(_curData, _curDataStart, bounds[^1] - 1);
+        ref byte seg = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_curData), _curDataStart);
+        int room = _curData.Length - _curDataStart;
+        ref ElementCheck c0 = ref MemoryMarshal.GetArrayDataReference(checks);
         bool decimals = _edifact;
         _plain = true;
         ulong present = 0;
+        int start = Unsafe.Add(ref b, 1);
         for (int pos = 1; pos <= limit; pos++)
         {
-            int start = bounds[pos];
-            int length = bounds[pos + 1] - 1 - start;
-            ref readonly var c = ref checks[pos - 1];
+            int next = Unsafe.Add(ref b, pos + 1);
+            int length = next - 1 - start;
+            ref ElementCheck c = ref Unsafe.Add(ref c0, pos - 1);
             if (length == 0)
             {
                 if (c.Mandatory)
                 {
                     return false;
                 }
-
-                continue;
             }
-
-            present |= 1UL << pos;
-            uint inElement = (uint)((mask >> start) & ((1UL << length) - 1));
-            if (!QuickValue(data.Slice(start, length), in c, decimals, inElement))
+            else
             {
-                return false;
+                present |= 1UL << pos;
+
+                // The element's component separators, bit 0 = its first byte (a segment read in one block is at most 32 bytes).
+                uint inElement = (uint)((mask >> start) & ((1UL << length) - 1));
+                bool ok = c.Op == QuickOp.Composite
+                    ? QuickComposite(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals, inElement)
+                    : inElement == 0 && QuickLeaf(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals);
+                if (!ok)
+                {
+                    return false;
+                }
             }
+
+            start = next;
         }
 
         return !plan.HasRules || (plan.RuleMasks is { } rules && RulesHold(rules, present));
+    }
+
+    /// <summary>
+    /// A printable value without separators in it passes its simple element's or component's check: length, code values,
+    /// numbers counted inline, dates and times. <paramref name="room"/> is how many bytes the array holds from the value on.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool QuickLeaf(ref byte value, int length, int room, in ElementCheck c, bool decimals)
+    {
+        switch (c.Op)
+        {
+            case QuickOp.Text:
+                return length >= c.MinLength && length <= c.MaxLength;
+            case QuickOp.TextCodes:
+                return length >= c.MinLength && length <= c.MaxLength && HasCode(ref value, length, room, in c);
+            case QuickOp.Number:
+                return QuickNumber(MemoryMarshal.CreateReadOnlySpan(ref value, length), in c, decimals || c.Real);
+            case QuickOp.Other:
+                return Check(MemoryMarshal.CreateReadOnlySpan(ref value, length), c.Definition) == NoError;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Code value check of a printable value: one 8-byte read compared with the few code words, else the code set.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool HasCode(ref byte value, int length, int room, in ElementCheck c)
+    {
+        var words = c.CodeWords;
+        if (words == null || room < 8)
+        {
+            return c.Codes!.Contains(MemoryMarshal.CreateReadOnlySpan(ref value, length));
+        }
+
+        if (length > 8)
+        {
+            return false;
+        }
+
+        ulong w = Unsafe.ReadUnaligned<ulong>(ref value) & (ulong.MaxValue >> (64 - (8 * length)));
+        foreach (ulong k in words)
+        {
+            if (k == w)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Every component of a printable composite passes its check and none is missing; <paramref name="separators"/> has a bit
+    /// per component separator (bit 0 = the value's first byte).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool QuickComposite(ref byte value, int length, int room, in ElementCheck ed, bool decimals, uint separators)
+    {
+        var comps = ed.Components;
+        int c = 0;
+        int p = 0;
+        while (true)
+        {
+            int end = separators == 0 ? length : System.Numerics.BitOperations.TrailingZeroCount(separators);
+            separators &= separators - 1;
+            if (c == comps.Length)
+            {
+                return false;
+            }
+
+            ref readonly var cc = ref comps[c++];
+            if (end == p)
+            {
+                if (cc.Mandatory)
+                {
+                    return false;
+                }
+            }
+            else if (!QuickLeaf(ref Unsafe.Add(ref value, p), end - p, room - p, in cc, decimals))
+            {
+                return false;
+            }
+
+            if (end >= length)
+            {
+                return c >= ed.LastMandatoryComponent;
+            }
+
+            p = end + 1;
+        }
     }
 
     /// <summary>Every element checked and reported exactly (the quick loops where they apply); out of line.</summary>
