@@ -20,8 +20,10 @@ namespace CrmEngine.Security;
 /// </summary>
 /// <remarks>
 /// Cheap by construction: which writes are checked is decided on the writer thread from the actor string alone
-/// (<see cref="Checks"/>), so an engine write never enters the handlers (no thread hop, no image copy). Users of kind
-/// <c>system</c> pass after one look-up, as do all actors while the access model has no users.
+/// (<see cref="Checks"/>), so an engine write never enters the handlers (no thread hop, no image copy). That decision is
+/// by how the write was made (the actor's form, <see cref="ReservedUsers.IsEngineActor"/>), never by the kind of a user:
+/// no user may have an id the engine writes as, and a user of kind <c>system</c> writing under its own id is checked by
+/// its roles like anyone else. An actor that is no user passes, as do all actors while the access model has no users.
 /// </remarks>
 public sealed class WriteEnforcement : IHostedService
 {
@@ -30,6 +32,7 @@ public sealed class WriteEnforcement : IHostedService
 
     private const string HandlerOwner = "security";
     private const string ApiKeyPrefix = "apikey:";
+    private const string UserPrefix = "user:";
 
     private readonly IWriteHandlerRegistry _registry;
     private readonly SecurityDirectory _directory;
@@ -64,16 +67,17 @@ public sealed class WriteEnforcement : IHostedService
     }
 
     /// <summary>
-    /// Is a write by <paramref name="actor"/> checked? User ids (no <c>kind:</c> prefix) and API keys are; the engine's
-    /// writers are not. Errs on the side of checking: an actor without a prefix that is no user passes in the handler.
+    /// Is a write by <paramref name="actor"/> checked? User ids (<c>anna</c>, <c>user:anna</c>) and API keys are; the
+    /// engine's writers (<see cref="ReservedUsers.IsEngineActor"/>) are not. Errs on the side of checking: an actor without a
+    /// prefix that is no user passes in the handler.
     /// </summary>
-    public static bool Checks(string actor) =>
-        actor.Length > 0 && (actor.IndexOf(':', StringComparison.Ordinal) < 0 || actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal)) &&
-        actor is not ("mail" or "unsubscribe" or "scheduler");
+    public static bool Checks(string actor) => actor.Length > 0 && !ReservedUsers.IsEngineActor(actor);
 
-    /// <summary>The user a checked actor acts as: itself, or <c>sys-api</c> for an API key without a user.</summary>
+    /// <summary>The user a checked actor acts as: itself (<c>user:</c> stripped), or <c>sys-api</c> for an API key without a user.</summary>
     internal static string UserOf(string actor) =>
-        actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal) ? SecurityAdministration.SystemUsers.Api : actor;
+        actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal) ? SecurityAdministration.SystemUsers.Api
+        : actor.StartsWith(UserPrefix, StringComparison.Ordinal) ? actor[UserPrefix.Length..]
+        : actor;
 
     /// <param name="setOwner">Makes the creating user the owner; null for an entity without owner.</param>
     private void Register<T>(string entity, Func<T, string?> owner, Action<T, string>? setOwner) where T : class, IEntity
@@ -90,9 +94,9 @@ public sealed class WriteEnforcement : IHostedService
             $"security:owner-{entity}", async (e, ct) =>
             {
                 // Only a person or integration user becomes owner; a key without a user leaves the record unowned, as before.
-                if (e.After is { } after && owner(after) is null && (await _directory.SnapshotAsync(ct)).Users.ContainsKey(e.Actor))
+                if (e.After is { } after && owner(after) is null && (await _directory.SnapshotAsync(ct)).Users.ContainsKey(UserOf(e.Actor)))
                 {
-                    setOwner(after, e.Actor);
+                    setOwner(after, UserOf(e.Actor));
                 }
             }, (operation, actor) => operation == ChangeOperation.Create && Checks(actor) && !actor.StartsWith(ApiKeyPrefix, StringComparison.Ordinal))));
     }
@@ -102,15 +106,18 @@ public sealed class WriteEnforcement : IHostedService
     {
         var snapshot = await _directory.SnapshotAsync(ct);
         var userId = UserOf(actor);
-        // Not a user (an engine writer without a prefix, or no access model yet), or one of the engine's system users.
-        return snapshot.Users.TryGetValue(userId, out var user) && user.Kind != UserKind.System ? new AccessContext(snapshot, userId, null) : null;
+        // Not a user (no access model yet, or an actor nobody is): nothing to check. A user of any kind is checked by its
+        // roles: engine writers never get here (Checks), so being of kind system exempts nothing.
+        return snapshot.Users.ContainsKey(userId) ? new AccessContext(snapshot, userId, null) : null;
     }
 
     private static void Reject<T>(WriteEvent<T> e, IEnumerable<AccessDecision> decisions) where T : class, IEntity
     {
         foreach (var denied in decisions.Where(d => !d.Allowed))
         {
-            e.Reject(AccessField, denied.ToString());
+            // A sentence: callers append to it ("... Nothing was stored.").
+            var text = denied.ToString();
+            e.Reject(AccessField, text.EndsWith('.') ? text : text + ".");
         }
     }
 

@@ -45,8 +45,9 @@ public sealed class ApiKeyAdministration : IDisposable
         _keys.CreateAsync(name, scope, expires, null, cancellationToken);
 
     /// <summary>
-    /// Creates a key that acts as <paramref name="user"/> (null: the system user <c>sys-api</c>). The user must exist and
-    /// be active; the key's scope can only narrow what the user's roles allow.
+    /// Creates a key that acts as <paramref name="user"/> (null: the system user <c>sys-api</c>). The user must exist, be
+    /// active and be a person or integration account (never a system user or a reserved id: only the engine acts as
+    /// those); the key's scope can only narrow what the user's roles allow.
     /// </summary>
     public Task<CreatedApiKey> CreateAsync(string name, ApiScope scope, DateTimeOffset? expires, string? user, CancellationToken cancellationToken = default)
     {
@@ -62,6 +63,11 @@ public sealed class ApiKeyAdministration : IDisposable
             if (found.Deactivated)
             {
                 throw new ArgumentException($"--user '{user}' is deactivated: a key cannot act as them (crm users activate {user})");
+            }
+
+            if (CrmEngine.Security.ReservedUsers.ActingRefusal(found) is { } why)
+            {
+                throw new ArgumentException($"--user '{user}' {why} (make the key for a person or integration user)");
             }
         }
 

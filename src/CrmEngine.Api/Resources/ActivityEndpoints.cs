@@ -53,9 +53,13 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
 
         // Activities the caller may read, judged on the stored document as the index is read (an activity can be owned by
         // someone else than the customer's owner), so pages, cursors and next links are of visible activities only.
-        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Activity);
+        var access = await context.CrmAccessAsync();
+        var visible = access.Filter(EntityNames.Activity);
         Func<IndexHit, bool>? keep = visible.All ? null : hit => visible.Matches(hit.Id, hit.Owner);
         var database = context.RequestServices.GetRequiredService<CrmDatabase>();
+        // Each activity without the fields hidden from the caller, as GET /api/activities answers it.
+        var mask = access.Fields(EntityNames.Activity);
+        object Shown(IndexHit hit) => RecordAccess.Shape(mask, database.Mapper.ToObject<Activity>(hit.Document));
         // Both orders are one ordered index range of this customer, read in chunks until the page (plus one) is found:
         // newest = the customer look-up backwards (ids grow with creation); due = the activities' due sort key. The
         // cursor is the position in that order, so an activity that does not move is neither skipped nor repeated
@@ -65,7 +69,7 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
             var newest = IndexReads.ByKey(database, CoreEntities.Activity, IndexedField.CustomerId, customer.Id, page.After, descending: true, keep, Chunk(page.Limit))
                 .Take(page.Limit + 1)
                 .ToList();
-            return Paging.Respond(context, newest, page.Limit, h => h.Id, h => database.Mapper.ToObject<Activity>(h.Document));
+            return Paging.Respond(context, newest, page.Limit, h => h.Id, Shown);
         }
 
         var due = IndexReads.ActivitiesByDue(database, customer.Id, page.After, keep, Chunk(page.Limit));
@@ -75,7 +79,7 @@ internal sealed class ActivityEndpoints : IApiEndpointModule
         }
 
         var fetched = due.Take(page.Limit + 1).ToList();
-        return Paging.Respond(context, fetched, page.Limit, IndexReads.ActivityDueCursor, h => database.Mapper.ToObject<Activity>(h.Document));
+        return Paging.Respond(context, fetched, page.Limit, IndexReads.ActivityDueCursor, Shown);
     }
 
     /// <summary>Documents per index read: a page and its look-ahead in one read when nothing is filtered out.</summary>

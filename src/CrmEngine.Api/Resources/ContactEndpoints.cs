@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -110,9 +111,10 @@ internal sealed class ContactEndpoints : IApiEndpointModule
 
     private static async Task<IResult> AddAsync(HttpContext context, string id)
     {
-        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
+        var target = await WritableAsync(context, id, redirect: true);
+        if (target.Problem is not null)
         {
-            return required;
+            return target.Problem;
         }
 
         var body = await ResourceJson.Instance.ReadBodyAsync<ContactPerson>(context);
@@ -131,7 +133,7 @@ internal sealed class ContactEndpoints : IApiEndpointModule
             return ResourceProblems.Invalid("contact person", "id", $"'{contact.Id}' is not a usable id: use 1-{MaxIdLength} letters, digits, '-', '_' or '.' (or leave it out)");
         }
 
-        return await ChangeAsync(context, id, ifMatch, null, StatusCodes.Status201Created, customer =>
+        return await ChangeAsync(context, target, StatusCodes.Status201Created, customer =>
         {
             if (customer.Contacts.Any(c => c?.Id == contact.Id))
             {
@@ -145,9 +147,10 @@ internal sealed class ContactEndpoints : IApiEndpointModule
 
     private static async Task<IResult> ReplaceAsync(HttpContext context, string id, string contactId)
     {
-        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
+        var target = await WritableAsync(context, id, redirect: true);
+        if (target.Problem is not null)
         {
-            return required;
+            return target.Problem;
         }
 
         var body = await ResourceJson.Instance.ReadBodyAsync<ContactPerson>(context);
@@ -156,30 +159,32 @@ internal sealed class ContactEndpoints : IApiEndpointModule
             return body.Problem;
         }
 
-        return await ChangeAsync(context, id, ifMatch, contactId, StatusCodes.Status200OK, customer =>
+        return await ChangeAsync(context, target, StatusCodes.Status200OK, customer =>
             Put(customer, contactId, _ => body.Value!));
     }
 
     private static async Task<IResult> PatchAsync(HttpContext context, string id, string contactId)
     {
-        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
+        var target = await WritableAsync(context, id, redirect: true);
+        if (target.Problem is not null)
         {
-            return required;
+            return target.Problem;
         }
 
         var patch = await ResourceJson.ReadMergePatchAsync(context);
-        return patch.Problem ?? await ChangeAsync(context, id, ifMatch, contactId, StatusCodes.Status200OK, customer =>
+        return patch.Problem ?? await ChangeAsync(context, target, StatusCodes.Status200OK, customer =>
             Put(customer, contactId, current => ResourceJson.Instance.ApplyMergePatch(current, patch.Value!)));
     }
 
     private static async Task<IResult> DeleteAsync(HttpContext context, string id, string contactId)
     {
-        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
+        var target = await WritableAsync(context, id, redirect: false);
+        if (target.Problem is not null)
         {
-            return required;
+            return target.Problem;
         }
 
-        return await ChangeAsync(context, id, ifMatch, contactId, StatusCodes.Status204NoContent, customer =>
+        return await ChangeAsync(context, target, StatusCodes.Status204NoContent, customer =>
         {
             var index = customer.Contacts.FindIndex(c => c?.Id == contactId);
             if (index < 0)
@@ -218,25 +223,46 @@ internal sealed class ContactEndpoints : IApiEndpointModule
         return (null, index);
     }
 
+    /// <summary>The customer a contact change is made on, or the answer that stops it.</summary>
+    private readonly record struct Target(ICrmStore Store, Customer? Customer, IResult? Problem);
+
     /// <summary>
-    /// Loads the customer, checks If-Match, applies <paramref name="change"/> (which returns a problem, or
-    /// the index of the contact to answer with; -1 for none) and stores the customer as one update.
+    /// The customer a contact change is made on, checked in the order a caller may learn things: a customer it may not
+    /// read (or that does not exist) is 404 (308 after a merge), one it may read but not write is 403 naming
+    /// <c>customer:write</c>; only then a missing or stale If-Match (428, 412), the body, and the contact (404). So a caller
+    /// without write learns nothing about versions or contacts, and is told the privilege it lacks.
     /// </summary>
-    private static async Task<IResult> ChangeAsync(HttpContext context, string id, IfMatch ifMatch, string? contactId, int status,
-        Func<Customer, (IResult? Problem, int Index)> change)
+    private static async Task<Target> WritableAsync(HttpContext context, string id, bool redirect)
     {
         var store = context.CrmStore();
-        var (customer, missing) = await CustomerLookup.LoadAsync(context, store, id, redirect: status != StatusCodes.Status204NoContent);
+        var (customer, missing) = await CustomerLookup.LoadAsync(context, store, id, redirect);
         if (customer is null)
         {
-            return missing!;
+            return new Target(store, null, missing);
         }
 
-        if (!ifMatch.Allows(customer.Version))
+        if (await RecordAccess.ForbiddenAsync(context, EntityNames.Customer, Privilege.Write, customer) is { } forbidden)
         {
-            return ResourceProblems.PreconditionFailed(context, "customer", customer.Id, customer.Version);
+            return new Target(store, null, forbidden);
         }
 
+        if (ETags.RequireVersion(context, "customer", out var ifMatch) is { } required)
+        {
+            return new Target(store, null, required);
+        }
+
+        return ifMatch.Allows(customer.Version)
+            ? new Target(store, customer, null)
+            : new Target(store, null, ResourceProblems.PreconditionFailed(context, "customer", customer.Id, customer.Version));
+    }
+
+    /// <summary>
+    /// Applies <paramref name="change"/> to the checked customer (it returns a problem, or the index of the contact to
+    /// answer with; -1 for none) and stores the customer as one update.
+    /// </summary>
+    private static async Task<IResult> ChangeAsync(HttpContext context, Target target, int status, Func<Customer, (IResult? Problem, int Index)> change)
+    {
+        var (store, customer) = (target.Store, target.Customer!);
         var (problem, index) = change(customer);
         if (problem is not null)
         {

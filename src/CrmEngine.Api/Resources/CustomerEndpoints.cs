@@ -37,11 +37,14 @@ internal sealed class CustomerEndpoints : IApiEndpointModule
             return missing!;
         }
 
-        // The customer's orders the caller may read (an order can be owned by someone else than its customer).
-        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Order);
+        // The customer's orders the caller may read (an order can be owned by someone else than its customer), without the
+        // order fields hidden from the caller, as GET /api/orders answers them.
+        var access = await context.CrmAccessAsync();
+        var visible = access.Filter(EntityNames.Order);
         var orders = await VisibleRecords.FindAsync(store.Orders, visible, o => o.Owner, IndexedField.CustomerId, customer.Id, page.Limit + 1, page.After,
             context.RequestAborted);
-        return Paging.Respond(context, orders, page.Limit, o => o.Id, o => o);
+        var mask = access.Fields(EntityNames.Order);
+        return Paging.Respond(context, orders, page.Limit, o => o.Id, o => RecordAccess.Shape(mask, o));
     }
 }
 

@@ -48,6 +48,13 @@ public sealed class ApiJwtOptions
     /// <summary>What scope values start with (default <c>crm.</c>: <c>crm.read</c>, <c>crm.write</c>, <c>crm.admin</c>).</summary>
     public string ScopePrefix { get; set; } = "crm.";
 
+    /// <summary>
+    /// When <see cref="UserClaim"/> is <c>email</c>: the token must also carry <c>email_verified: true</c>, since a provider
+    /// that lets people register or change an address would otherwise let them name anyone's account. Set false only for a
+    /// provider that vouches for every address it issues but does not send the claim (the user then answers for it).
+    /// </summary>
+    public bool RequireVerifiedEmail { get; set; } = true;
+
     /// <summary>Clock difference tolerated for <c>exp</c> and <c>nbf</c>.</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromMinutes(1);
 
@@ -114,7 +121,7 @@ internal static class CallerIdentity
     public static bool BearerEnabled(HttpContext context) =>
         context.RequestServices.GetService<IOptions<ApiOptions>>()?.Value.Jwt.IsEnabled == true;
 
-    /// <summary>Why <paramref name="userId"/> may not act (unknown, deactivated), or null when they may.</summary>
+    /// <summary>Why <paramref name="userId"/> may not act (unknown, deactivated, a system user or a reserved id), or null when they may.</summary>
     public static async Task<string?> UserRefusalAsync(HttpContext context, string userId)
     {
         var directory = context.RequestServices.GetService<SecurityDirectory>();
@@ -129,7 +136,7 @@ internal static class CallerIdentity
             return "does not exist (crm users list shows the users)";
         }
 
-        return user.Deactivated ? $"is deactivated{(user.DeactivatedAt is { } at ? $" (since {at:u})" : "")}" : null;
+        return user.Deactivated ? $"is deactivated{(user.DeactivatedAt is { } at ? $" (since {at:u})" : "")}" : ReservedUsers.ActingRefusal(user);
     }
 
     public static ClaimsPrincipal Principal(string scheme, string name, string? userId, ApiScope? scope, string? refusal, params Claim[] extra)
@@ -162,6 +169,9 @@ internal static class ApiAuthentication
 {
     /// <summary>The default scheme: forwards each request to the key or the bearer scheme.</summary>
     public const string SchemeName = "CrmCaller";
+
+    private const string EmailClaim = "email";
+    private const string EmailVerifiedClaim = "email_verified";
 
     /// <summary>Engine side (called by AddCrmApi): the access model, the validated <c>Api:Jwt</c> options and the security admin endpoints.</summary>
     public static void AddOptions(IServiceCollection services)
@@ -236,6 +246,12 @@ internal static class ApiAuthentication
         if (string.IsNullOrEmpty(userId))
         {
             refusal = $"the bearer token has no '{jwt.UserClaim}' claim to name its user (Api:Jwt:UserClaim)";
+        }
+        else if (jwt.RequireVerifiedEmail && string.Equals(jwt.UserClaim, EmailClaim, StringComparison.OrdinalIgnoreCase) &&
+                 !string.Equals(claims.FindFirst(EmailVerifiedClaim)?.Value, "true", StringComparison.OrdinalIgnoreCase))
+        {
+            refusal = $"the bearer token names user '{userId}' by e-mail (claim '{jwt.UserClaim}'), but the provider has not verified that address " +
+                      $"({EmailVerifiedClaim} is not true; Api:Jwt:RequireVerifiedEmail)";
         }
         else
         {
