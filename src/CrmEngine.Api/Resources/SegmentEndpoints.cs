@@ -1,5 +1,6 @@
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Rules;
+using CrmEngine.Rules.Admin;
 using CrmEngine.Rules.Segments;
 using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
@@ -67,10 +68,14 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
             return RulesNotRunning();
         }
 
-        var list = await segments.ListAsync(context.RequestAborted);
-        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Customer);
-        // A caller who sees every customer gets the stored counts; anyone else only the members it may read.
-        var counts = visible.All ? null : await VisibleCountsAsync(context, segments, list, visible);
+        var access = await context.CrmAccessAsync();
+        var view = segments.ViewFor(SegmentReaders.For(access));
+        // A segment whose script reads what the caller may not see is not there for them (a file refused before it ever
+        // loaded has no members and is listed with its error).
+        var list = (await segments.ListAsync(context.RequestAborted)).Where(s => view.Sees(s.Name) || s.ScriptHash is null).ToList();
+        var visible = access.Filter(EntityNames.Customer);
+        // A caller who sees every customer and every membership gets the stored counts; anyone else only the members shown to it.
+        var counts = visible.All && list.All(s => !view.ChecksEachCustomer(s.Name)) ? null : await VisibleCountsAsync(context, view, list, visible);
         var items = list.Select(s => new SegmentSummary(s.Name, DescriptionOf(catalog, s.Name), s.Status, counts?[s.Name] ?? s.Members, s.LastRebuildAt,
             s.ScriptHash, s.LastError, s.RefusedError)).ToList();
         return ResourceJson.Instance.Ok(new ResourcePage<SegmentSummary>(items, null));
@@ -81,9 +86,10 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
     /// (each looked up in every segment) while they are fewer than the stored members, else every member (its customer read
     /// and judged) — so a salesperson with own depth pays for their own customers, not for the segment.
     /// </summary>
-    private static async Task<Dictionary<string, long>> VisibleCountsAsync(HttpContext context, SegmentService segments,
+    private static async Task<Dictionary<string, long>> VisibleCountsAsync(HttpContext context, SegmentView view,
         IReadOnlyList<SegmentInfo> list, QueryFilter visible)
     {
+        var segments = view.Segments;
         var ct = context.RequestAborted;
         var counts = list.ToDictionary(s => s.Name, _ => 0L, StringComparer.Ordinal);
         var filled = list.Where(s => s.Members > 0).Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList();
@@ -112,7 +118,7 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
                 {
                     foreach (var id in ids)
                     {
-                        if (await segments.IsMemberAsync(name, id, ct))
+                        if (await segments.IsMemberAsync(name, id, ct) && await view.SeesMembershipAsync(name, id, ct))
                         {
                             counts[name]++;
                         }
@@ -134,7 +140,8 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
                 var members = await segments.MembersAsync(name, slice, cursor, ct);
                 foreach (var member in members)
                 {
-                    if (await store.Customers.GetAsync(member.CustomerId, ct) is { } customer && visible.Matches(customer.Id, customer.Owner))
+                    if (await store.Customers.GetAsync(member.CustomerId, ct) is { } customer ? visible.Matches(customer.Id, customer.Owner) &&
+                            await view.SeesMembershipAsync(name, customer.Id, ct) : visible.All && !view.ChecksEachCustomer(name))
                     {
                         counts[name]++;
                     }
@@ -164,13 +171,17 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
             return RulesNotRunning();
         }
 
-        if (catalog.Find(RuleKind.Segment, name) is null)
+        // A segment whose script reads what the caller may not see answers as an unknown one.
+        var access = await context.CrmAccessAsync();
+        var view = segments.ViewFor(SegmentReaders.For(access));
+        if (catalog.Find(RuleKind.Segment, name) is null || !view.Sees(name))
         {
             return ResourceProblems.NotFound("segment", name);
         }
 
-        // Members the caller may read only: the member list is read on until the page holds enough of them.
-        var visible = (await context.CrmAccessAsync()).Filter(EntityNames.Customer);
+        // Members the caller may read only (and whose membership is shown to it): the member list is read on until the page
+        // holds enough of them.
+        var visible = access.Filter(EntityNames.Customer);
         var store = context.CrmStore();
         var items = new List<(SegmentMember Member, string? Name)>(page.Limit + 1);
         var after = page.After;
@@ -181,7 +192,8 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
             foreach (var member in members)
             {
                 var customer = await store.Customers.GetAsync(member.CustomerId, context.RequestAborted);
-                if (customer is null ? visible.All : visible.Matches(customer.Id, customer.Owner))
+                if (customer is null ? visible.All && !view.ChecksEachCustomer(name)
+                        : visible.Matches(customer.Id, customer.Owner) && await view.SeesMembershipAsync(name, customer.Id, context.RequestAborted))
                 {
                     // The extra member past the page only tells that a next page exists.
                     items.Add((member, customer?.Name));
@@ -217,14 +229,8 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
             return missing!;
         }
 
-        var items = new List<CustomerSegment>();
-        foreach (var rule in catalog.Segments)
-        {
-            if (await segments.IsMemberAsync(rule.Name, customer.Id, context.RequestAborted))
-            {
-                items.Add(new CustomerSegment(rule.Name, DescriptionOf(catalog, rule.Name)));
-            }
-        }
+        var view = segments.ViewFor(SegmentReaders.For(await context.CrmAccessAsync()));
+        var items = (await view.MembershipsAsync(customer, context.RequestAborted)).Select(name => new CustomerSegment(name, DescriptionOf(catalog, name))).ToList();
 
         return ResourceJson.Instance.Ok(new ResourcePage<CustomerSegment>(items, null));
     }
@@ -240,4 +246,27 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
     private static IResult RulesNotRunning() =>
         ResourceProblems.Problem(StatusCodes.Status503ServiceUnavailable, "Segments are not available",
             "The rules engine is not running in this host, so there are no segments to list.");
+}
+
+/// <summary>
+/// A user's access as the rules engine reads it (<see cref="FactsAccess"/>: Rules does not reference Security). One place for
+/// the API's segment lists, <c>crm rules test|segments explain --as</c> and the per-customer export
+/// (<c>SegmentService.ViewFor(SegmentReaders.For(access))</c>), so they judge alike.
+/// </summary>
+public static class SegmentReaders
+{
+    /// <summary>Null for a caller who may read everything with no field hidden (the unrestricted context); else what it may read.</summary>
+    public static FactsAccess? For(AccessContext access)
+    {
+        ArgumentNullException.ThrowIfNull(access);
+        if (access.Unrestricted)
+        {
+            return null;
+        }
+
+        var all = new Dictionary<string, bool>(StringComparer.Ordinal);
+        return new FactsAccess(access.UserId, (entity, id, owner) => access.Check(Privilege.Read, new RecordRef(entity, id, owner)).Allowed,
+            entity => access.Fields(entity).Hidden,
+            entity => all.TryGetValue(entity, out var reads) ? reads : all[entity] = access.Filter(entity).All);
+    }
 }

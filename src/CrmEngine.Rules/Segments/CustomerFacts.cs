@@ -51,6 +51,114 @@ public static class CustomerFacts
         return fields;
     }
 
+    /// <summary>
+    /// The stored fields (entity, JSON field name) a customer fact is made from: a card field is its own field (any name the
+    /// engine does not derive counts as one, so a mention is never overlooked), <c>city</c> comes from <c>addresses</c>,
+    /// <c>totalSpent</c> from the orders' status and total, and so on. A fact is hidden from a reader when any of them is.
+    /// </summary>
+    public static IEnumerable<(string Entity, string Field)> SourcesOf(string fact) => Sources.TryGetValue(fact, out var known)
+        ? known
+        : [(EntityNames.Customer, fact)];
+
+    /// <summary>The order fields one entry of <c>customer.orders</c> shows under <paramref name="key"/>.</summary>
+    public static IEnumerable<string> SourcesOfListedOrderKey(string key) => key switch
+    {
+        "date" => ["orderedAt"],
+        "total" => ["total", "lines"],
+        "id" => [],
+        _ => [key],
+    };
+
+    private static (string, string)[] Of(string entity, params string[] fields) => fields.Select(f => (entity, f)).ToArray();
+
+    private static readonly Dictionary<string, (string Entity, string Field)[]> Sources = new(StringComparer.Ordinal)
+    {
+        ["region"] = Of(EntityNames.Customer, "profile", "addresses"),
+        ["country"] = Of(EntityNames.Customer, "addresses"),
+        ["city"] = Of(EntityNames.Customer, "addresses"),
+        ["postalCode"] = Of(EntityNames.Customer, "addresses"),
+        // Which orders count is decided by their status, so every order figure is made from it.
+        ["orderCount"] = Of(EntityNames.Order, "status"),
+        ["totalSpent"] = Of(EntityNames.Order, "status", "total", "lines"),
+        ["averageSpent"] = Of(EntityNames.Order, "status", "total", "lines"),
+        ["firstOrderDate"] = Of(EntityNames.Order, "status", "orderedAt"),
+        ["lastOrderDate"] = Of(EntityNames.Order, "status", "orderedAt"),
+        ["daysSinceLastOrder"] = Of(EntityNames.Order, "status", "orderedAt"),
+        ["spentLast30Days"] = Of(EntityNames.Order, "status", "total", "lines", "orderedAt"),
+        ["spentLast90Days"] = Of(EntityNames.Order, "status", "total", "lines", "orderedAt"),
+        ["spentLast180Days"] = Of(EntityNames.Order, "status", "total", "lines", "orderedAt"),
+        ["spentLast365Days"] = Of(EntityNames.Order, "status", "total", "lines", "orderedAt"),
+        ["ordersLast180Days"] = Of(EntityNames.Order, "status", "orderedAt"),
+        ["orders"] = Of(EntityNames.Order, "status"),
+        ["activityCount"] = [],
+        ["openActivities"] = Of(EntityNames.Activity, "status"),
+        ["lastActivityDate"] = Of(EntityNames.Activity, "endAt", "startAt", "updatedAt"),
+        ["daysSinceLastActivity"] = Of(EntityNames.Activity, "endAt", "startAt", "updatedAt"),
+        ["openCases"] = [],
+    };
+
+    /// <summary>
+    /// Would the answer of a script that reads <paramref name="fields"/> (null: cannot be told) tell <paramref name="reader"/>
+    /// something hidden from them? Yes when it reads a fact hidden from them (<see cref="Admin.FactsAccess.HidesFact"/>), or,
+    /// when its reads cannot be told, as soon as any field is hidden from them. Orders and activities the reader may not
+    /// read are a question of each customer (<see cref="LeavesOutAsync"/>).
+    /// </summary>
+    public static bool RevealsHidden(IReadOnlySet<string>? fields, Admin.FactsAccess reader)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        return fields is null ? !reader.HidesNoField : fields.Any(reader.HidesFact);
+    }
+
+    /// <summary>
+    /// Does the customer have an order (one that counts as a purchase) or an activity the reader may not read, of the kind
+    /// a script reading <paramref name="fields"/> needs? Then its figures would count what the reader may not see.
+    /// </summary>
+    public static async Task<bool> LeavesOutAsync(ICrmStore store, string customerId, IReadOnlySet<string>? fields, Admin.FactsAccess reader,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(reader);
+        if (NeedsOrders(fields) && !reader.ReadsAll(EntityNames.Order)
+            && (await AllAsync(store.Orders, customerId, cancellationToken)).Any(o => Counts(o) && !reader.MayRead(o)))
+        {
+            return true;
+        }
+
+        return NeedsActivities(fields) && !reader.ReadsAll(EntityNames.Activity)
+            && (await AllAsync(store.Activities, customerId, cancellationToken)).Any(a => !reader.MayRead(a));
+    }
+
+    /// <summary>
+    /// The facts of a customer as <paramref name="reader"/> sees them (null: everything): orders and activities they may
+    /// not read are left out of the lists and of every figure, and facts hidden from them are absent.
+    /// </summary>
+    public static async Task<Dictionary<string, object?>> LoadAsAsync(ICrmStore store, Customer customer, DateTimeOffset asOf, Admin.FactsAccess? reader,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(customer);
+        var orders = new OrderFigures(asOf, keepOrders: true);
+        foreach (var o in await AllAsync(store.Orders, customer.Id, cancellationToken))
+        {
+            if (reader is null || reader.MayRead(o))
+            {
+                orders.Add(o);
+            }
+        }
+
+        var activities = new ActivityFigures();
+        foreach (var a in await AllAsync(store.Activities, customer.Id, cancellationToken))
+        {
+            if (reader is null || reader.MayRead(a))
+            {
+                activities.Add(a);
+            }
+        }
+
+        var facts = Build(customer, orders, activities, asOf, null);
+        return reader?.Mask(facts) ?? facts;
+    }
+
     public static bool NeedsOrders(IReadOnlySet<string>? fields) => fields is null || fields.Overlaps(OrderFields);
 
     public static bool NeedsActivities(IReadOnlySet<string>? fields) => fields is null || fields.Overlaps(ActivityFields);

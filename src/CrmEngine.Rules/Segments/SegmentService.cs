@@ -32,7 +32,14 @@ public sealed record SegmentExplanation(
     string DecidedByHash,
     DateTimeOffset? DecidedAt,
     bool DecidedByCurrentVersion,
-    RuleRunResult Run);
+    RuleRunResult Run)
+{
+    /// <summary>The user the facts were computed for (<c>--as</c>); null: the machine operator.</summary>
+    public string? Reader { get; init; }
+
+    /// <summary>The stored decision is not shown: the script reads what <see cref="Reader"/> may not see.</summary>
+    public bool MembershipWithheld { get; init; }
+}
 
 public sealed record RebuildReport(string Segment, string ScriptHash, long Customers, long Members, long Added, long Removed, long Failed, TimeSpan Elapsed);
 
@@ -722,17 +729,18 @@ public sealed class SegmentService : BackgroundService
     /// Why the customer is in or out: the stored decision, and a traced re-run of the script version
     /// that made it (from <c>rules_versions</c>) on the customer's data as it is now.
     /// </summary>
-    /// <param name="access">Who asks (<c>--as</c>): a customer they may not read is "not there", and fields hidden from them
-    /// are absent from the facts the script sees (so from the trace). Null: the machine operator.</param>
+    /// <param name="access">Who asks (<c>--as</c>): a customer they may not read is "not there"; the facts the script sees are
+    /// theirs (orders and activities they may not read left out of lists and figures, hidden fields absent, so also from the
+    /// trace), and the stored decision is withheld when it would tell them what they may not see. Null: the machine operator.</param>
     public async Task<SegmentExplanation> ExplainAsync(string segment, string customerId, CancellationToken cancellationToken = default,
         Admin.FactsAccess? access = null)
     {
         var rule = _catalog.Find(RuleKind.Segment, segment) ?? throw new ArgumentException($"There is no segment '{segment}'.", nameof(segment));
         var asOf = _time.GetUtcNow();
-        var facts = await CustomerFacts.LoadAsync(_store, customerId, asOf, cancellationToken) is { } loaded
-                    && (access is null || access.MayRead(EntityNames.Customer, customerId, loaded.GetValueOrDefault("owner") as string))
-            ? access?.Mask(loaded) ?? loaded
+        var customer = await _store.Customers.GetAsync(customerId, cancellationToken) is { } found && (access is null || access.MayRead(found))
+            ? found
             : throw new ArgumentException($"There is no customer '{customerId}'{(access is null ? "" : $" that user '{access.User}' may read")}.", nameof(customerId));
+        var facts = await CustomerFacts.LoadAsAsync(_store, customer, asOf, access, cancellationToken);
         var member = await Members.GetAsync(SegmentMember.IdOf(segment, customerId), cancellationToken);
         var state = await States.GetAsync(segment, cancellationToken);
         var hash = member?.ScriptHash ?? state?.RebuiltWithHash ?? rule.Hash;
@@ -747,8 +755,40 @@ public sealed class SegmentService : BackgroundService
         }
 
         var run = await RunAsync(script, facts, asOf, trace: true, cancellationToken);
-        return new SegmentExplanation(segment, customerId, member is not null, hash, member?.DecidedAt, hash == rule.Hash, run);
+        var withheld = access is not null && !await ViewFor(access).SeesMembershipAsync(segment, customer.Id, cancellationToken);
+        return new SegmentExplanation(segment, customerId, !withheld && member is not null, hash, withheld ? null : member?.DecidedAt, hash == rule.Hash, run)
+        {
+            Reader = access?.User,
+            MembershipWithheld = withheld,
+        };
     }
+
+    // ------------------------------------------------------------------ who sees which segments
+
+    /// <summary>
+    /// The segments and memberships <paramref name="reader"/> may see (null: the machine operator, who sees all). The API's
+    /// segment lists, member lists and per-customer segments, <c>segments explain --as</c> and the per-customer export ask
+    /// it, so they agree. Make one per request: it remembers each customer's orders/activities check.
+    /// </summary>
+    public SegmentView ViewFor(Admin.FactsAccess? reader) => new(this, reader);
+
+    /// <summary>The fields the current script of <paramref name="segment"/> reads (null: cannot be told); false when there is no such segment.</summary>
+    internal bool TryFieldsOf(string segment, out IReadOnlySet<string>? fields)
+    {
+        fields = null;
+        if (_catalog.Find(RuleKind.Segment, segment) is not { } rule)
+        {
+            return false;
+        }
+
+        fields = FieldsOf(rule);
+        return true;
+    }
+
+    internal ICrmStore Store => _store;
+
+    /// <summary>The loaded segments' names, in catalog order.</summary>
+    public IEnumerable<string> SegmentNames => _catalog.Segments.Select(r => r.Name);
 
     // ------------------------------------------------------------------ background
 

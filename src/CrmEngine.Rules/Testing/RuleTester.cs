@@ -16,6 +16,9 @@ public sealed record RuleTestRun(string CustomerId, string CustomerName, RuleRun
 /// <summary>The dry run of one script: what it would decide or do, and nothing written.</summary>
 public sealed record RuleTestReport(string Script, RuleKind Kind, string Hash, IReadOnlyList<RuleTestRun> Runs, RuleError? CompileError)
 {
+    /// <summary>The user the facts were computed for (<c>--as</c>); null: the machine operator.</summary>
+    public string? Reader { get; init; }
+
     public string ToText()
     {
         var text = new StringBuilder();
@@ -26,6 +29,10 @@ public sealed record RuleTestReport(string Script, RuleKind Kind, string Hash, I
         }
 
         text.AppendLine(CultureInfo.InvariantCulture, $"{Kind.ToString().ToLowerInvariant()} {Script} version {Hash} (dry run: nothing was written)");
+        if (Reader is not null)
+        {
+            text.AppendLine(RulesText.AsReader(Reader));
+        }
         foreach (var run in Runs)
         {
             text.Append(RulesText.Run($"customer {run.CustomerId} ({run.CustomerName})", run.Result));
@@ -89,7 +96,7 @@ public sealed class RuleTester
             runs.Add(await RunOneAsync(rule, id, cancellationToken, access));
         }
 
-        return new RuleTestReport(rule.Script.Path ?? rule.Name, rule.Kind, rule.Hash, runs, null);
+        return new RuleTestReport(rule.Script.Path ?? rule.Name, rule.Kind, rule.Hash, runs, null) { Reader = access?.User };
     }
 
     private LoadedRule Resolve(string scriptPath)
@@ -152,8 +159,7 @@ public sealed class RuleTester
 
         if (rule.Kind == RuleKind.Segment)
         {
-            var facts = (await CustomerFacts.LoadAsync(_store, customerId, now, ct))!;
-            access?.Mask(facts);
+            var facts = await CustomerFacts.LoadAsAsync(_store, customer, now, access, ct);
             var result = SegmentService.CheckResult(await _engine.RunAsync(rule.Script, [facts], new RuleRunOptions { Now = now, Trace = true }, ct));
             return new RuleTestRun(customerId, customer.Name, result, []);
         }
@@ -163,20 +169,18 @@ public sealed class RuleTester
         {
             EntityNames.Customer => customer,
             EntityNames.Order => (await _store.Orders.FindAsync(IndexedField.CustomerId, customerId, 1000, null, ct))
-                .Where(o => access is null || access.MayRead(EntityNames.Order, o.Id, o.Owner)).OrderByDescending(o => o.OrderedAt).FirstOrDefault(),
+                .Where(o => access is null || access.MayRead(o)).OrderByDescending(o => o.OrderedAt).FirstOrDefault(),
             _ => (await _store.Activities.FindAsync(IndexedField.CustomerId, customerId, 1000, null, ct))
-                .Where(a => access is null || access.MayRead(EntityNames.Activity, a.Id, a.Owner)).OrderByDescending(a => a.CreatedAt).FirstOrDefault(),
+                .Where(a => access is null || access.MayRead(a)).OrderByDescending(a => a.CreatedAt).FirstOrDefault(),
         };
         if (entity is null)
         {
             return new RuleTestRun(customerId, customer.Name, Failed(rule, $"customer '{customerId}' has no {binding.Entity} to test the rule with"), []);
         }
 
-        var record = RecordMapping.ToPlain(entity)!;
-        if (entity is Customer)
-        {
-            access?.Mask(record);
-        }
+        // The record and its "before" copy without the fields hidden from the reader (customer, order or activity alike).
+        Dictionary<string, object?> Plain() => access?.MaskRecord(binding.Entity, RecordMapping.ToPlain(entity)) ?? RecordMapping.ToPlain(entity)!;
+        var record = Plain();
 
         var effects = new List<string>();
         var functions = new Dictionary<string, RuleFunction>(StringComparer.Ordinal)
@@ -195,8 +199,8 @@ public sealed class RuleTester
             ["stage"] = binding.Stage.ToString().ToLowerInvariant(),
             ["actor"] = "system:rules-test",
             ["depth"] = 0,
-            ["before"] = entity is Customer ? access?.Mask(RecordMapping.ToPlain(entity)) ?? RecordMapping.ToPlain(entity) : RecordMapping.ToPlain(entity),
-            ["customer"] = rule.Script.Header.ContainsKey("facts") ? access?.Mask(await CustomerFacts.LoadAsync(_store, customerId, now, ct)) ?? await CustomerFacts.LoadAsync(_store, customerId, now, ct) : null,
+            ["before"] = Plain(),
+            ["customer"] = rule.Script.Header.ContainsKey("facts") ? await CustomerFacts.LoadAsAsync(_store, customer, now, access, ct) : null,
         };
         var run = await _engine.RunAsync(rule.Script, [record, eventInfo, null], new RuleRunOptions
         {
@@ -269,10 +273,28 @@ public static class RulesText
         return text.ToString();
     }
 
+    /// <summary>The line that says whose view the facts are (<c>--as</c>).</summary>
+    public static string AsReader(string user) =>
+        $"facts as user '{user}' sees them: orders and activities they may not read are left out of lists and figures (counts, sums, dates), fields hidden from them are absent";
+
     public static string Explain(SegmentExplanation e)
     {
         ArgumentNullException.ThrowIfNull(e);
         var text = new StringBuilder();
+        if (e.MembershipWithheld)
+        {
+            text.AppendLine("customer " + e.CustomerId + ": membership of segment " + e.Segment + " not shown: the segment's script reads what user '" + e.Reader +
+                "' may not see (a hidden field, or orders/activities of this customer they may not read)");
+            text.AppendLine(AsReader(e.Reader!));
+            text.Append(Run("run of script version " + e.DecidedByHash + " on the customer's data as they see it", e.Run));
+            return text.ToString();
+        }
+
+        if (e.Reader is not null)
+        {
+            text.AppendLine(AsReader(e.Reader));
+        }
+
         text.AppendLine("customer " + e.CustomerId + " is " + (e.IsMember ? "IN" : "NOT in") + " segment " + e.Segment + ", decided by script version " + e.DecidedByHash +
             (e.DecidedAt is { } at ? " at " + at.ToString("O", CultureInfo.InvariantCulture) : "") +
             (e.DecidedByCurrentVersion ? " (the current version)" : " (an earlier version; the current one has not re-evaluated this customer yet)"));
