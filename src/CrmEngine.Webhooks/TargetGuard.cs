@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.Extensions.Options;
 
 namespace CrmEngine.Webhooks;
 
@@ -187,22 +186,26 @@ internal sealed class TargetPolicy
         return _networks.Any(n => n.Contains(a));
     }
 
-    /// <summary>Problems of <c>Webhooks:AllowedHosts</c> entries (for the start-time check), one per bad entry.</summary>
-    public static IReadOnlyList<string> Problems(IEnumerable<string>? entries)
+    /// <summary>
+    /// Problems of <c>Webhooks:AllowedHosts</c> entries, one per bad entry, keyed by the entry's place
+    /// (<c>AllowedHosts:1</c>); <see cref="WebhookOptions"/> reports them, so the start and <c>crm config check</c> both do.
+    /// </summary>
+    public static IReadOnlyList<(string Key, string Problem)> Problems(IEnumerable<string>? entries)
     {
-        var problems = new List<string>();
+        var problems = new List<(string, string)>();
         var i = 0;
         foreach (var entry in entries ?? [])
         {
             var text = entry?.Trim() ?? "";
             var looksLikeRange = text.Contains('/', StringComparison.Ordinal) || IPAddress.TryParse(text, out _);
+            var key = $"{nameof(WebhookOptions.AllowedHosts)}:{i}";
             if (text.Length == 0)
             {
-                problems.Add($"Webhooks:AllowedHosts:{i} is empty.");
+                problems.Add((key, "is empty"));
             }
             else if (looksLikeRange ? !TryNetwork(text, out _) : Uri.CheckHostName(text) != UriHostNameType.Dns)
             {
-                problems.Add($"Webhooks:AllowedHosts:{i} '{text}' is neither a host name nor an address range in CIDR notation (for example 10.20.0.0/16).");
+                problems.Add((key, "is neither a host name nor an address range in CIDR notation (for example 10.20.0.0/16)"));
             }
 
             i++;
@@ -225,10 +228,3 @@ internal sealed class TargetPolicy
 
 /// <summary>A delivery target refused by <see cref="TargetGuard"/>: trying again cannot help, so the delivery is parked at once.</summary>
 internal sealed class TargetRefusedException(string message) : HttpRequestException(message);
-
-/// <summary>Checks <c>Webhooks:AllowedHosts</c> at start, naming every bad entry.</summary>
-internal sealed class AllowedHostsValidation : IValidateOptions<WebhookOptions>
-{
-    public ValidateOptionsResult Validate(string? name, WebhookOptions options) =>
-        TargetPolicy.Problems(options.AllowedHosts) is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
-}

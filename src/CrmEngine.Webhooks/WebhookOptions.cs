@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace CrmEngine.Webhooks;
 
 /// <summary>Section <c>Webhooks</c>: how outbound deliveries are sent and retried.</summary>
-public sealed class WebhookOptions
+public sealed class WebhookOptions : IValidatableObject
 {
     public const string Section = "Webhooks";
 
@@ -49,4 +49,11 @@ public sealed class WebhookOptions
     /// <summary>How long delivered deliveries stay in the history before they are removed.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
     public TimeSpan DeliveredRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// Every bad <see cref="AllowedHosts"/> entry, keyed by its place (<c>AllowedHosts:1</c>): the start-time validation and
+    /// <c>crm config check</c> (both read data annotations) name the key, and the checker its value.
+    /// </summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) =>
+        TargetPolicy.Problems(AllowedHosts).Select(p => new ValidationResult(p.Problem, [p.Key]));
 }

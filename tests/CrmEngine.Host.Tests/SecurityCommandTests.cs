@@ -10,6 +10,29 @@ public sealed class SecurityCommandTests(ITestOutputHelper output)
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
 
     [Fact]
+    public async Task Config_check_and_the_start_name_each_bad_webhook_allowed_host_with_its_key_and_value()
+    {
+        using var root = new TestRoot();
+        string[] bad = ["--Webhooks:AllowedHosts:0=erp.internal.example", "--Webhooks:AllowedHosts:1=10.20.0.0/33", "--Webhooks:AllowedHosts:2=bad host!"];
+        var (code, text) = await Crm(root, ["config", "check", .. bad]);
+        Assert.Equal(2, code);
+        Assert.Contains("configuration error: Webhooks:AllowedHosts:1: is neither a host name nor an address range in CIDR notation", text, StringComparison.Ordinal);
+        Assert.Contains("(value '10.20.0.0/33')", text, StringComparison.Ordinal);
+        Assert.Contains("configuration error: Webhooks:AllowedHosts:2:", text, StringComparison.Ordinal);
+        Assert.Contains("(value 'bad host!')", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("AllowedHosts:0", text, StringComparison.Ordinal);
+
+        // The engine does not start with them either, naming the same key.
+        (code, text) = await Crm(root, bad);
+        Assert.Equal(2, code);
+        Assert.Contains("Webhooks:AllowedHosts:1", text, StringComparison.Ordinal);
+
+        (code, text) = await Crm(root, "config", "check", "--Webhooks:AllowedHosts:0=erp.internal.example", "--Webhooks:AllowedHosts:1=fd00:1::/64");
+        Assert.True(code == 0, text);
+        Assert.Contains("configuration OK", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Seed_users_roles_and_an_ownership_transfer_work_on_the_stopped_engine()
     {
         using var root = new TestRoot();
