@@ -41,17 +41,17 @@ public sealed class OwnershipTransfer
         var snapshot = access.Snapshot;
         if (from == to)
         {
-            throw new SecurityAdminException($"--from and --to are both '{from}'");
+            throw new SecurityAdminException($"--from and --to are both '{from}'", "to");
         }
 
         if (Owners.IsTeam(to, out var team) ? !snapshot.Teams.ContainsKey(team) : !snapshot.Users.TryGetValue(to, out var target) || target.Deactivated)
         {
-            throw new SecurityAdminException($"--to '{to}' is not an active user or an existing team:<id> (crm users list shows them)");
+            throw new SecurityAdminException($"--to '{to}' is not an active user or an existing team:<id> (crm users list shows them)", "to");
         }
 
         if (!Owners.IsTeam(from, out _) && !snapshot.Users.ContainsKey(from))
         {
-            throw new SecurityAdminException($"--from '{from}' is not a user (crm users list shows them)");
+            throw new SecurityAdminException($"--from '{from}' is not a user (crm users list shows them)", "from");
         }
 
         // Reach depends on the owner only, so one check per entity up front keeps a refused run from moving anything.
@@ -60,7 +60,7 @@ public sealed class OwnershipTransfer
             var decision = access.Check(Privilege.Assign, new RecordRef(entity, "", from));
             if (!decision.Allowed)
             {
-                throw new SecurityAdminException($"'{actingUser}' may not reassign {entity} records of '{from}': {decision}");
+                throw new SecurityDeniedException($"'{actingUser}' may not reassign {entity} records of '{from}': {decision}", decision);
             }
         }
 
@@ -133,7 +133,7 @@ public sealed class OwnershipTransfer
             var decision = access.Check(Privilege.Assign, new RecordRef(set.EntityName, id, from));
             if (!decision.Allowed)
             {
-                throw new SecurityAdminException($"{set.EntityName} '{id}': {decision}");
+                throw new SecurityDeniedException($"{set.EntityName} '{id}': {decision}", decision);
             }
 
             setOwner(record, to);

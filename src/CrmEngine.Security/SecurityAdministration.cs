@@ -277,17 +277,17 @@ public sealed class SecurityAdministration
         var snapshot = await _directory.SnapshotAsync(cancellationToken);
         if (SecurityNames.Check(user.Id) is { } bad)
         {
-            throw new SecurityAdminException($"user id: {bad}");
+            throw new SecurityAdminException($"user id: {bad}", "id");
         }
 
         if (snapshot.Users.ContainsKey(user.Id))
         {
-            throw new SecurityAdminException($"user '{user.Id}' already exists (crm users update changes it)");
+            throw new SecurityConflictException($"user '{user.Id}' already exists (crm users update changes it)");
         }
 
         if (string.IsNullOrWhiteSpace(user.Name))
         {
-            throw new SecurityAdminException($"user '{user.Id}': --name is required");
+            throw new SecurityAdminException($"user '{user.Id}': --name is required", "name");
         }
 
         CheckUser(user, snapshot);
@@ -330,19 +330,19 @@ public sealed class SecurityAdministration
         EditUserAsync(id, actor, (u, s) => AddTo(u.Roles, role, s.Roles.ContainsKey(role), "role", "crm roles list"), cancellationToken);
 
     public Task<SecurityUser> RemoveUserRoleAsync(string id, string role, string actor, CancellationToken cancellationToken = default) =>
-        EditUserAsync(id, actor, (u, _) => RemoveFrom(u.Roles, role, $"user '{id}' has no role '{role}'"), cancellationToken);
+        EditUserAsync(id, actor, (u, _) => RemoveFrom(u.Roles, role, $"user '{id}' has no role '{role}'", "role"), cancellationToken);
 
     public Task<SecurityUser> AddTeamMemberAsync(string team, string user, string actor, CancellationToken cancellationToken = default) =>
         EditUserAsync(user, actor, (u, s) => AddTo(u.Teams, team, s.Teams.ContainsKey(team), "team", "crm teams list"), cancellationToken);
 
     public Task<SecurityUser> RemoveTeamMemberAsync(string team, string user, string actor, CancellationToken cancellationToken = default) =>
-        EditUserAsync(user, actor, (u, _) => RemoveFrom(u.Teams, team, $"user '{user}' is not in team '{team}'"), cancellationToken);
+        EditUserAsync(user, actor, (u, _) => RemoveFrom(u.Teams, team, $"user '{user}' is not in team '{team}'", "team"), cancellationToken);
 
     private static void AddTo(List<string> list, string id, bool exists, string what, string hint)
     {
         if (!exists)
         {
-            throw new SecurityAdminException($"there is no {what} '{id}' ({hint} shows them)");
+            throw new SecurityNotFoundException($"there is no {what} '{id}' ({hint} shows them)");
         }
 
         if (!list.Contains(id, StringComparer.Ordinal))
@@ -351,11 +351,11 @@ public sealed class SecurityAdministration
         }
     }
 
-    private static void RemoveFrom(List<string> list, string id, string missing)
+    private static void RemoveFrom(List<string> list, string id, string missing, string field)
     {
         if (list.RemoveAll(x => x == id) == 0)
         {
-            throw new SecurityAdminException(missing);
+            throw new SecurityAdminException(missing, field);
         }
     }
 
@@ -363,22 +363,22 @@ public sealed class SecurityAdministration
     {
         if (!snapshot.Units.ContainsKey(u.BusinessUnit))
         {
-            throw new SecurityAdminException($"user '{u.Id}': there is no unit '{u.BusinessUnit}' (crm units list shows them)");
+            throw new SecurityAdminException($"user '{u.Id}': there is no unit '{u.BusinessUnit}' (crm units list shows them)", "unit");
         }
 
         if (u.Manager is { Length: > 0 } m && (m == u.Id || !snapshot.Users.ContainsKey(m)))
         {
-            throw new SecurityAdminException($"user '{u.Id}': manager '{m}' is not another user");
+            throw new SecurityAdminException($"user '{u.Id}': manager '{m}' is not another user", "manager");
         }
 
         foreach (var r in u.Roles.Where(r => !snapshot.Roles.ContainsKey(r)))
         {
-            throw new SecurityAdminException($"user '{u.Id}': there is no role '{r}' (crm roles list shows them)");
+            throw new SecurityAdminException($"user '{u.Id}': there is no role '{r}' (crm roles list shows them)", "roles");
         }
 
         foreach (var t in u.Teams.Where(t => !snapshot.Teams.ContainsKey(t)))
         {
-            throw new SecurityAdminException($"user '{u.Id}': there is no team '{t}' (crm teams list shows them)");
+            throw new SecurityAdminException($"user '{u.Id}': there is no team '{t}' (crm teams list shows them)", "teams");
         }
     }
 
@@ -387,7 +387,7 @@ public sealed class SecurityAdministration
         var snapshot = await _directory.SnapshotAsync(ct);
         return await ChangeAsync(async sets =>
         {
-            var user = await sets.Users.GetAsync(id, ct) ?? throw new SecurityAdminException($"there is no user '{id}' (crm users list shows them)");
+            var user = await sets.Users.GetAsync(id, ct) ?? throw new SecurityNotFoundException($"there is no user '{id}' (crm users list shows them)");
             edit(user, snapshot);
             return await sets.Users.UpdateAsync(user, ct);
         }, actor);
@@ -401,12 +401,12 @@ public sealed class SecurityAdministration
         var snapshot = await _directory.SnapshotAsync(cancellationToken);
         if (SecurityNames.Check(team.Id) is { } bad)
         {
-            throw new SecurityAdminException($"team id: {bad}");
+            throw new SecurityAdminException($"team id: {bad}", "id");
         }
 
         if (snapshot.Teams.ContainsKey(team.Id))
         {
-            throw new SecurityAdminException($"team '{team.Id}' already exists");
+            throw new SecurityConflictException($"team '{team.Id}' already exists");
         }
 
         CheckTeam(team, snapshot);
@@ -417,14 +417,14 @@ public sealed class SecurityAdministration
         EditTeamAsync(id, actor, (t, s) => AddTo(t.Roles, role, s.Roles.ContainsKey(role), "role", "crm roles list"), cancellationToken);
 
     public Task<SecurityTeam> RemoveTeamRoleAsync(string id, string role, string actor, CancellationToken cancellationToken = default) =>
-        EditTeamAsync(id, actor, (t, _) => RemoveFrom(t.Roles, role, $"team '{id}' has no role '{role}'"), cancellationToken);
+        EditTeamAsync(id, actor, (t, _) => RemoveFrom(t.Roles, role, $"team '{id}' has no role '{role}'", "role"), cancellationToken);
 
     private async Task<SecurityTeam> EditTeamAsync(string id, string actor, Action<SecurityTeam, SecuritySnapshot> edit, CancellationToken ct)
     {
         var snapshot = await _directory.SnapshotAsync(ct);
         return await ChangeAsync(async sets =>
         {
-            var team = await sets.Teams.GetAsync(id, ct) ?? throw new SecurityAdminException($"there is no team '{id}' (crm teams list shows them)");
+            var team = await sets.Teams.GetAsync(id, ct) ?? throw new SecurityNotFoundException($"there is no team '{id}' (crm teams list shows them)");
             edit(team, snapshot);
             CheckTeam(team, snapshot);
             return await sets.Teams.UpdateAsync(team, ct);
@@ -435,12 +435,12 @@ public sealed class SecurityAdministration
     {
         if (string.IsNullOrWhiteSpace(team.Name))
         {
-            throw new SecurityAdminException($"team '{team.Id}': --name is required");
+            throw new SecurityAdminException($"team '{team.Id}': --name is required", "name");
         }
 
         if (!snapshot.Units.ContainsKey(team.BusinessUnit))
         {
-            throw new SecurityAdminException($"team '{team.Id}': there is no unit '{team.BusinessUnit}' (crm units list shows them)");
+            throw new SecurityAdminException($"team '{team.Id}': there is no unit '{team.BusinessUnit}' (crm units list shows them)", "unit");
         }
     }
 
@@ -450,19 +450,19 @@ public sealed class SecurityAdministration
         var snapshot = await _directory.SnapshotAsync(cancellationToken);
         if (SecurityNames.Check(unit.Id) is { } bad)
         {
-            throw new SecurityAdminException($"unit id: {bad}");
+            throw new SecurityAdminException($"unit id: {bad}", "id");
         }
 
         if (snapshot.Units.ContainsKey(unit.Id))
         {
-            throw new SecurityAdminException($"unit '{unit.Id}' already exists");
+            throw new SecurityConflictException($"unit '{unit.Id}' already exists");
         }
 
         if (unit.Parent is null ? snapshot.RootUnit is not null : !snapshot.Units.ContainsKey(unit.Parent))
         {
             throw new SecurityAdminException(unit.Parent is null
                 ? $"unit '{unit.Id}': --parent is required (the root unit is '{snapshot.RootUnit}')"
-                : $"unit '{unit.Id}': there is no parent unit '{unit.Parent}'");
+                : $"unit '{unit.Id}': there is no parent unit '{unit.Parent}'", "parent");
         }
 
         return await ChangeAsync(s => s.Units.CreateAsync(unit, cancellationToken), actor);
@@ -478,7 +478,7 @@ public sealed class SecurityAdministration
         CheckPrincipal(principal, snapshot);
         if (privileges.Count == 0 || privileges.Contains(Privilege.Create))
         {
-            throw new SecurityAdminException("a share grants one or more of read, write, delete, assign, share, export");
+            throw new SecurityAdminException("a share grants one or more of read, write, delete, assign, share, export", "privileges");
         }
 
         return await ChangeAsync(async sets =>
@@ -525,7 +525,7 @@ public sealed class SecurityAdministration
             : principal.StartsWith("team:", StringComparison.Ordinal) && snapshot.Teams.ContainsKey(principal[5..]);
         if (!ok)
         {
-            throw new SecurityAdminException($"'{principal}' is not an existing user:<id> or team:<id>");
+            throw new SecurityAdminException($"'{principal}' is not an existing user:<id> or team:<id>", "principal");
         }
     }
 

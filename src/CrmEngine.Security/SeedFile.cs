@@ -4,7 +4,28 @@ using CrmEngine.Abstractions.Model;
 namespace CrmEngine.Security;
 
 /// <summary>A refused security change or seed file; the message names the file, record and field.</summary>
-public sealed class SecurityAdminException(string message) : Exception(message);
+/// <summary>
+/// A refusal of the security administration (seed file, users, teams, units, shares, transfer): the message says what is
+/// wrong. The base type is wrong input (the API answers 422 naming <see cref="Field"/>); the subtypes say not found,
+/// conflict or denied, so that callers map them by type, never by the text.
+/// </summary>
+public class SecurityAdminException(string message, string? field = null) : Exception(message)
+{
+    /// <summary>The input the refusal is about (<c>unit</c>, <c>manager</c>, <c>role</c>, <c>id</c> ...), or null.</summary>
+    public string? Field { get; } = field;
+}
+
+/// <summary>The user, team, role or share the request names (in its path) does not exist. The API answers 404.</summary>
+public sealed class SecurityNotFoundException(string message) : SecurityAdminException(message, "id");
+
+/// <summary>The id to create is taken. The API answers 409.</summary>
+public sealed class SecurityConflictException(string message) : SecurityAdminException(message, "id");
+
+/// <summary>The acting user lacks a privilege (<see cref="Decision"/> names it). The API answers 403.</summary>
+public sealed class SecurityDeniedException(string message, AccessDecision decision) : SecurityAdminException(message)
+{
+    public AccessDecision Decision { get; } = decision;
+}
 
 /// <summary>
 /// The seed file (<c>security.json</c>): protected fields, business units, roles, teams and users, readable by an

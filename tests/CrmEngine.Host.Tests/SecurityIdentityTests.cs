@@ -192,6 +192,12 @@ public sealed class SecurityIdentityTests(ITestOutputHelper output)
         var carl = await Ok(HttpMethod.Post, "api/security/users", new { id = "carl", name = "Carl Lund", unit = "sales", roles = new[] { "salesperson" } }, HttpStatusCode.Created);
         Assert.Equal("sales", carl["unit"]!.GetValue<string>());
         await Problem(HttpMethod.Post, "api/security/users", new { id = "carl", name = "Carl", unit = "sales" }, HttpStatusCode.Conflict, "id");
+        // The answer follows the kind of refusal, not words the caller put into the message: a unit called "already exists"
+        // is still a wrong reference (422 unit, not 409), a manager "x unit y" is about the manager, and a transfer to a
+        // user named "denied (customer:assign)" is wrong input, not a denial.
+        await Problem(HttpMethod.Post, "api/security/users", new { id = "dora", name = "Dora", unit = "already exists" }, HttpStatusCode.UnprocessableEntity, "unit");
+        await Problem(HttpMethod.Patch, "api/security/users/carl", new { manager = "x unit y" }, HttpStatusCode.UnprocessableEntity, "manager");
+        await Problem(HttpMethod.Post, "api/security/owners/transfer", new { from = "carl", to = "denied (customer:assign)" }, HttpStatusCode.UnprocessableEntity, "to");
         Assert.Equal("carl@example.com", (await Ok(HttpMethod.Patch, "api/security/users/carl", new { email = "carl@example.com" }))["email"]!.GetValue<string>());
         Assert.Contains("auditor", (await Ok(HttpMethod.Put, "api/security/users/carl/roles/auditor"))["roles"]!.AsArray().Select(r => r!.GetValue<string>()));
         Assert.DoesNotContain("auditor", (await Ok(HttpMethod.Delete, "api/security/users/carl/roles/auditor"))["roles"]!.AsArray().Select(r => r!.GetValue<string>()));

@@ -205,12 +205,16 @@ public sealed class AccessModelTests
         Assert.Equal("admin", history[^1].Actor);
         Assert.Contains(history[^1].Changes, c => c.Field.Contains("roles", StringComparison.OrdinalIgnoreCase) && c.After!.Contains("auditor", StringComparison.Ordinal));
 
-        var ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Security.AddUserRoleAsync("same", "boss", "admin"));
-        Assert.Equal("there is no role 'boss' (crm roles list shows them)", ex.Message);
-        ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Security.CreateUserAsync(new SecurityUser { Id = "x y", Name = "X", BusinessUnit = "org" }, "admin"));
+        // Refusals are typed (the API maps the type, not the text) and name the input they are about.
+        var missing = await Assert.ThrowsAsync<SecurityNotFoundException>(() => engine.Security.AddUserRoleAsync("same", "boss", "admin"));
+        Assert.Equal("there is no role 'boss' (crm roles list shows them)", missing.Message);
+        await Assert.ThrowsAsync<SecurityConflictException>(() => engine.Security.CreateUserAsync(new SecurityUser { Id = "same", Name = "S", BusinessUnit = "org" }, "admin"));
+        var ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Security.CreateUserAsync(new SecurityUser { Id = "x y", Name = "X", BusinessUnit = "org" }, "admin"));
         Assert.Contains("'x y' is not a valid id", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("id", ex.Field);
         ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Security.CreateUserAsync(new SecurityUser { Id = "xy", Name = "X", BusinessUnit = "nowhere" }, "admin"));
         Assert.Contains("no unit 'nowhere'", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("unit", ex.Field);
         ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Security.CreateUnitAsync(new BusinessUnit { Id = "second-root", Name = "R" }, "admin"));
         Assert.Contains("--parent is required (the root unit is 'org')", ex.Message, StringComparison.Ordinal);
         Assert.False((await engine.Security.Directory.SnapshotAsync()).Users.ContainsKey("xy"));

@@ -121,8 +121,10 @@ public sealed class RecordTests
         // Refusals: a deactivated successor, an acting user without assign rights.
         var ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Transfer.TransferAsync("child", "same", false, "admin"));
         Assert.Contains("--to 'same' is not an active user", ex.Message, StringComparison.Ordinal);
-        ex = await Assert.ThrowsAsync<SecurityAdminException>(() => engine.Transfer.TransferAsync("child", "other", false, "u-auditor"));
-        Assert.Contains("denied (customer:assign)", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("to", ex.Field);
+        var denied = await Assert.ThrowsAsync<SecurityDeniedException>(() => engine.Transfer.TransferAsync("child", "other", false, "u-auditor"));
+        Assert.Contains("denied (customer:assign)", denied.Message, StringComparison.Ordinal);
+        Assert.Equal("customer:assign", denied.Decision.Missing);
         Assert.Equal(6, (await store.Customers.FindAsync(IndexedField.Owner, "child")).Count);
     }
 

@@ -205,7 +205,7 @@ internal sealed class SecurityAdminEndpoints : IApiEndpointModule
         }
         catch (SecurityAdminException ex)
         {
-            return Problem(ex.Message, field);
+            return Problem(context, ex, field);
         }
     }
 
@@ -238,10 +238,9 @@ internal sealed class SecurityAdminEndpoints : IApiEndpointModule
         }
         catch (SecurityAdminException ex)
         {
-            // The transfer refuses before moving anything when the caller lacks assign: that is a 403, the rest is input.
-            return ex.Message.Contains("may not reassign", StringComparison.Ordinal)
-                ? ApiProblems.Create(403, ApiProblems.Title(403), ex.Message)
-                : Problem(ex.Message, ex.Message.StartsWith("--to", StringComparison.Ordinal) ? "to" : "from");
+            // The transfer refuses (before anything moves, or at a record) when the caller lacks assign: a 403 naming the
+            // privilege like every other denial; the rest is input.
+            return Problem(context, ex, "from", body.From);
         }
     }
 
@@ -264,28 +263,26 @@ internal sealed class SecurityAdminEndpoints : IApiEndpointModule
             extensions: new Dictionary<string, object?> { ["missingPrivilege"] = missing, ["user"] = user }));
     }
 
-    /// <summary>An administration refusal: 404 when it names a missing record, 409 for a duplicate, else 422 naming the field.</summary>
-    private static IResult Problem(string message, string field)
+    /// <summary>
+    /// An administration refusal by its type: 404 for a record the path names that does not exist, 409 for a taken id, 403
+    /// naming the missing privilege for a denial, else 422 naming the field it is about (<paramref name="field"/> when the
+    /// refusal names none).
+    /// </summary>
+    private static IResult Problem(HttpContext context, SecurityAdminException ex, string field, string? recordId = null)
     {
-        if (message.StartsWith("there is no ", StringComparison.Ordinal))
+        switch (ex)
         {
-            return ApiProblems.Create(404, ApiProblems.Title(404), message);
+            case SecurityNotFoundException:
+                return ApiProblems.Create(404, ApiProblems.Title(404), ex.Message);
+            case SecurityConflictException:
+                return ApiProblems.Create(409, ApiProblems.Title(409), ex.Message, [new ApiFieldError("id", ex.Message)]);
+            case SecurityDeniedException { Decision.Missing: { } missing }:
+                ApiAccess.LogDenied(context, missing.Split(':')[0], recordId, missing);
+                return ApiProblems.Result(ApiAccess.Problem(missing, ex.Message));
+            default:
+                var named = ex.Field ?? field;
+                return ApiProblems.Create(422, ApiProblems.Title(422), ex.Message, [new ApiFieldError(named, ex.Message)]);
         }
-
-        if (message.Contains("already exists", StringComparison.Ordinal))
-        {
-            return ApiProblems.Create(409, ApiProblems.Title(409), message, [new ApiFieldError("id", message)]);
-        }
-
-        // Messages name what is wrong ("user 'x': there is no unit 'y'"); the field is the one they talk about.
-        var named = new[] { "unit", "manager", "role", "team", "name", "parent", "principal", "privileges" }
-            .FirstOrDefault(f => message.Contains($" {f} ", StringComparison.Ordinal) || message.Contains($"--{f}", StringComparison.Ordinal)) ?? field;
-        if (message.StartsWith("user id:", StringComparison.Ordinal) || message.StartsWith("team id:", StringComparison.Ordinal) || message.StartsWith("unit id:", StringComparison.Ordinal))
-        {
-            named = "id";
-        }
-
-        return ApiProblems.Create(422, ApiProblems.Title(422), message, [new ApiFieldError(named, message)]);
     }
 
     private static IResult? Required(string? value, string field) =>
