@@ -141,43 +141,59 @@ public class IndexReadTests
         }
     }
 
+    /// <summary>Makes the file what a version-1 engine left: activities without the due key, schema marker 1 (and an upgrade's progress, if given).</summary>
+    private static void DowngradeToVersion1(string folder, string? rebuiltTo = null)
+    {
+        using var raw = new LiteDatabase($"Filename={Path.Combine(folder, "crm.db")};Connection=direct;Collation=en-US/Ordinal");
+        var activities = raw.GetCollection("activities");
+        var docs = activities.FindAll().ToList();
+        foreach (var doc in docs)
+        {
+            doc["_ix"].AsDocument.Remove(IndexReads.ActivityDueField);
+        }
+
+        Assert.Equal(docs.Count, activities.Update(docs));
+        var meta = raw.GetCollection("_meta");
+        var marker = meta.FindById("schema");
+        marker["version"] = 1;
+        if (rebuiltTo is not null)
+        {
+            marker["rebuiltTo"] = rebuiltTo;
+        }
+
+        meta.Update(marker);
+        Assert.Equal(0, activities.Count(BsonExpression.Create($"COUNT($._ix.{IndexReads.ActivityDueField}[*]) > 0")));
+    }
+
     [Fact]
-    public async Task Activities_stored_by_a_version_1_engine_get_their_due_key_at_the_first_open()
+    public async Task Activities_stored_by_a_version_1_engine_get_their_due_key_at_the_first_open_and_a_cut_short_upgrade_goes_on()
     {
         var folder = Path.Combine(Path.GetTempPath(), "crm-core-tests", Guid.NewGuid().ToString("N"));
         try
         {
             string customerId;
-            List<string> expected;
+            List<Activity> activities;
             using (var engine = new TestEngine(folder: folder))
             {
                 customerId = (await engine.Store.Customers.CreateAsync(TestEngine.NewCustomer("Old"))).Id;
-                expected = SortedInMemory(await MixedTimelineAsync(engine, customerId, 2500, seed: 7));
+                activities = await MixedTimelineAsync(engine, customerId, 2500, seed: 7);
             }
 
-            // Make the file what a version-1 engine left: activities without the due key, schema marker 1.
-            using (var raw = new LiteDatabase($"Filename={Path.Combine(folder, "crm.db")};Connection=direct;Collation=en-US/Ordinal"))
-            {
-                var activities = raw.GetCollection("activities");
-                var docs = activities.FindAll().ToList();
-                foreach (var doc in docs)
-                {
-                    doc["_ix"].AsDocument.Remove(IndexReads.ActivityDueField);
-                }
-
-                Assert.Equal(docs.Count, activities.Update(docs));
-
-                var meta = raw.GetCollection("_meta");
-                var marker = meta.FindById("schema");
-                marker["version"] = 1;
-                meta.Update(marker);
-                Assert.Equal(0, activities.Count(BsonExpression.Create($"COUNT($._ix.{IndexReads.ActivityDueField}[*]) > 0")));
-            }
-
+            DowngradeToVersion1(folder);
             using (var engine = new TestEngine(folder: folder))
             {
-                Assert.Equal(expected, IndexReads.ActivitiesByDue(engine.Database, customerId, null)!.Select(h => h.Id));
-                Assert.Equal(CrmDatabase.SchemaVersion, engine.Database.Database.GetCollection("_meta").FindById("schema")["version"].AsInt32);
+                Assert.Equal(SortedInMemory(activities), IndexReads.ActivitiesByDue(engine.Database, customerId, null)!.Select(h => h.Id));
+                var marker = engine.Database.Database.GetCollection("_meta").FindById("schema");
+                Assert.Equal(CrmDatabase.SchemaVersion, marker["version"].AsInt32);
+                Assert.False(marker.ContainsKey("rebuiltTo"));
+            }
+
+            // An upgrade stopped after the activity with the 1,000th id: the next open writes only the ones after it.
+            var byId = activities.OrderBy(a => a.Id, StringComparer.Ordinal).ToList();
+            DowngradeToVersion1(folder, rebuiltTo: byId[999].Id);
+            using (var engine = new TestEngine(folder: folder))
+            {
+                Assert.Equal(SortedInMemory(byId.Skip(1000)), IndexReads.ActivitiesByDue(engine.Database, customerId, null)!.Select(h => h.Id));
             }
         }
         finally

@@ -236,8 +236,9 @@ public sealed class CrmDatabase : IDisposable
         if (marker is not null && marker["version"].AsInt32 < 2)
         {
             // Version 1 stored activities without the due-order key: written now, before anyone reads the timeline.
-            var rebuilt = RebuildLookUps(CoreEntities.Activity);
+            var rebuilt = RebuildLookUps(CoreEntities.Activity, meta, marker);
             marker["version"] = SchemaVersion;
+            marker.Remove(RebuiltToMember);
             meta.Update(marker);
             _logger.LogInformation("Store schema upgraded to {Version}: look-up keys of {Count} activities written again", SchemaVersion, rebuilt);
         }
@@ -344,17 +345,22 @@ public sealed class CrmDatabase : IDisposable
 
     private sealed record CollectionClaim(string PluginId, string Name, string Stored);
 
+    /// <summary>The schema marker's record of how far an upgrade's rebuild got (the last id written), while it runs.</summary>
+    private const string RebuiltToMember = "rebuiltTo";
+
     /// <summary>
     /// Writes the look-up entries of every stored record of <paramref name="entity"/> again (a look-up added by a later
     /// schema), in transactions of a few thousand records; only <c>_ix</c> changes (no version, change feed or audit: it
-    /// is derived from the record). Runs at open, before the writer thread exists.
+    /// is derived from the record). Runs at open, before the writer thread exists. Each transaction also records its last
+    /// id in the schema <paramref name="marker"/>, so an open cut short (a service manager's start timeout on a big store)
+    /// goes on from there next time instead of starting over.
     /// </summary>
-    private int RebuildLookUps(EntityDescriptor entity)
+    private int RebuildLookUps(EntityDescriptor entity, ILiteCollection<BsonDocument> meta, BsonDocument marker)
     {
         const int Batch = 2000;
         var collection = _db.GetCollection(entity.CollectionName);
         var rebuilt = 0;
-        var last = "";
+        var last = marker.TryGetValue(RebuiltToMember, out var resumed) && resumed.IsString ? resumed.AsString : "";
         while (true)
         {
             var documents = collection.Query().Where(Query.GT("_id", last)).Limit(Batch).ToList();
@@ -376,6 +382,8 @@ public sealed class CrmDatabase : IDisposable
                     }
                 }
 
+                marker[RebuiltToMember] = documents[^1]["_id"].AsString;
+                meta.Update(marker);
                 _db.Commit();
             }
             catch
