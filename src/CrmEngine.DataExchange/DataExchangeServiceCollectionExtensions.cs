@@ -34,7 +34,8 @@ public static class DataExchangeServiceCollectionExtensions
         services.AddSingleton(sp => new CustomerDataExport(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>(),
             segment => sp.GetService<CrmEngine.Rules.RuleCatalog>()?.Find(CrmEngine.Rules.RuleKind.Segment, segment)?.Script.Code));
         services.AddSingleton<ICustomerRedirects>(sp => new CustomerRedirects(sp.GetRequiredService<IStoreProvider>()));
-        services.AddSingleton(sp => new DuplicateGuard(sp.GetRequiredService<IWriteHandlerRegistry>(), sp.GetRequiredService<DuplicateFinder>(), sp.GetRequiredService<IStoreProvider>()));
+        services.AddSingleton(sp => new DuplicateGuard(sp.GetRequiredService<IWriteHandlerRegistry>(), sp.GetRequiredService<DuplicateFinder>(), sp.GetRequiredService<IStoreProvider>(),
+            sp.GetService<CrmEngine.Security.SecurityDirectory>()));
         services.AddHostedService(sp => sp.GetRequiredService<DuplicateGuard>());
         services.AddSingleton<DuplicateScans>();
         services.AddSingleton<IApiEndpointModule, DataExchangeEndpoints>();

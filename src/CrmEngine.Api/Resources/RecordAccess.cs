@@ -32,8 +32,10 @@ internal static class RecordAccess
 
     /// <summary>
     /// Null when the customer a new or changed record names may be read by the caller (or does not exist: the pipeline
-    /// says so), else the same 422 as for a customer that does not exist — attaching a record to a customer one cannot
-    /// see must not confirm that it exists.
+    /// says so), else exactly the answer for a customer that does not exist — attaching a record to a customer one cannot
+    /// see must not confirm that it exists. The answer is not built here but by the same write with a customer id that
+    /// nobody has (<see cref="AsUnknownCustomerAsync"/>): every other error of the body comes out as it would for an
+    /// unknown id (subject missing, bad currency, ... and the caller's own privileges), and nothing is stored.
     /// </summary>
     public static async Task<IResult?> UnseenCustomerAsync(HttpContext context, ICrmStore store, string entity, object record)
     {
@@ -44,8 +46,71 @@ internal static class RecordAccess
             return null;
         }
 
+        return await AsUnknownCustomerAsync(context, store, entity, record, customerId);
+    }
+
+    /// <summary>
+    /// Runs the create (POST) or update of <paramref name="record"/> with its customer id replaced by one that cannot
+    /// exist, so the pipeline refuses it at validation as it refuses an unknown customer, and answers that refusal with
+    /// <paramref name="customerId"/> put back into the messages.
+    /// </summary>
+    private static async Task<IResult> AsUnknownCustomerAsync(HttpContext context, ICrmStore store, string entity, object record, string customerId)
+    {
+        var probe = "unknown-" + Guid.NewGuid().ToString("N");
+        var create = HttpMethods.IsPost(context.Request.Method);
+        try
+        {
+            IEntity? stored = record switch
+            {
+                Activity a => await ProbeAsync(store.Activities, Copy(a, probe, create), create, context.RequestAborted),
+                Order o => await ProbeAsync(store.Orders, Copy(o, probe, create), create, context.RequestAborted),
+                _ => null,
+            };
+            if (stored is not null)
+            {
+                // Cannot happen (core validation refuses a customer that does not exist); never keep such a record.
+                await (record is Activity ? store.Activities.DeleteAsync(stored.Id) : store.Orders.DeleteAsync(stored.Id));
+            }
+        }
+        catch (ValidationException v) when (v.Errors.Count > 0)
+        {
+            return ResourceProblems.FromStore(context, entity,
+                new ValidationException(v.Entity, v.Errors.Select(e => e with { Message = e.Message.Replace(probe, customerId, StringComparison.Ordinal) }).ToList()));
+        }
+        catch (StoreException ex)
+        {
+            return ResourceProblems.FromStore(context, entity, ex);
+        }
+
         return ResourceProblems.Invalid(entity, "customerId", $"customer '{customerId}' does not exist");
     }
+
+    private static T Copy<T>(T record, string customerId, bool create) where T : class, IEntity
+    {
+        var json = ResourceJson.Instance;
+        var copy = System.Text.Json.JsonSerializer.Deserialize<T>(json.ToNode(record), json.Write)!;
+        switch (copy)
+        {
+            case Activity a:
+                a.CustomerId = customerId;
+                break;
+            case Order o:
+                o.CustomerId = customerId;
+                break;
+        }
+
+        if (create)
+        {
+            // As the create endpoint does before it writes: the engine assigns the id.
+            copy.Id = "";
+            copy.Version = 0;
+        }
+
+        return copy;
+    }
+
+    private static async Task<IEntity> ProbeAsync<T>(IEntitySet<T> set, T record, bool create, CancellationToken ct) where T : class, IEntity =>
+        create ? await set.CreateAsync(record, ct) : await set.UpdateAsync(record, ct);
 
     /// <summary>403 when a query parameter (or the value of <c>sort</c>) names a field hidden from the caller, else null.</summary>
     public static async Task<IResult?> HiddenQueryAsync(HttpContext context, string entity)

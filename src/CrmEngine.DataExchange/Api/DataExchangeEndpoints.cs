@@ -4,6 +4,7 @@ using CrmEngine.DataExchange.Csv;
 using CrmEngine.DataExchange.Customers;
 using CrmEngine.DataExchange.Duplicates;
 using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Store;
 using CrmEngine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -11,23 +12,43 @@ using Microsoft.AspNetCore.Routing;
 
 namespace CrmEngine.DataExchange.Api;
 
-/// <summary>Duplicate scans started through the API: they run in the background; their state is kept in memory.</summary>
+/// <summary>
+/// Duplicate scans started through the API: they run in the background, one at a time (a scan reads every customer
+/// twice; 140 s at a million); their state is kept in memory until the service restarts.
+/// </summary>
 internal sealed class DuplicateScans(DuplicateScanner scanner)
 {
     private readonly ConcurrentDictionary<string, ScanState> _scans = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private ScanState? _running;
 
     public sealed class ScanState
     {
         public required string Id { get; init; }
+        public required string StartedBy { get; init; }
+        public DateTimeOffset StartedAt { get; init; } = DateTimeOffset.UtcNow;
         public string Status { get; set; } = "running";
         public string? Progress { get; set; }
         public string? Error { get; set; }
         public DuplicateScanResult? Result { get; set; }
     }
 
-    public ScanState Start()
+    /// <summary>Starts a scan; when one is running, nothing starts and <paramref name="running"/> is that one.</summary>
+    public ScanState? Start(string user, out ScanState? running)
     {
-        var state = new ScanState { Id = Guid.CreateVersion7().ToString("N") };
+        ScanState state;
+        lock (_gate)
+        {
+            running = _running;
+            if (running is not null)
+            {
+                return null;
+            }
+
+            state = new ScanState { Id = Guid.CreateVersion7().ToString("N"), StartedBy = user };
+            _running = state;
+        }
+
         _scans[state.Id] = state;
         _ = Task.Run(async () =>
         {
@@ -41,11 +62,69 @@ internal sealed class DuplicateScans(DuplicateScanner scanner)
                 state.Error = ex.Message;
                 state.Status = "failed";
             }
+            finally
+            {
+                lock (_gate)
+                {
+                    _running = null;
+                }
+            }
         });
         return state;
     }
 
     public ScanState? Get(string id) => _scans.GetValueOrDefault(id);
+
+    /// <summary>
+    /// Who may start a scan: it reads every customer card and lists every group, so a user whose roles export customers
+    /// at depth all (administrator, auditor, integration, marketing); everyone else is refused naming
+    /// <c>customer:export</c>. Reading a scan is open to readers, filtered to what they may read (<see cref="ForReader"/>).
+    /// </summary>
+    public static AccessDecision MayStart(AccessContext access) =>
+        access.Unrestricted || access.DepthOf(EntityNames.Customer, Privilege.Export) == AccessDepth.All
+            ? AccessDecision.Allow("customer export at depth all")
+            : AccessDecision.Deny(AccessContext.Missing(EntityNames.Customer, Privilege.Export),
+                $"a duplicate scan reads every customer, so it needs customer:export at depth all; user '{access.UserId}' has it at depth {AccessContext.Name(access.DepthOf(EntityNames.Customer, Privilege.Export))}");
+
+    /// <summary>
+    /// A scan's result as <paramref name="access"/> may see it: every group reduced to the members the user may read,
+    /// groups left with fewer than two dropped, renumbered from 1; the counts are of what is shown (customers: those the
+    /// user may read now); a member's name is absent when the name is hidden from the user. Unrestricted readers get it whole.
+    /// </summary>
+    public static async Task<DuplicateScanResult> ForReader(DuplicateScanResult result, AccessContext access, ICrmStore store, CancellationToken ct)
+    {
+        var filter = access.Filter(EntityNames.Customer);
+        if (access.Unrestricted || filter.All)
+        {
+            return result;
+        }
+
+        var nameHidden = access.Fields(EntityNames.Customer).Hidden.Any(h => h.Equals(nameof(Customer.Name), StringComparison.OrdinalIgnoreCase));
+        var members = new List<DuplicateGroupMember>();
+        var groups = 0;
+        foreach (var group in result.Members.GroupBy(m => m.Group))
+        {
+            var visible = new List<DuplicateGroupMember>();
+            foreach (var m in group)
+            {
+                if (await store.Customers.GetAsync(m.CustomerId, ct) is { } c && filter.Matches(c.Id, c.Owner))
+                {
+                    visible.Add(m);
+                }
+            }
+
+            if (visible.Count < 2)
+            {
+                continue;
+            }
+
+            groups++;
+            members.AddRange(visible.Select(m => m with { Group = groups, Name = nameHidden ? "" : m.Name }));
+        }
+
+        var customers = await VisibleRecords.CountAsync(store.Customers, filter, c => c.Owner, ct);
+        return result with { Customers = customers, Groups = groups, CustomersInGroups = members.Count, Members = members };
+    }
 }
 
 /// <summary>
@@ -81,7 +160,7 @@ internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerE
                     Delimiter = string.IsNullOrEmpty(delimiter) ? null : delimiter,
                     RejectPath = temp + ".rejects.csv",
                     User = http.HttpContext.CrmUserId(),
-                    Authorize = CustomerAccess.ForImport(await http.HttpContext.CrmAccessAsync()),
+                    Access = await http.HttpContext.CrmAccessAsync(),
                 }, null, ct);
                 return Results.Ok(new
                 {
@@ -163,16 +242,39 @@ internal sealed class DataExchangeEndpoints(CustomerImporter importer, CustomerE
             }
         }).RequireAuthorization(ApiPolicies.Read);
 
-        api.MapPost("/duplicates/scans", () =>
+        api.MapPost("/duplicates/scans", async (HttpContext http) =>
         {
-            var state = scans.Start();
+            var access = await http.CrmAccessAsync();
+            if (DuplicateScans.MayStart(access) is { Allowed: false } denied)
+            {
+                return ApiAccess.Forbidden(http, EntityNames.Customer, null, denied);
+            }
+
+            if (scans.Start(access.UserId, out var running) is not { } state)
+            {
+                return ApiProblems.Create(StatusCodes.Status409Conflict, "A duplicate scan is running",
+                    $"duplicate scan {running!.Id} is running (started {running.StartedAt:u} by {running.StartedBy}); one scan runs at a time: follow it at /api/duplicates/scans/{running.Id}");
+            }
+
             return Results.Accepted($"/api/duplicates/scans/{state.Id}", new { state.Id, state.Status });
         }).RequireAuthorization(ApiPolicies.Write);
 
-        api.MapGet("/duplicates/scans/{id}", (string id) => scans.Get(id) is { } s
-            ? Results.Ok(new { s.Id, s.Status, s.Progress, s.Error, s.Result })
-            : Results.Problem($"no duplicate scan {id} (scans are kept until the service restarts)", statusCode: StatusCodes.Status404NotFound))
-            .RequireAuthorization(ApiPolicies.Read);
+        api.MapGet("/duplicates/scans/{id}", async (string id, HttpContext http, CancellationToken ct) =>
+        {
+            if (scans.Get(id) is not { } s)
+            {
+                return Results.Problem($"no duplicate scan {id} (scans are kept until the service restarts)", statusCode: StatusCodes.Status404NotFound);
+            }
+
+            var access = await http.CrmAccessAsync();
+            var whole = access.Unrestricted || access.Filter(EntityNames.Customer).All;
+            // Progress counts every customer read: only for readers who see them all.
+            return Results.Ok(new
+            {
+                s.Id, s.Status, Progress = whole ? s.Progress : null, s.Error,
+                Result = s.Result is { } r ? await DuplicateScans.ForReader(r, access, http.CrmStore(), ct) : null,
+            });
+        }).RequireAuthorization(ApiPolicies.Read);
     }
 
     /// <summary>

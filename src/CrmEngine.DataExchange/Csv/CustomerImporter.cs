@@ -10,6 +10,7 @@ using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
 using CrmEngine.DataExchange.Customers;
 using CrmEngine.DataExchange.Duplicates;
+using CrmEngine.Security;
 using CsvHelper;
 using Microsoft.Extensions.Options;
 
@@ -39,9 +40,28 @@ public sealed record ImportRequest
     /// <summary>
     /// Access check per customer written (stored JSON before, or null for a create; the card after): why the acting user
     /// may not write it, or null. The rows of a refused customer are rejected in column <c>access</c>. Null: no check
-    /// (the machine operator). See <c>CustomerAccess.ForImport</c>.
+    /// (the machine operator). See <c>CustomerAccess.ForImport</c>. With <see cref="Access"/> and no Authorize, the
+    /// check is <c>CustomerAccess.ForImport(Access)</c>.
     /// </summary>
     public Func<string?, Customer, string?>? Authorize { get; init; }
+
+    /// <summary>
+    /// The importing user's access (the API caller, or the CLI's <c>--as</c>); null is the machine operator. With it the
+    /// access decision comes before any comparison: a row naming a field hidden from the user is refused before it is
+    /// looked up; a row that an id, external id or e-mail (or a duplicate rule) ties to a customer the user may not read,
+    /// or whose id names no customer the user may read, is refused with one neutral reason (<see cref="NotYours"/>) and
+    /// creates nothing; new customers always get their id from the engine; a customer is written only after the
+    /// write check, so "unchanged" is never said of a card the user may not change.
+    /// </summary>
+    public AccessContext? Access { get; init; }
+
+    /// <summary>
+    /// The one reason of a user's row that meets a record the user may not read, or an id that names nothing they may
+    /// read: the same text for a customer that exists and one that does not, so the reject file confirms nothing.
+    /// </summary>
+    public static string NotYours(string userId) =>
+        $"denied (customer:write): the row conflicts with a record that user '{userId}' may not change " +
+        "(an id must name a customer the user may change; new customers get their id from the engine)";
 }
 
 /// <summary>Where an import is, for a progress display.</summary>
@@ -307,6 +327,13 @@ public sealed class CustomerImporter
         public long BytesTotal => bytesTotal;
         public bool Cancelled;
         private readonly ParseContext _ctx = new(mapping.ListSeparator);
+
+        // The importing user (null: the machine operator, or an access model without users) and what is hidden from them.
+        private readonly AccessContext? _access = request.Access is { Unrestricted: false } a ? a : null;
+        private readonly Func<string?, Customer, string?>? _authorize =
+            request.Authorize ?? (request.Access is { } a ? CustomerAccess.ForImport(a) : null);
+        private readonly FieldMask? _mask = request.Access is { Unrestricted: false } a ? a.Fields(EntityNames.Customer) : null;
+        private Dictionary<string, string>? _redirects;
         private readonly BatchDuplicates<BatchItem> _near = new(owner._finder.Options);
 
         public ImportProgress Progress() => new(Rows, Created, Updated, Unchanged, Rejected, BytesRead, BytesTotal, clock.Elapsed);
@@ -339,6 +366,13 @@ public sealed class CustomerImporter
                     continue;
                 }
 
+                if (HiddenField(field) is { } hidden)
+                {
+                    // Refused before anything is compared: "unchanged" or "created" would confirm a guessed value.
+                    (errors ??= []).Add((column, $"denied ({EntityNames.Customer}.{hidden}:write): user '{_access!.UserId}' may not read or change {EntityNames.Customer}.{hidden}"));
+                    continue;
+                }
+
                 try
                 {
                     if (field.Parse(cell, _ctx) is { } value)
@@ -367,11 +401,74 @@ public sealed class CustomerImporter
             Pending.Add(new PendingRow(line, record, values));
         }
 
+        /// <summary>The protected field (as the mask names it) a column writes, when it is hidden from the importing user.</summary>
+        private string? HiddenField(CustomerField field)
+        {
+            if (_mask is not { Hidden.Count: > 0 })
+            {
+                return null;
+            }
+
+            var top = field.Name.Split('.')[0];
+            return _mask.Hidden.FirstOrDefault(h => string.Equals(h, top, StringComparison.OrdinalIgnoreCase));
+        }
+
+        /// <summary>
+        /// Merged-away ids and the ids they lead to (read once per run), so that a row naming one finds the kept customer
+        /// and no new customer takes a merged-away id (the API would then answer it instead of the redirect).
+        /// </summary>
+        private async Task ReadRedirectsAsync(CancellationToken ct)
+        {
+            var set = owner._stores.ForActor("system:" + CustomerRedirects.Owner, CustomerRedirects.Owner).Collection<CustomerRedirect>(CustomerRedirects.Collection);
+            var map = new Dictionary<string, string>(StringComparer.Ordinal);
+            string? after = null;
+            while (true)
+            {
+                var page = await set.ListAsync(1000, after, ct);
+                foreach (var r in page)
+                {
+                    map[r.Id] = r.TargetId;
+                }
+
+                if (page.Count < 1000)
+                {
+                    break;
+                }
+
+                after = page[^1].Id;
+            }
+
+            _redirects = map;
+        }
+
+        /// <summary>Was <paramref name="id"/> merged away? Then the id at the end of its chain, else null.</summary>
+        private string? RedirectOf(string id)
+        {
+            if (_redirects is not { Count: > 0 } map || !map.TryGetValue(id, out var target))
+            {
+                return null;
+            }
+
+            for (var hop = 0; hop < 32 && map.TryGetValue(target, out var next) && next != id; hop++)
+            {
+                target = next;
+            }
+
+            return target;
+        }
+
+        private bool Readable(Customer c) => DuplicateAccess.Readable(_access, c);
+
         public async Task FlushAsync(CancellationToken ct)
         {
             if (Pending.Count == 0)
             {
                 return;
+            }
+
+            if (_redirects is null)
+            {
+                await ReadRedirectsAsync(ct);
             }
 
             var items = new List<BatchItem>();
@@ -414,6 +511,13 @@ public sealed class CustomerImporter
                 var patch = patches[r];
                 var keys = Keys(patch).ToList();
                 List<string>? warnIds = null;
+                if (found[r].Refused)
+                {
+                    // Before any comparison, and also when an earlier row of this file holds the same key.
+                    Reject(row.Line, row.Record, "access", ImportRequest.NotYours(_access!.UserId));
+                    continue;
+                }
+
                 var item = keys.Select(k => byKey.GetValueOrDefault(k)).FirstOrDefault(i => i is not null);
                 if (item is null)
                 {
@@ -462,7 +566,7 @@ public sealed class CustomerImporter
                     {
                         // Every new customer gets its id here, so that rows after it can name it (possible duplicates).
                         item = create
-                            ? new BatchItem(new Customer { Id = patch.Id.Length > 0 ? patch.Id : ContentId(patch) ?? WritePipeline.NewId() }, true, null)
+                            ? new BatchItem(new Customer { Id = NewIdFor(patch) }, true, null)
                             : new BatchItem(stored!, false, JsonSerializer.Serialize(stored));
                         items.Add(item);
                     }
@@ -475,7 +579,11 @@ public sealed class CustomerImporter
                     continue;
                 }
 
+                // The item's id stays the one it was found or created under (a row found by a merged-away id or by
+                // e-mail does not move the card to the id in its id column).
+                var itemId = item.Entity.Id;
                 CustomerCombiner.ApplyRow(item.Entity, row.Values);
+                item.Entity.Id = itemId;
                 item.Rows.Add(row);
                 if (item.Create)
                 {
@@ -493,15 +601,16 @@ public sealed class CustomerImporter
             var written = new List<BatchItem>();
             foreach (var item in items.Where(i => i.Rows.Count > 0))
             {
-                if (!item.Create && JsonSerializer.Serialize(item.Entity) == item.StoredJson)
+                // The access decision first: "unchanged" is said only of a card the user may change.
+                if (_authorize?.Invoke(item.StoredJson, item.Entity) is { } refused)
                 {
-                    Unchanged++;
+                    item.Rows.ForEach(r => Reject(r.Line, r.Record, "access", refused));
                     continue;
                 }
 
-                if (request.Authorize?.Invoke(item.StoredJson, item.Entity) is { } refused)
+                if (!item.Create && JsonSerializer.Serialize(item.Entity) == item.StoredJson)
                 {
-                    item.Rows.ForEach(r => Reject(r.Line, r.Record, "access", refused));
+                    Unchanged++;
                     continue;
                 }
 
@@ -629,7 +738,11 @@ public sealed class CustomerImporter
         }
 
         /// <summary>What the store holds for one row: the customer it updates, or (for a create) its duplicates.</summary>
-        private sealed record LookUp(Customer? Stored, (Customer? MergeInto, DuplicateMatch? Blocked, List<string> Warn) Duplicates, string? Error);
+        /// <summary><paramref name="Refused"/>: the row meets a customer the importing user may not read (see <see cref="ImportRequest.NotYours"/>).</summary>
+        private sealed record LookUp(Customer? Stored, (Customer? MergeInto, DuplicateMatch? Blocked, List<string> Warn) Duplicates, string? Error,
+            bool Refused = false);
+
+        private static readonly LookUp RefusedRow = new(null, default, null, Refused: true);
 
         /// <summary>
         /// The look-ups of a whole batch in one read snapshot on this thread: LiteDB parses a collection's page and
@@ -688,12 +801,27 @@ public sealed class CustomerImporter
             try
             {
                 var emailsSeen = new HashSet<string>(StringComparer.Ordinal);
-                if (Match(customers, patch, emailsSeen) is { } stored)
+                var stored = Match(customers, patch, emailsSeen, out var redirected);
+                if (_access is not null)
+                {
+                    // A user's row: every key must lead only to customers the user may read, and an id must find one.
+                    if ((stored is not null && !Readable(stored)) || (stored is null && patch.Id.Length > 0) || KeyOfHidden(customers, patch))
+                    {
+                        return RefusedRow;
+                    }
+                }
+                else if (stored is null && patch.Id.Length > 0 && redirected)
+                {
+                    return new LookUp(null, default, $"id: customer '{patch.Id}' was merged away and the customer it went into is gone; a new customer cannot take its id (leave id empty)");
+                }
+
+                if (stored is not null)
                 {
                     return new LookUp(stored, default, null);
                 }
 
-                return new LookUp(null, CheckDuplicates(customers, patch, emailsSeen), null);
+                var duplicates = CheckDuplicates(customers, patch, emailsSeen);
+                return duplicates.Blocked is { CustomerId.Length: 0 } ? RefusedRow : new LookUp(null, duplicates, null);
             }
             catch (CellException ex)
             {
@@ -701,9 +829,65 @@ public sealed class CustomerImporter
             }
         }
 
-        private Customer? Match(EntitySet<Customer> customers, Customer patch, HashSet<string> emailsSeen)
+        /// <summary>A stored customer by id, or by the merged-away id it now answers for (<paramref name="redirected"/>: the id was merged away).</summary>
+        private Customer? ById(EntitySet<Customer> customers, string id, out bool redirected)
         {
-            if (patch.Id.Length > 0 && May(KnownKeys.Id, patch.Id) && customers.GetNow(patch.Id) is { } byId)
+            redirected = false;
+            if (May(KnownKeys.Id, id) && customers.GetNow(id) is { } byId)
+            {
+                return byId;
+            }
+
+            if (RedirectOf(id) is not { } target)
+            {
+                return null;
+            }
+
+            redirected = true;
+            return customers.GetNow(target);
+        }
+
+        /// <summary>Does an external id or e-mail of the row belong to a customer the importing user may not read?</summary>
+        private bool KeyOfHidden(EntitySet<Customer> customers, Customer patch)
+        {
+            foreach (var (system, id) in patch.ExternalIds)
+            {
+                if (May(KnownKeys.External, system + ":" + id) && customers.FindNow(IndexedField.ExternalId, system + ":" + id, 10).Any(c => !Readable(c)))
+                {
+                    return true;
+                }
+            }
+
+            foreach (var email in patch.Emails)
+            {
+                if (DuplicateKeys.Email(email) is { } key && May(KnownKeys.Email, key) && customers.FindNow(IndexedField.Email, email, 10).Any(c => !Readable(c)))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        /// <summary>
+        /// The id a new customer is created under: the row's (the machine operator's import, e.g. a restore), else the
+        /// content id of a row with nothing to find it by, else a new engine id. A content id that was merged away is not
+        /// taken again. A user's rows never get here with an id (see LookUpOne).
+        /// </summary>
+        private string NewIdFor(Customer patch)
+        {
+            if (patch.Id.Length > 0)
+            {
+                return patch.Id;
+            }
+
+            return ContentId(patch) is { } content && RedirectOf(content) is null ? content : WritePipeline.NewId();
+        }
+
+        private Customer? Match(EntitySet<Customer> customers, Customer patch, HashSet<string> emailsSeen, out bool redirected)
+        {
+            redirected = false;
+            if (patch.Id.Length > 0 && ById(customers, patch.Id, out redirected) is { } byId)
             {
                 return byId;
             }
@@ -738,7 +922,7 @@ public sealed class CustomerImporter
                 emailsSeen.Add(key);
             }
 
-            if (patch.Id.Length == 0 && ContentId(patch) is { } content && May(KnownKeys.Id, content) && customers.GetNow(content) is { } again)
+            if (patch.Id.Length == 0 && ContentId(patch) is { } content && ById(customers, content, out _) is { } again)
             {
                 return again;
             }
@@ -752,8 +936,14 @@ public sealed class CustomerImporter
             var warn = new List<string>();
             foreach (var m in owner._finder.Find(_store, patch, null, emailsSeen, May))
             {
-                switch (owner._finder.ActionFor(m.Rule))
+                var action = owner._finder.ActionFor(m.Rule);
+                // A user is told only of customers they may read: a Block or Merge match on another refuses the row
+                // neutrally (an empty id marks it), a Warn match on one is left out.
+                var hidden = _access is not null && action != DuplicateAction.Off && !(customers.GetNow(m.CustomerId) is { } other && Readable(other));
+                switch (action)
                 {
+                    case DuplicateAction.Block or DuplicateAction.Merge when hidden:
+                        return (null, m with { CustomerId = "", CustomerName = "" }, warn);
                     case DuplicateAction.Block:
                         return (null, m, warn);
                     case DuplicateAction.Merge:
@@ -763,7 +953,7 @@ public sealed class CustomerImporter
                         }
 
                         break;
-                    case DuplicateAction.Warn:
+                    case DuplicateAction.Warn when !hidden:
                         warn.Add(m.CustomerId);
                         break;
                 }

@@ -3,6 +3,7 @@ using CrmEngine.Abstractions.Pipeline;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
+using CrmEngine.Security;
 using Microsoft.Extensions.Hosting;
 
 namespace CrmEngine.DataExchange.Duplicates;
@@ -12,6 +13,9 @@ namespace CrmEngine.DataExchange.Duplicates;
 /// refuses creates matched by a Block rule (naming the existing customer), a PreOperation handler tags creates matched
 /// by a Warn (or Merge) rule with <c>possible-duplicate</c> and the other ids in custom field <c>possibleDuplicateOf</c>.
 /// Both only read the store (in the write's transaction) and change the image, so running twice is harmless.
+/// A write acting as a user (API key, <c>ForActor(userId)</c>) is told only of customers that user may read
+/// (<see cref="DuplicateAccess"/>): a Block match on another customer is refused with a neutral message (no id, name or
+/// value), a Warn match on one is left out of the mark.
 /// Imports (actor <c>import:...</c>) are checked by the importer itself before each batch, where Merge can act.
 /// </summary>
 internal sealed class DuplicateGuard : IHostedService
@@ -24,13 +28,16 @@ internal sealed class DuplicateGuard : IHostedService
     private readonly IWriteHandlerRegistry _registry;
     private readonly DuplicateFinder _finder;
     private readonly ICrmStore _store;
+    private readonly SecurityDirectory? _directory;
     private readonly List<IDisposable> _registrations = [];
 
-    public DuplicateGuard(IWriteHandlerRegistry registry, DuplicateFinder finder, IStoreProvider stores)
+    /// <param name="directory">The access model; without it every writer is told of every duplicate (no users).</param>
+    public DuplicateGuard(IWriteHandlerRegistry registry, DuplicateFinder finder, IStoreProvider stores, SecurityDirectory? directory = null)
     {
         _registry = registry;
         _finder = finder;
         _store = stores.ForActor("system:" + Owner);
+        _directory = directory;
     }
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -67,12 +74,23 @@ internal sealed class DuplicateGuard : IHostedService
             return;
         }
 
-        foreach (var m in await _finder.FindAsync(_store, e.After!, e.EntityId, ct))
+        var blocked = (await _finder.FindAsync(_store, e.After!, e.EntityId, ct)).Where(m => _finder.ActionFor(m.Rule) == DuplicateAction.Block).ToList();
+        if (blocked.Count == 0)
         {
-            if (_finder.ActionFor(m.Rule) == DuplicateAction.Block)
-            {
-                e.Reject(FieldOf(m.Rule), $"duplicate of customer {m.CustomerId} '{m.CustomerName}': {m.Detail}");
-            }
+            return;
+        }
+
+        var access = await DuplicateAccess.OfActorAsync(_directory, e.Actor, ct);
+        var (readable, hidden) = await DuplicateAccess.SplitAsync(access, _store, blocked, ct);
+        foreach (var m in readable)
+        {
+            e.Reject(FieldOf(m.Rule), $"duplicate of customer {m.CustomerId} '{m.CustomerName}': {m.Detail}");
+        }
+
+        // One neutral refusal per rule: how many hidden customers match is not told either.
+        foreach (var rule in hidden.Select(m => m.Rule).Distinct(StringComparer.Ordinal))
+        {
+            e.Reject(FieldOf(rule), DuplicateAccess.Neutral(access!.UserId, rule));
         }
     }
 
@@ -84,9 +102,15 @@ internal sealed class DuplicateGuard : IHostedService
         }
 
         var others = (await _finder.FindAsync(_store, e.After!, e.EntityId, ct))
-            .Where(m => _finder.ActionFor(m.Rule) is DuplicateAction.Warn or DuplicateAction.Merge)
-            .Select(m => m.CustomerId).ToList();
-        MarkPossibleDuplicate(e.After!, others);
+            .Where(m => _finder.ActionFor(m.Rule) is DuplicateAction.Warn or DuplicateAction.Merge).ToList();
+        if (others.Count == 0)
+        {
+            return;
+        }
+
+        // Only customers the writing user may read are named (and a mark of hidden ones alone would tell they exist).
+        var (readable, _) = await DuplicateAccess.SplitAsync(await DuplicateAccess.OfActorAsync(_directory, e.Actor, ct), _store, others, ct);
+        MarkPossibleDuplicate(e.After!, readable.Select(m => m.CustomerId).ToList());
     }
 
     public static void MarkPossibleDuplicate(Customer customer, IReadOnlyCollection<string> otherIds)

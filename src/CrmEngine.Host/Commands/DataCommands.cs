@@ -267,7 +267,7 @@ internal static class DataCommands
         Encoding = call.Encoding,
         DryRun = call.DryRun,
         User = call.User,
-        Authorize = await AccessAsync(services, call.As, ct) is { } access ? CustomerAccess.ForImport(access) : null,
+        Access = await AccessAsync(services, call.As, ct),
     };
 
     private static DataAnswer ExportText(ExportSummary s) =>
