@@ -6,7 +6,6 @@ using CrmEngine.Host.Hosting;
 using CrmEngine.Rules;
 using CrmEngine.Rules.Admin;
 using CrmEngine.Security;
-using EntityNames = CrmEngine.Abstractions.Model.EntityNames;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
@@ -116,8 +115,9 @@ internal static class RulesCommands
     private static Option<string?> AsOption(string description) => new("--as") { Description = description };
 
     /// <summary>
-    /// What <c>--as &lt;user&gt;</c> may see (null without it: the machine operator, who sees everything). An unknown or
-    /// deactivated user is refused before anything runs.
+    /// What <c>--as &lt;user&gt;</c> may see (null without it: the machine operator, who sees everything): the records they may
+    /// read (orders and activities too, so the figures count only those) and the fields of customers, orders and activities
+    /// hidden from them, judged as the API judges them. An unknown or deactivated user is refused before anything runs.
     /// </summary>
     private static async Task<FactsAccess?> FactsAsync(SecurityAdministration? security, string? user, CancellationToken ct)
     {
@@ -126,8 +126,7 @@ internal static class RulesCommands
             return null;
         }
 
-        return new FactsAccess(access.UserId, (entity, id, owner) => access.Check(Privilege.Read, new RecordRef(entity, id, owner)).Allowed,
-            access.Fields(EntityNames.Customer).Hidden);
+        return CrmEngine.Api.Resources.SegmentReaders.For(access) ?? new FactsAccess(access.UserId, (_, _, _) => true, _ => [], _ => true);
     }
 
     /// <summary>A refusal of <c>--as</c> as the command's answer (exit code 1 with the reason), wherever it runs.</summary>
