@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using CrmEngine.Abstractions.Model;
 using CrmEngine.Security;
 
 namespace CrmEngine.Webhooks;
@@ -57,10 +58,38 @@ internal sealed class SubscriberAccess
     /// <summary>
     /// May the user read this record, as its stored <paramref name="image"/> was at the change? The owner is read as the
     /// access model reads it everywhere (<see cref="SecuritySnapshot.RecordOf"/>): a plugin entity's declared owner field,
-    /// else <c>owner</c>.
+    /// else <c>owner</c>. A consent entry has no owner: besides <c>consent:read</c> the user must read the entry's
+    /// customer (the rule of the API and of write enforcement), judged by <paramref name="customerImage"/> (the customer
+    /// as of the change); an entry whose customer is not known is for those who read every customer.
     /// </summary>
-    public bool MayRead(string entity, string entityId, JsonObject? image) =>
-        _context is null || For(entity).Filter.Matches(entityId, image is null ? null : _context.Snapshot.RecordOf(entity, entityId, image).Owner);
+    public bool MayRead(string entity, string entityId, JsonObject? image, Func<string, JsonObject?> customerImage)
+    {
+        if (_context is null)
+        {
+            return true;
+        }
+
+        if (!For(entity).Filter.Matches(entityId, image is null ? null : _context.Snapshot.RecordOf(entity, entityId, image).Owner))
+        {
+            return false;
+        }
+
+        if (!string.Equals(entity, EntityNames.Consent, StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        var customers = For(EntityNames.Customer).Filter;
+        if (customers.All)
+        {
+            return true;
+        }
+
+        var customerId = image?.FirstOrDefault(p => string.Equals(p.Key, "customerId", StringComparison.OrdinalIgnoreCase)).Value is JsonValue v
+                         && v.TryGetValue<string>(out var id) && id.Length > 0 ? id : null;
+        return customerId is not null && customerImage(customerId) is { } customer
+               && customers.Matches(customerId, _context.Snapshot.RecordOf(EntityNames.Customer, customerId, customer).Owner);
+    }
 
     /// <summary>A copy of <paramref name="data"/> without the fields hidden from the user (the same node when nothing is hidden).</summary>
     public JsonNode? Mask(string entity, JsonNode? data)

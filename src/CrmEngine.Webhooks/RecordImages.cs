@@ -17,10 +17,15 @@ internal sealed class RecordImages(CrmDatabase database)
 {
     private ILiteCollection<BsonDocument> Audit => database.Database.GetCollection(CrmDatabase.AuditCollection);
 
-    /// <summary>The image after the change with <paramref name="sequence"/>, or null when the record did not exist after it.</summary>
-    public JsonObject? After(string entity, string entityId, long sequence)
+    /// <summary>
+    /// The image after the change with <paramref name="sequence"/>, or null when the record did not exist after it. With
+    /// <paramref name="orLastKnown"/> a record deleted by then gives its image from just before the delete (the customer
+    /// of a consent entry removed together with it still decides who may read the entry).
+    /// </summary>
+    public JsonObject? After(string entity, string entityId, long sequence, bool orLastKnown = false)
     {
         var fields = new OrderedDictionary<string, string>(StringComparer.Ordinal);
+        OrderedDictionary<string, string>? beforeDelete = null;
         var exists = false;
         var from = AuditLog.Key(entity, entityId, 0);
         var to = AuditLog.Key(entity, entityId, sequence);
@@ -29,6 +34,11 @@ internal sealed class RecordImages(CrmDatabase database)
             var op = entry["op"].AsString;
             if (op == "Delete")
             {
+                if (orLastKnown && exists)
+                {
+                    beforeDelete = new OrderedDictionary<string, string>(fields, StringComparer.Ordinal);
+                }
+
                 fields.Clear();
                 exists = false;
                 continue;
@@ -48,7 +58,7 @@ internal sealed class RecordImages(CrmDatabase database)
             }
         }
 
-        return exists ? Unflatten(fields) : null;
+        return exists ? Unflatten(fields) : beforeDelete is null ? null : Unflatten(beforeDelete);
     }
 
     /// <summary>Turns audit paths (<c>Profile.Region</c>, <c>Addresses[0].City</c>) back into nested JSON.</summary>

@@ -129,13 +129,18 @@ public sealed class WebhookAdministration : IDisposable
             d.State.ToString().ToLowerInvariant(), d.Attempts, d.LastStatusCode, d.LastError, d.NextAttemptAt, d.CreatedAt)).ToList();
     }
 
-    /// <summary>Puts a parked delivery back in line with a fresh set of tries.</summary>
+    /// <summary>
+    /// Puts a parked delivery back in line with a fresh set of tries, judged again as the subscription's user now (one the
+    /// user may no longer receive becomes skipped and is reported as not parked: <see cref="DeliveryState"/> says skipped).
+    /// </summary>
     public async Task<RedeliverOutcome> RedeliverAsync(string id, string deliveryId)
     {
-        var outcome = await _store.RetryParkedAsync(id, deliveryId).ConfigureAwait(false) switch
+        var (retried, _) = await _store.RedeliverAsync(id, deliveryId, user => SubscriberAccess.ForAsync(_security, user, CancellationToken.None))
+            .ConfigureAwait(false);
+        var outcome = retried switch
         {
             RetryOutcome.Requeued => RedeliverOutcome.Requeued,
-            RetryOutcome.NotParked => RedeliverOutcome.NotParked,
+            RetryOutcome.NotParked or RetryOutcome.Refused => RedeliverOutcome.NotParked,
             _ => RedeliverOutcome.NotFound,
         };
         _wake();

@@ -5,6 +5,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using CrmEngine.Security;
 
 namespace CrmEngine.Webhooks;
 
@@ -32,7 +34,10 @@ internal sealed record PingView(string DeliveryId, bool Delivered, int? StatusCo
 
 /// <summary>
 /// <c>/api/webhooks</c>: manage subscriptions, read delivery history, redeliver parked deliveries, ping a receiver.
-/// Admin scope for all of it: a subscription decides where customer data goes.
+/// Admin scope for all of it: a subscription decides where customer data goes. A subscription belongs to the user it
+/// receives as (the creating key's or token's user; <c>sys-api</c> for a key without one): a caller sees and manages only
+/// its own, unless its user may administer security (<c>security: write at all</c>, the administrator role). Another
+/// user's subscription answers the same 404 as an id nobody has.
 /// </summary>
 internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dispatcher, TimeProvider time, WebhookOptions options) : IApiEndpointModule
 {
@@ -47,12 +52,12 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     {
         var group = api.MapGroup("/webhooks").RequireAuthorization(ApiPolicies.Admin).WithTags("Webhooks");
         group.MapPost("/", (Delegate)CreateAsync).WithName("CreateWebhook").Accepts<JsonElement>("application/json");
-        group.MapGet("/", List).WithName("ListWebhooks");
-        group.MapGet("/{id}", Get).WithName("GetWebhook");
+        group.MapGet("/", (Delegate)ListAsync).WithName("ListWebhooks");
+        group.MapGet("/{id}", GetAsync).WithName("GetWebhook");
         group.MapMethods("/{id}", ["PATCH"], UpdateAsync).WithName("UpdateWebhook").Accepts<JsonElement>("application/json");
         group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook");
-        group.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries");
-        group.MapGet("/{id}/deliveries/{deliveryId}", Delivery).WithName("GetWebhookDelivery");
+        group.MapGet("/{id}/deliveries", DeliveriesAsync).WithName("ListWebhookDeliveries");
+        group.MapGet("/{id}/deliveries/{deliveryId}", DeliveryAsync).WithName("GetWebhookDelivery");
         group.MapPost("/{id}/deliveries/{deliveryId}/retry", RetryAsync).WithName("RetryWebhookDelivery");
         group.MapPost("/{id}/ping", PingAsync).WithName("PingWebhook");
     }
@@ -78,14 +83,26 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
             new CreatedSubscriptionView(s.Id, s.Url, s.Events, s.Active, s.Description, s.CreatedAt, s.CreatedBy, s.UpdatedAt, s.User, secret));
     }
 
-    private Ok<ListView<SubscriptionView>> List() =>
-        TypedResults.Ok(new ListView<SubscriptionView>(store.List().Select(SubscriptionView.Of).ToList(), null));
+    private async Task<Ok<ListView<SubscriptionView>>> ListAsync(HttpContext context)
+    {
+        var caller = await WebhookCaller.OfAsync(context);
+        return TypedResults.Ok(new ListView<SubscriptionView>(store.List().Where(caller.Sees).Select(SubscriptionView.Of).ToList(), null));
+    }
 
-    private Results<Ok<SubscriptionView>, ProblemHttpResult> Get(string id) =>
-        store.Get(id) is { } s ? TypedResults.Ok(SubscriptionView.Of(s)) : NotFound(id);
+    private async Task<Results<Ok<SubscriptionView>, ProblemHttpResult>> GetAsync(string id, HttpContext context) =>
+        await VisibleAsync(id, context) is { } s ? TypedResults.Ok(SubscriptionView.Of(s)) : NotFound(id);
+
+    /// <summary>The subscription when the caller may manage it; null (answered 404) when it does not exist or is another user's.</summary>
+    private async Task<WebhookSubscription?> VisibleAsync(string id, HttpContext context) =>
+        store.Get(id) is { } s && (await WebhookCaller.OfAsync(context)).Sees(s) ? s : null;
 
     private async Task<IResult> UpdateAsync(string id, HttpContext context)
     {
+        if (await VisibleAsync(id, context) is null)
+        {
+            return NotFound(id);
+        }
+
         var (body, problem) = await ReadBodyAsync(context);
         if (problem is not null)
         {
@@ -110,12 +127,12 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
         return TypedResults.Ok(SubscriptionView.Of(updated));
     }
 
-    private async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id) =>
-        await store.DeleteAsync(id) ? TypedResults.NoContent() : NotFound(id);
+    private async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, HttpContext context) =>
+        await VisibleAsync(id, context) is not null && await store.DeleteAsync(id) ? TypedResults.NoContent() : NotFound(id);
 
-    private IResult Deliveries(string id, string? state, int? limit, long? before)
+    private async Task<IResult> DeliveriesAsync(string id, string? state, int? limit, long? before, HttpContext context)
     {
-        if (store.Get(id) is null)
+        if (await VisibleAsync(id, context) is null)
         {
             return NotFound(id);
         }
@@ -155,15 +172,26 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
         return TypedResults.Ok(new ListView<DeliveryView>(items.Select(DeliveryView.Of).ToList(), next));
     }
 
-    private Results<Ok<DeliveryView>, ProblemHttpResult> Delivery(string id, string deliveryId) =>
-        store.Delivery(deliveryId) is { } d && d.SubscriptionId == id
+    private async Task<Results<Ok<DeliveryView>, ProblemHttpResult>> DeliveryAsync(string id, string deliveryId, HttpContext context) =>
+        await VisibleAsync(id, context) is null ? NotFound(id)
+        : store.Delivery(deliveryId) is { } d && d.SubscriptionId == id
             ? TypedResults.Ok(DeliveryView.Of(d))
             : TypedResults.Problem(statusCode: 404, title: ApiProblems.Title(404), detail: $"Subscription '{id}' has no delivery '{deliveryId}'.");
 
-    private async Task<Results<Accepted<DeliveryView>, ProblemHttpResult>> RetryAsync(string id, string deliveryId)
+    private async Task<Results<Accepted<DeliveryView>, ProblemHttpResult>> RetryAsync(string id, string deliveryId, HttpContext context)
     {
-        switch (await store.RetryParkedAsync(id, deliveryId))
+        if (await VisibleAsync(id, context) is null)
         {
+            return NotFound(id);
+        }
+
+        var security = context.RequestServices.GetService<SecurityDirectory>();
+        var (outcome, reason) = await store.RedeliverAsync(id, deliveryId, user => SubscriberAccess.ForAsync(security, user, context.RequestAborted));
+        switch (outcome)
+        {
+            case RetryOutcome.Refused:
+                return TypedResults.Problem(statusCode: 409, title: ApiProblems.Title(409),
+                    detail: $"Delivery '{deliveryId}' was not sent again: {reason}. It is now skipped.");
             case RetryOutcome.Requeued:
                 dispatcher.Wake();
                 return TypedResults.Accepted($"/api/webhooks/{id}/deliveries/{deliveryId}", DeliveryView.Of(store.Delivery(deliveryId)!));
@@ -177,9 +205,9 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
     }
 
     /// <summary>Sends a signed <c>ping</c> event now and answers what the receiver said (not stored, not retried).</summary>
-    private async Task<Results<Ok<PingView>, ProblemHttpResult>> PingAsync(string id, CancellationToken cancellationToken)
+    private async Task<Results<Ok<PingView>, ProblemHttpResult>> PingAsync(string id, HttpContext context, CancellationToken cancellationToken)
     {
-        if (store.Target(id) is not { } target)
+        if (await VisibleAsync(id, context) is null || store.Target(id) is not { } target)
         {
             return NotFound(id);
         }
@@ -228,5 +256,28 @@ internal sealed class WebhookEndpoints(WebhookStore store, WebhookDispatcher dis
         {
             return (default, TypedResults.Problem(statusCode: 400, title: "Invalid JSON", detail: "The body is not valid JSON: " + ex.Message));
         }
+    }
+}
+
+/// <summary>
+/// Who calls the webhook endpoints: the user the key or token acts as (<c>sys-api</c> for a key without one) and whether
+/// that user manages every subscription (may administer security: <c>security: write at all</c>, the administrator role;
+/// the scope-only keys of a store whose access model has no users yet; every caller when the engine has no access model).
+/// </summary>
+internal readonly record struct WebhookCaller(string User, bool ManagesAll)
+{
+    /// <summary>A subscription belongs to the user it receives as; one made without a user receives (and belongs) as sys-api.</summary>
+    public bool Sees(WebhookSubscription subscription) =>
+        ManagesAll || string.Equals(subscription.User ?? SecurityAdministration.SystemUsers.Api, User, StringComparison.Ordinal);
+
+    public static async Task<WebhookCaller> OfAsync(HttpContext context)
+    {
+        if (context.RequestServices.GetService<SecurityDirectory>() is null)
+        {
+            return new WebhookCaller(context.CrmUserId(), true);
+        }
+
+        var access = await context.CrmAccessAsync();
+        return new WebhookCaller(access.UserId, access.CanAdministerSecurity);
     }
 }

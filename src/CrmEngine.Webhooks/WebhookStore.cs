@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
 using LiteDB;
@@ -48,7 +49,8 @@ internal sealed record PendingSend(string DeliveryId, string SubscriptionId, str
 /// <summary>Changes to a subscription; null members stay as they are.</summary>
 internal sealed record SubscriptionPatch(string? Url, IReadOnlyList<string>? Events, string? Secret, bool? Active, string? Description);
 
-internal enum RetryOutcome { Requeued, NotFound, NotParked }
+/// <summary>Refused: judged again as the subscription's user, the delivery may not go (it is now skipped).</summary>
+internal enum RetryOutcome { Requeued, NotFound, NotParked, Refused }
 
 /// <summary>
 /// Subscriptions, deliveries and the change-feed cursor in internal collections of the engine's store
@@ -275,6 +277,14 @@ internal sealed class WebhookStore
             JsonNode? data = null;
             JsonObject? image = null;
             var dataRead = false;
+            // A consent entry's customer as of the change, read once for every subscription that asks.
+            (string Id, JsonObject? Image)? customer = null;
+            JsonObject? CustomerOf(string customerId)
+            {
+                customer ??= (customerId, images.After(EntityNames.Customer, customerId, change.Sequence, orLastKnown: true));
+                return customer.Value.Id == customerId ? customer.Value.Image : null;
+            }
+
             foreach (var sub in subscriptions)
             {
                 if (change.Sequence <= sub.From || !WebhookEvents.Matches(sub.Events, change.Entity, change.Operation))
@@ -299,7 +309,7 @@ internal sealed class WebhookStore
                     dataRead = true;
                 }
 
-                if (!subscriber.MayRead(change.Entity, change.EntityId, image))
+                if (!subscriber.MayRead(change.Entity, change.EntityId, image, CustomerOf))
                 {
                     continue; // not even a trace: the subscriber must not learn that the record exists
                 }
@@ -453,30 +463,73 @@ internal sealed class WebhookStore
         });
     }
 
-    /// <summary>Puts a parked delivery back in line (attempts reset); it goes before the subscription's later deliveries.</summary>
-    public Task<RetryOutcome> RetryParkedAsync(string subscriptionId, string deliveryId)
+    /// <summary>
+    /// Puts a parked delivery back in line (attempts reset); it goes before the subscription's later deliveries. The
+    /// stored body was judged when the change happened: it is judged again with the subscription's user's rights now,
+    /// over the record as of the change and as it is now (a user who was deactivated, or may no longer read the record —
+    /// given to someone else, a role taken away — gets nothing: the delivery becomes skipped with the reason, and the
+    /// outcome is <see cref="RetryOutcome.Refused"/>), and fields hidden from the user now leave <c>data</c>.
+    /// </summary>
+    public async Task<(RetryOutcome Outcome, string? Reason)> RedeliverAsync(string subscriptionId, string deliveryId, Func<string?, Task<SubscriberAccess>> accessFor)
     {
+        var found = Deliveries.FindById(deliveryId);
+        if (found is null || found["sub"].AsString != subscriptionId || Get(subscriptionId) is not { } subscription)
+        {
+            return (RetryOutcome.NotFound, null);
+        }
+
+        if (found["state"].AsString != nameof(DeliveryState.Parked))
+        {
+            return (RetryOutcome.NotParked, null);
+        }
+
+        var subscriber = await accessFor(subscription.User).ConfigureAwait(false);
+        var entity = found["entity"].AsString;
+        var entityId = found["entityId"].AsString;
+        var sequence = found["seq"].AsInt64;
+        var body = JsonNode.Parse(found["body"].AsString)!.AsObject();
+        var delete = body["operation"]?.GetValue<string>() == "delete";
+        var images = new RecordImages(_db);
+        var who = subscription.User ?? "sys-api";
+        // The user's rights now, over the record as of the change and — while it still exists — as it is now (given away since?).
+        var current = images.After(entity, entityId, long.MaxValue);
+        var mayRead = subscriber.MayRead(entity, entityId, images.After(entity, entityId, delete ? sequence - 1 : sequence),
+                          id => images.After(EntityNames.Customer, id, sequence, orLastKnown: true))
+                      && (current is null || subscriber.MayRead(entity, entityId, current, id => images.After(EntityNames.Customer, id, long.MaxValue, orLastKnown: true)));
+        var refusal = subscriber.Refusal ?? (mayRead ? null : $"user '{who}' may no longer read {entity} '{entityId}'");
+        if (refusal is null)
+        {
+            body["data"] = subscriber.Mask(entity, body["data"])?.DeepClone();
+        }
+
         var now = NowMs;
-        return _db.WriteAsync(_ =>
+        var outcome = await _db.WriteAsync(_ =>
         {
             var d = Deliveries.FindById(deliveryId);
-            if (d is null || d["sub"].AsString != subscriptionId)
+            if (d is null || d["state"].AsString != nameof(DeliveryState.Parked))
             {
-                return RetryOutcome.NotFound;
+                return d is null ? RetryOutcome.NotFound : RetryOutcome.NotParked; // changed meanwhile
             }
 
-            if (d["state"].AsString != nameof(DeliveryState.Parked))
+            if (refusal is not null)
             {
-                return RetryOutcome.NotParked;
+                d["state"] = nameof(DeliveryState.Skipped);
+                d["error"] = "skipped at redelivery: " + refusal + "; nothing was sent";
+                d["body"] = BsonValue.Null;
+                d["doneAt"] = now;
+                Deliveries.Update(d);
+                return RetryOutcome.Refused;
             }
 
             d["state"] = nameof(DeliveryState.Pending);
             d["open"] = OpenKey(subscriptionId, d["seq"].AsInt64);
             d["attempts"] = 0;
             d["due"] = now;
+            d["body"] = body.ToJsonString(WebhookJson.Compact);
             Deliveries.Update(d);
             return RetryOutcome.Requeued;
-        });
+        }).ConfigureAwait(false);
+        return (outcome, outcome == RetryOutcome.Refused ? refusal : null);
     }
 
     // ------------------------------------------------------------------ history and health

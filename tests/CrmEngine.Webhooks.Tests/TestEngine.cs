@@ -133,16 +133,24 @@ internal sealed class TestEngine : IAsyncDisposable
         return (doc.RootElement.GetProperty("id").GetString()!, doc.RootElement.GetProperty("secret").GetString()!);
     }
 
-    public async Task<JsonElement> GetJsonAsync(string path)
+    /// <summary>GET as the admin key (a key without a user), or as <paramref name="key"/> (<c>user:anna</c>: an admin key bound to anna).</summary>
+    public async Task<JsonElement> GetJsonAsync(string path, string? key = null)
     {
-        using var response = await Client.GetAsync(path);
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (key is not null)
+        {
+            request.Headers.Remove("X-Api-Key");
+            request.Headers.Add("X-Api-Key", key);
+        }
+
+        using var response = await Client.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"{path}: {(int)response.StatusCode} {text}\n{Logs.Errors}");
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
-    public async Task<List<JsonElement>> DeliveriesAsync(string subscriptionId) =>
-        (await GetJsonAsync($"/api/webhooks/{subscriptionId}/deliveries")).GetProperty("items").EnumerateArray().ToList();
+    public async Task<List<JsonElement>> DeliveriesAsync(string subscriptionId, string? key = null) =>
+        (await GetJsonAsync($"/api/webhooks/{subscriptionId}/deliveries", key)).GetProperty("items").EnumerateArray().ToList();
 
     public async ValueTask DisposeAsync()
     {
