@@ -163,7 +163,7 @@ public sealed class EdiTokenizer : IDisposable
             IsNewInterchange = true;
         }
 
-        var d = _delims;
+        ref readonly var d = ref _delims;
         byte term = d.Segment;
 
         // Skip line breaks and padding between segments.
@@ -175,6 +175,11 @@ public sealed class EdiTokenizer : IDisposable
             }
 
             byte b = _buf[_pos];
+            if (b > (byte)' ' && b != term)
+            {
+                break; // the usual case: a segment starts here (none of the bytes skipped below is above the space)
+            }
+
             if (b == term)
             {
                 _pos++; // empty segment
