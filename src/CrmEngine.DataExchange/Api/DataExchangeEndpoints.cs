@@ -16,8 +16,17 @@ namespace CrmEngine.DataExchange.Api;
 /// Duplicate scans started through the API: they run in the background, one at a time (a scan reads every customer
 /// twice; 140 s at a million); their state is kept in memory until the service restarts.
 /// </summary>
-internal sealed class DuplicateScans(DuplicateScanner scanner)
+internal sealed class DuplicateScans
 {
+    private readonly Func<IProgress<string>, Task<DuplicateScanResult>> _scan;
+
+    public DuplicateScans(DuplicateScanner scanner) : this(progress => scanner.ScanAsync(null, progress))
+    {
+    }
+
+    /// <summary>With the scan itself given (tests hold a scan running to see the second start refused).</summary>
+    internal DuplicateScans(Func<IProgress<string>, Task<DuplicateScanResult>> scan) => _scan = scan;
+
     private readonly ConcurrentDictionary<string, ScanState> _scans = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private ScanState? _running;
@@ -52,23 +61,26 @@ internal sealed class DuplicateScans(DuplicateScanner scanner)
         _scans[state.Id] = state;
         _ = Task.Run(async () =>
         {
+            DuplicateScanResult? result = null;
+            string? error = null;
             try
             {
-                state.Result = await scanner.ScanAsync(null, new Progress<string>(p => state.Progress = p));
-                state.Status = "done";
+                result = await _scan(new Progress<string>(p => state.Progress = p));
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                state.Error = ex.Message;
-                state.Status = "failed";
+                error = ex.Message;
             }
-            finally
+
+            // Free for the next start before the state says done, so a client that saw "done" may start again.
+            lock (_gate)
             {
-                lock (_gate)
-                {
-                    _running = null;
-                }
+                _running = null;
             }
+
+            state.Result = result;
+            state.Error = error;
+            state.Status = error is null ? "done" : "failed";
         });
         return state;
     }
