@@ -56,7 +56,8 @@ public sealed class SecurityAdministration
     {
         ArgumentNullException.ThrowIfNull(actor);
         ArgumentNullException.ThrowIfNull(snapshot);
-        if (snapshot.Users.ContainsKey(actor))
+        // A bare engine actor (mail, unsubscribe ...) is the engine even where an old store holds a user of that name.
+        if (snapshot.Users.ContainsKey(actor) && !ReservedUsers.EngineActors.Contains(actor))
         {
             return actor;
         }
@@ -275,7 +276,7 @@ public sealed class SecurityAdministration
     {
         ArgumentNullException.ThrowIfNull(user);
         var snapshot = await _directory.SnapshotAsync(cancellationToken);
-        if (SecurityNames.Check(user.Id) is { } bad)
+        if ((SecurityNames.Check(user.Id) ?? ReservedUsers.Problem(user.Id, user.Kind)) is { } bad)
         {
             throw new SecurityAdminException($"user id: {bad}", "id");
         }
@@ -304,6 +305,11 @@ public sealed class SecurityAdministration
             u.Locale = changes.Locale ?? u.Locale;
             u.TimeZone = changes.TimeZone ?? u.TimeZone;
             u.Calendar = changes.Calendar ?? u.Calendar;
+            if (changes.Kind is { } kind && kind != u.Kind && ReservedUsers.Problem(u.Id, kind) is { } reserved)
+            {
+                throw new SecurityAdminException($"user '{u.Id}': --kind {kind.ToString().ToLowerInvariant()}: {reserved}", "kind");
+            }
+
             u.Kind = changes.Kind ?? u.Kind;
             CheckUser(u, snapshot);
         }, cancellationToken);

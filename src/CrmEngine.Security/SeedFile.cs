@@ -262,9 +262,15 @@ public sealed class SeedFile
             errors.Add($"{at}.kind: '{kindText}' is not a kind (person, integration, system)");
         }
 
+        var id = Id(e, at, errors);
+        if (id.Length > 0 && SecurityNames.Check(id) is null && ReservedUsers.Problem(id, kind) is { } reserved)
+        {
+            errors.Add($"{at}.id: {reserved}");
+        }
+
         return new SecurityUser
         {
-            Id = Id(e, at, errors),
+            Id = id,
             Name = Text(e, "name", at, errors, required: true)!,
             Email = Text(e, "email", at, errors),
             Kind = kind,

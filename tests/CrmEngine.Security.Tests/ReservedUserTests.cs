@@ -53,6 +53,36 @@ public sealed class ReservedUserTests
     }
 
     [Fact]
+    public async Task Users_cannot_be_created_seeded_or_turned_into_an_engine_id_and_nothing_is_stored()
+    {
+        await using var engine = new TestEngine();
+        await Fixture.SeedAsync(engine);
+        foreach (var (id, kind) in new[] { ("scheduler", UserKind.Person), ("Mail", UserKind.Person), ("unsubscribe", UserKind.System), ("sys-helper", UserKind.System) })
+        {
+            var ex = await Assert.ThrowsAsync<SecurityAdminException>(() =>
+                engine.Security.CreateUserAsync(new SecurityUser { Id = id, Name = "x", Kind = kind, BusinessUnit = "sales", Roles = ["salesperson"] }, "admin"));
+            Assert.StartsWith($"user id: '{id}' is reserved", ex.Message, StringComparison.Ordinal);
+            Assert.Equal("id", ex.Field);
+        }
+
+        // The engine's own system user keeps its kind: it cannot become a person (and so get a key).
+        var kindChange = await Assert.ThrowsAsync<SecurityAdminException>(() =>
+            engine.Security.UpdateUserAsync(SecurityAdministration.SystemUsers.Engine, new UserChanges(Kind: UserKind.Person), "admin"));
+        Assert.Contains("'sys-engine' is reserved for the engine's system user, of kind system", kindChange.Message, StringComparison.Ordinal);
+        var seed = Assert.Throws<SecurityAdminException>(() => SeedFile.Parse(
+            """{ "users": [ { "id": "anna", "name": "A", "unit": "sales" }, { "id": "mail", "name": "M", "unit": "sales" }, { "id": "sys-api", "name": "P", "kind": "person", "unit": "sales" } ] }""",
+            "people.json"));
+        Assert.Contains("users[1] (mail).id: 'mail' is reserved", seed.Message, StringComparison.Ordinal);
+        Assert.Contains("users[2] (sys-api).id: 'sys-api' is reserved for the engine's system user, of kind integration", seed.Message, StringComparison.Ordinal);
+
+        var snapshot = await engine.Security.Directory.SnapshotAsync();
+        Assert.DoesNotContain(snapshot.Users.Keys, k => k is "scheduler" or "Mail" or "unsubscribe" or "sys-helper");
+        Assert.Equal(UserKind.System, snapshot.Users[SecurityAdministration.SystemUsers.Engine].Kind);
+        // The shipped file (which creates the system users with their kinds) still seeds.
+        await engine.SeedShippedAsync();
+    }
+
+    [Fact]
     public void Engine_writer_names_and_foreign_sys_ids_are_reserved_the_named_system_users_keep_their_kind()
     {
         foreach (var id in new[] { "mail", "unsubscribe", "scheduler", "Scheduler", "MAIL", "system", "rules" })
@@ -88,8 +118,10 @@ public sealed class ReservedUserTests
         var snapshot = await engine.Security.Directory.SnapshotAsync();
         Assert.True(snapshot.Users.ContainsKey("mail"));
 
-        // The user cannot act through the API (ApiIdentity and crm apikeys create ask this) ...
+        // The user cannot act through the API (ApiIdentity and crm apikeys create ask this), the audit maps "mail" to the
+        // mail outbox's system user, not to the person ...
         Assert.Contains("reserved for the engine", ReservedUsers.ActingRefusal(snapshot.Users["mail"]), StringComparison.Ordinal);
+        Assert.Equal(SecurityAdministration.SystemUsers.Mail, SecurityAdministration.UserForActor("mail", snapshot));
         // ... and a write as "mail" is the mail outbox's, which is not restricted.
         var other = await engine.Store("test").Customers.CreateAsync(new Customer { Name = "Other's", Owner = "other" });
         other.Tags = ["mailed"];
