@@ -1,7 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CrmEngine.Abstractions.Model;
+using CrmEngine.Abstractions.Pipeline;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
 using CrmEngine.DataExchange.Customers;
 using CrmEngine.Security;
@@ -107,6 +109,40 @@ public sealed class RecordAccessTests
             reassign(record);
             await set.UpdateAsync(record);
         }
+    }
+
+    [Fact]
+    public async Task A_record_given_to_another_owner_after_the_merges_check_is_not_moved_the_check_is_repeated_as_it_is_written()
+    {
+        var (engine, admin) = await StartAsync();
+        await using var _ = engine;
+        var store = engine.Store();
+        var keep = await store.Customers.CreateAsync(new Customer { Name = "Race GmbH", Owner = "anna" });
+        var remove = await store.Customers.CreateAsync(new Customer { Name = "Race GmbH", Owner = "anna", Phones = ["+49 30 1234"] });
+        var visit = await store.Activities.CreateAsync(new Activity { CustomerId = remove.Id, Subject = "Anna's visit", Owner = "anna" });
+
+        // Between the merge's check (Mia may write Anna's visit) and the move, the visit is given to Ben (south): here a
+        // handler does it in the same transaction as the merge's first write (the kept card taking the phone number).
+        using var race = engine.Get<IWriteHandlerRegistry>().Register(HandlerRegistration.Create<Customer>("test", EntityNames.Customer,
+            PipelineStage.PostOperation, 0, "test:give-visit-to-ben", async (e, ct) =>
+            {
+                var taken = (await engine.Store("test").Activities.GetAsync(visit.Id, ct))!;
+                taken.Owner = "ben";
+                await engine.Store("test").Activities.UpdateAsync(taken, ct);
+            }, (operation, actor) => operation == ChangeOperation.Update && actor == "merge:mia"));
+
+        var mia = await admin.ContextForAsync("mia");
+        var ex = await Assert.ThrowsAsync<CustomerOperationException>(() => engine.Get<CustomerMerger>().MergeAsync(keep.Id, remove.Id, false, "mia", access: mia));
+        Assert.True(ex.Forbidden);
+        Assert.Equal("activity:write", ex.Denial!.Value.Missing);
+        Assert.Contains($"activity {visit.Id} of customer {remove.Id}", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("changed while the merge ran", ex.Message, StringComparison.Ordinal);
+
+        // Ben's visit stayed where it was, untouched by Mia; the removed customer is still there.
+        var stored = (await store.Activities.GetAsync(visit.Id))!;
+        Assert.Equal((remove.Id, "ben"), (stored.CustomerId, stored.Owner));
+        Assert.DoesNotContain(await store.Audit.ForEntityAsync(EntityNames.Activity, visit.Id), a => a.Actor == "merge:mia");
+        Assert.NotNull(await store.Customers.GetAsync(remove.Id));
     }
 
     [Fact]

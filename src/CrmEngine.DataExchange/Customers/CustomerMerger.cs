@@ -117,10 +117,12 @@ public sealed class CustomerMerger
             keep = await store.Customers.UpdateAsync(keep, cancellationToken);
         }
 
-        // 2. The records that belong to the customer.
-        var activities = await MoveAsync(store.Activities, removeId, keepId, a => a.CustomerId = keepId, cancellationToken);
-        var orders = await MoveAsync(store.Orders, removeId, keepId, o => o.CustomerId = keepId, cancellationToken);
-        var consents = await MoveAsync(store.Consents, removeId, keepId, c => c.CustomerId = keepId, cancellationToken);
+        // 2. The records that belong to the customer. Each page is checked again as it is read, and written with the
+        // versions read: a record whose owner changed since the check above is refused here, and one that changes between
+        // this read and its write fails the write (optimistic concurrency), so nothing is moved that was not checked as it is.
+        var activities = await MoveAsync(store.Activities, removeId, keepId, a => a.CustomerId = keepId, access, a => a.Owner, cancellationToken);
+        var orders = await MoveAsync(store.Orders, removeId, keepId, o => o.CustomerId = keepId, access, o => o.Owner, cancellationToken);
+        var consents = await MoveAsync(store.Consents, removeId, keepId, c => c.CustomerId = keepId, null, _ => null, cancellationToken);
 
         // 3. The redirect, before the delete: the old id never points nowhere.
         var redirect = await redirects.GetAsync(removeId, cancellationToken);
@@ -169,7 +171,9 @@ public sealed class CustomerMerger
         }
     }
 
-    private static async Task<int> MoveAsync<T>(IEntitySet<T> set, string fromId, string toId, Action<T> repoint, CancellationToken ct)
+    /// <param name="access">Checks write on each record as read (null: no check: the operator, or consent entries).</param>
+    private static async Task<int> MoveAsync<T>(IEntitySet<T> set, string fromId, string toId, Action<T> repoint, AccessContext? access,
+        Func<T, string?> owner, CancellationToken ct)
         where T : class, IEntity, new()
     {
         var moved = 0;
@@ -180,6 +184,10 @@ public sealed class CustomerMerger
             {
                 return moved;
             }
+
+            CustomerAccess.RequireWriteOnEach(access, set.EntityName, page, owner, fromId, $"would move to customer {toId}",
+                $"It changed while the merge ran: {moved} {set.EntityName} records had been moved, nothing more was changed; " +
+                $"customer {fromId} stays until the merge is run again by a user who may write it");
 
             foreach (var item in page)
             {
