@@ -91,15 +91,18 @@ internal sealed class SegmentEndpoints : IApiEndpointModule
     {
         var segments = view.Segments;
         var ct = context.RequestAborted;
-        var counts = list.ToDictionary(s => s.Name, _ => 0L, StringComparer.Ordinal);
-        var filled = list.Where(s => s.Members > 0).Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList();
+        // A caller who sees every customer keeps the stored count of a segment whose memberships need no check of their own.
+        var stored = visible.All ? list.Where(s => !view.ChecksEachCustomer(s.Name)).ToHashSet() : [];
+        var counts = list.ToDictionary(s => s.Name, s => stored.Contains(s) ? s.Members : 0L, StringComparer.Ordinal);
+        var walked = list.Where(s => s.Members > 0 && !stored.Contains(s)).ToList();
+        var filled = walked.Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList();
         if (filled.Count == 0 || visible.IsEmpty)
         {
             return counts;
         }
 
         var store = context.CrmStore();
-        var budget = list.Sum(s => s.Members);
+        var budget = walked.Sum(s => s.Members);
         var ids = new List<string>();
         string? after = null;
         const int slice = 1000;
