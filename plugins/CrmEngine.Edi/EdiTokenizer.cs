@@ -275,6 +275,7 @@ public sealed class EdiTokenizer : IDisposable
         uint special = 0;
         uint notPlain = 0;
         uint firstComps = 0;
+        uint secondComps = 0;
         int i = start;
         while (true)
         {
@@ -304,6 +305,10 @@ public sealed class EdiTokenizer : IDisposable
             if (i == start)
             {
                 firstComps = comps;
+            }
+            else if (i == start + 32)
+            {
+                secondComps = comps;
             }
 
             special |= comps | (Vector256.Equals(v, vrep).ExtractMostSignificantBits() & keep);
@@ -359,7 +364,8 @@ public sealed class EdiTokenizer : IDisposable
 
                 Unsafe.Add(ref b0, count) = len + 1;
                 _elemCount = count;
-                _compMask = i == start ? firstComps : -1;
+                // Known for segments that end within two blocks (a separator at byte 63 makes it negative: unknown).
+                _compMask = i - start < 64 ? (long)(firstComps | ((ulong)secondComps << 32)) : -1;
                 _flags = (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
 
                 // The tag from the first four bytes (32 are buffered): its length is the first bound.
@@ -589,8 +595,8 @@ public sealed class EdiTokenizer : IDisposable
     private long _compMask = -1;
 
     /// <summary>
-    /// Bit k set when byte k of the current segment is the component separator, for a segment the vector pass read in one
-    /// 32-byte block; -1 when not known (the validator then looks for components itself).
+    /// Bit k set when byte k of the current segment is the component separator, for a segment the vector pass read in at
+    /// most two 32-byte blocks; negative when not known (the validator then looks for components itself).
     /// </summary>
     internal long ComponentMask => _compMask;
 

@@ -583,7 +583,7 @@ public sealed class EdiValidator
         int flags = _curFlags;
         if (flags <= EdiTokenizer.SegmentFlagSpecial && !_x12Basic && !GeneralPathOnly
             && (flags == 0 || (_delims.Repetition == 0 && _curComponentMask >= 0))
-            && PlainSegmentValid(plan, flags == 0 ? 0 : (uint)_curComponentMask))
+            && PlainSegmentValid(plan, flags == 0 ? 0 : (ulong)_curComponentMask))
         {
             if (_x12 && plan.IsHl)
             {
@@ -603,7 +603,7 @@ public sealed class EdiValidator
     /// few live values, so the walk's frame stays small.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private bool PlainSegmentValid(SegmentPlan plan, uint mask)
+    private bool PlainSegmentValid(SegmentPlan plan, ulong mask)
     {
         // The tokenizer's invariants hold here: bounds[0..count+1] ascend within the segment's bytes, so no range checks.
         int count = _curBoundCount - 2;
@@ -646,8 +646,8 @@ public sealed class EdiValidator
             {
                 present |= 1UL << pos;
 
-                // The element's component separators, bit 0 = its first byte (a segment read in one block is at most 32 bytes).
-                uint inElement = (uint)((mask >> start) & ((1UL << length) - 1));
+                // The element's component separators, bit 0 = its first byte (a segment with a known mask is shorter than 64 bytes).
+                ulong inElement = (mask >> start) & ((1UL << length) - 1);
                 bool ok = c.Op == QuickOp.Composite
                     ? QuickComposite(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals, inElement)
                     : inElement == 0 && QuickLeaf(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals);
@@ -717,7 +717,7 @@ public sealed class EdiValidator
     /// per component separator (bit 0 = the value's first byte).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool QuickComposite(ref byte value, int length, int room, in ElementCheck ed, bool decimals, uint separators)
+    private bool QuickComposite(ref byte value, int length, int room, in ElementCheck ed, bool decimals, ulong separators)
     {
         var comps = ed.Components;
         int c = 0;
@@ -789,7 +789,7 @@ public sealed class EdiValidator
         {
             // The common case (see QuickElements), without the call to ValidateQuick.
             int limit = Math.Min(count, defs.Length);
-            QuickElements(plan, data, bounds, limit, special ? (uint)_curComponentMask : 0, special);
+            QuickElements(plan, data, bounds, limit, special ? (ulong)_curComponentMask : 0, special);
             first = limit + 1;
         }
         else if (!special || d.Repetition == 0 || data.IndexOf(d.Repetition) < 0)
@@ -867,7 +867,7 @@ public sealed class EdiValidator
 
             if (_curComponentMask >= 0)
             {
-                QuickElements(plan, data, bounds, limit, (uint)_curComponentMask, true);
+                QuickElements(plan, data, bounds, limit, (ulong)_curComponentMask, true);
                 return limit + 1;
             }
         }
@@ -914,7 +914,7 @@ public sealed class EdiValidator
     /// only its own check; what fails goes through the general path, which reports it.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private void QuickElements(SegmentPlan plan, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit, uint mask, bool components)
+    private void QuickElements(SegmentPlan plan, ReadOnlySpan<byte> data, ReadOnlySpan<int> bounds, int limit, ulong mask, bool components)
     {
         var checks = plan.Checks;
         bool decimals = _edifact;
@@ -929,8 +929,8 @@ public sealed class EdiValidator
                 continue;
             }
 
-            // The element's separators, bit 0 = its first byte (a segment read in one block is at most 32 bytes).
-            uint inElement = (uint)((mask >> start) & ((1UL << length) - 1));
+            // The element's separators, bit 0 = its first byte (a segment with a known mask is shorter than 64 bytes).
+            ulong inElement = (mask >> start) & ((1UL << length) - 1);
             var raw = data.Slice(start, length);
             if (!QuickValue(raw, in c, decimals, inElement))
             {
@@ -953,7 +953,7 @@ public sealed class EdiValidator
     /// <paramref name="components"/> has a bit per component separator in it. False sends it to the general path.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool QuickValue(ReadOnlySpan<byte> raw, in ElementCheck c, bool decimals, uint components)
+    private bool QuickValue(ReadOnlySpan<byte> raw, in ElementCheck c, bool decimals, ulong components)
     {
         switch (c.Op)
         {
@@ -966,7 +966,7 @@ public sealed class EdiValidator
             case QuickOp.Other:
                 return components == 0 && Check(raw, c.Definition) == NoError;
             case QuickOp.Composite:
-                return QuickComposite(raw, in c, 0, true, components);
+                return QuickComposite(raw, in c, 0, true, (long)components);
             default:
                 return false;
         }
@@ -1011,7 +1011,7 @@ public sealed class EdiValidator
     private bool QuickComposite(ReadOnlySpan<byte> raw, in ElementCheck ed, byte comp, bool quickText, long separators = -1)
     {
         var checks = ed.Components;
-        uint bits = (uint)separators;
+        ulong bits = (ulong)separators;
         int c = 0;
         int p = 0;
         while (true)

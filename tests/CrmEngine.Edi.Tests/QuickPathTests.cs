@@ -122,6 +122,10 @@ public class QuickPathTests
             "BGM+220+PO-1+9'QTY+21:4x4:PCE'",                   // bad number in a one-block segment
             "BGM+220+PO-1+9'PRI+AAA:616.39:CT:AAA:1:PCE:X'",    // composite overflow past 32 bytes
             "BGM+220+PO-1+9'DTM+137:20261124:102+X'",           // element beyond a one-element segment
+            "BGM+220+PO-1+9'NAD+ST+0043::9++Distribution Center 0'",             // 37 bytes, composites, valid
+            "BGM+220+PO-1+9'LIN+123456+1+40008621112064000862:EN:AB:CD:EF'",     // too many components past byte 32
+            "BGM+220+PO-1+9'PIA+1+ART-8933:SA+ART-8934:SA+ART-8935:XX'",         // code value error past byte 32
+            "BGM+220+PO-1+9'PIA+1+ART-8933:SA+ART-8934:SA+ART-8935:SA+A-1:SA+B:SA'", // past 64 bytes: mask unknown
         ];
         int issues = 0;
         foreach (var body in edifact)
