@@ -39,9 +39,51 @@ public sealed class MailAdministration
     public static MailAdministration Open(CrmDatabase database, MailOptions? options = null) =>
         new(new OutboxStore(database), null, (options ?? new MailOptions()).UsesPickup ? "pickup" : "smtp");
 
-    public MailAnswer List(string? state, int? limit, string? after)
+    public MailAnswer List(string? state, int? limit, string? after) =>
+        Check(state, limit, out var wanted) ?? MailAnswer.Ok(_store.List(wanted, limit ?? 100, Blank(after)).Select(d => d.ToInfo()).ToList());
+
+    /// <summary>Messages read per API page at most while looking for ones the caller may see (then the page ends early).</summary>
+    internal const int ScanBudget = 5000;
+
+    /// <summary>
+    /// One page for an API caller: only the messages <paramref name="viewer"/> may see, shaped for them. At most
+    /// <see cref="ScanBudget"/> messages are read; <c>Next</c> is the id to continue after (null at the end), so a page may
+    /// hold fewer than <paramref name="limit"/> messages and still have a next one.
+    /// </summary>
+    internal async Task<(MailAnswer Answer, string? Next)> ListAsync(string? state, int? limit, string? after, MailViewer viewer, CancellationToken cancellationToken)
     {
-        MailState? wanted = null;
+        if (Check(state, limit, out var wanted) is { } problem)
+        {
+            return (problem, null);
+        }
+
+        var take = limit ?? 100;
+        var read = _store.List(wanted, viewer.SeesAll ? take : ScanBudget, Blank(after));
+        var page = new List<MailMessageInfo>(take);
+        string? next = null;
+        foreach (var doc in read)
+        {
+            if (page.Count == take)
+            {
+                break;
+            }
+
+            next = doc.Id;
+            if (await viewer.MaySeeAsync(doc, cancellationToken).ConfigureAwait(false))
+            {
+                page.Add(viewer.Shape(doc.ToInfo()));
+            }
+        }
+
+        // More may follow when the page is full or the read stopped at its budget.
+        var more = page.Count == take || (!viewer.SeesAll && read.Count == ScanBudget);
+        return (MailAnswer.Ok(page), more ? next : null);
+    }
+
+    /// <summary>Checks the state filter and page size: the problem, or null with the state asked for.</summary>
+    private static MailAnswer? Check(string? state, int? limit, out MailState? wanted)
+    {
+        wanted = null;
         if (!string.IsNullOrWhiteSpace(state))
         {
             if (!Enum.TryParse<MailState>(state, true, out var s) || !Enum.IsDefined(s))
@@ -52,23 +94,26 @@ public sealed class MailAdministration
             wanted = s;
         }
 
-        if (limit is < 1 or > 1000)
-        {
-            return MailAnswer.Problem(400, $"limit must be between 1 and 1000 (got {limit})");
-        }
-
-        return MailAnswer.Ok(_store.List(wanted, limit ?? 100, string.IsNullOrWhiteSpace(after) ? null : after).Select(d => d.ToInfo()).ToList());
+        return limit is < 1 or > 1000 ? MailAnswer.Problem(400, $"limit must be between 1 and 1000 (got {limit})") : null;
     }
 
+    private static string? Blank(string? after) => string.IsNullOrWhiteSpace(after) ? null : after;
+
     public MailAnswer Show(string id) =>
-        _store.Get(id) is { } doc ? MailAnswer.Ok(_store.WithSnapshot(doc).ToInfo(withSnapshot: true)) : MailAnswer.Problem(404, $"no message '{id}' in the outbox");
+        _store.Get(id) is { } doc ? MailAnswer.Ok(_store.WithSnapshot(doc).ToInfo(withSnapshot: true)) : NoSuchMessage(id);
+
+    /// <summary>One message for an API caller: 404 (as for an id nobody has) when the caller may not see it, else shaped for them.</summary>
+    internal async Task<MailAnswer> ShowAsync(string id, MailViewer viewer, CancellationToken cancellationToken) =>
+        _store.Get(id) is { } doc && await viewer.MaySeeAsync(doc, cancellationToken).ConfigureAwait(false)
+            ? MailAnswer.Ok(viewer.Shape(_store.WithSnapshot(doc).ToInfo(withSnapshot: true)))
+            : NoSuchMessage(id);
 
     public async Task<MailAnswer> RetryAsync(string id)
     {
         var (problem, doc) = await _store.RetryAsync(id).ConfigureAwait(false);
         if (doc is null)
         {
-            return MailAnswer.Problem(404, $"no message '{id}' in the outbox");
+            return NoSuchMessage(id);
         }
 
         if (problem is { Length: > 0 })
@@ -79,6 +124,24 @@ public sealed class MailAdministration
         _signal?.Wake();
         return MailAnswer.Ok(doc.ToInfo());
     }
+
+    /// <summary>A retry for an API caller: only of a message the caller may see (else 404); the answer is shaped for them.</summary>
+    internal async Task<MailAnswer> RetryAsync(string id, MailViewer viewer, CancellationToken cancellationToken)
+    {
+        if (_store.Get(id) is not { } doc || !await viewer.MaySeeAsync(doc, cancellationToken).ConfigureAwait(false))
+        {
+            return NoSuchMessage(id);
+        }
+
+        var answer = await RetryAsync(id).ConfigureAwait(false);
+        return answer with
+        {
+            Body = answer.Body is MailMessageInfo info ? viewer.Shape(info) : answer.Body,
+            Error = answer.Error is { } error ? viewer.ShapeError(error) : null,
+        };
+    }
+
+    private static MailAnswer NoSuchMessage(string id) => MailAnswer.Problem(404, $"no message '{id}' in the outbox");
 
     /// <summary>
     /// For a GDPR erase of <paramref name="customerId"/>: waiting messages become Suppressed and every message of the

@@ -12,7 +12,8 @@ namespace CrmEngine.Mail;
 /// <summary>
 /// The outbox over HTTP: the PUBLIC one-click unsubscribe link at the root (<c>/unsubscribe?token=…</c>: GET and HEAD
 /// show a confirmation page and change nothing, because link scanners fetch links; POST with a valid token withdraws the
-/// consent, RFC 8058), and <c>/api/mail/messages</c> (list and show with read scope, retry with admin scope).
+/// consent, RFC 8058), and <c>/api/mail/messages</c> (list and show with read scope, retry with admin scope; each only for
+/// the messages the caller may see, see <see cref="MailViewer"/>).
 /// </summary>
 internal sealed class MailEndpoints(MailAdministration administration, UnsubscribeService unsubscribe) : IApiEndpointModule
 {
@@ -30,16 +31,33 @@ internal sealed class MailEndpoints(MailAdministration administration, Unsubscri
         root.MapMethods("/unsubscribe", [HttpMethods.Get, HttpMethods.Head], (Delegate)ConfirmAsync).ExcludeFromDescription();
         root.MapPost("/unsubscribe", (Delegate)UnsubscribeAsync).ExcludeFromDescription().DisableAntiforgery();
 
+        // Every call sees only the messages of customers the caller may read (MailViewer); another's message is a 404.
         var messages = api.MapGroup("/mail/messages").WithTags("Mail");
-        messages.MapGet("/", (string? state, int? limit, string? after) => Answer(administration.List(state, limit, after)))
+        messages.MapGet("/", ListAsync)
             .RequireAuthorization(ApiPolicies.Read)
-            .WithSummary("Outbox messages in creation order; filter by state (pending, sending, retrying, sent, failed, suppressed); page with after=<last id>.");
-        messages.MapGet("/{id}", (string id) => Answer(administration.Show(id)))
+            .WithSummary("Outbox messages the caller may see, in creation order; filter by state (pending, sending, retrying, sent, failed, suppressed); follow the Link rel=next header (after=<id>).");
+        messages.MapGet("/{id}", async (string id, HttpContext context) =>
+                Answer(await administration.ShowAsync(id, await MailViewer.ForAsync(context), context.RequestAborted)))
             .RequireAuthorization(ApiPolicies.Read)
-            .WithSummary("One outbox message with its state, attempts, last error or server reply and the model snapshot.");
-        messages.MapPost("/{id}/retry", async (string id) => Answer(await administration.RetryAsync(id)))
+            .WithSummary("One outbox message with its state, attempts, last error or server reply and the model snapshot as the caller may see it.");
+        messages.MapPost("/{id}/retry", async (string id, HttpContext context) =>
+                Answer(await administration.RetryAsync(id, await MailViewer.ForAsync(context), context.RequestAborted)))
             .RequireAuthorization(ApiPolicies.Admin)
-            .WithSummary("Sends a failed or retrying message again now (attempts start again).");
+            .WithSummary("Sends a failed or retrying message the caller may see again now (attempts start again).");
+    }
+
+    private async Task<IResult> ListAsync(string? state, int? limit, string? after, HttpContext context)
+    {
+        var (answer, next) = await administration.ListAsync(state, limit, after, await MailViewer.ForAsync(context), context.RequestAborted);
+        if (next is not null)
+        {
+            // A page can end early (the caller sees few of the messages read): continue after the last one read.
+            var query = QueryString.Create([.. context.Request.Query.Where(q => q.Key != "after").SelectMany(q => q.Value.Select(v => KeyValuePair.Create(q.Key, v))),
+                KeyValuePair.Create("after", (string?)next)]);
+            context.Response.Headers.Append("Link", $"<{context.Request.PathBase}{context.Request.Path}{query}>; rel=\"next\"");
+        }
+
+        return Answer(answer);
     }
 
     private static IResult Answer(MailAnswer answer) =>

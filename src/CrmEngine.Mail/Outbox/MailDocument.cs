@@ -139,7 +139,7 @@ internal sealed class MailDocument
         State = State,
         Attempts = Attempts,
         NextAttemptAt = State is MailState.Pending or MailState.Retrying && Due is { } due ? DateTimeOffset.FromUnixTimeMilliseconds(due) : null,
-        LastError = LastError,
+        LastError = MailOutbox.WithoutBlacklistReason(LastError),
         ServerReply = ServerReply,
         Origin = Origin,
         CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(Created),

@@ -295,7 +295,7 @@ internal sealed class MailOutbox : IMailOutbox
 
         var suppressed = missing
                          ?? (customer is not null && IsErased(customer) ? ErasedReason : null)
-                         ?? (customer is { Blacklisted: true } ? $"customer is blacklisted{(string.IsNullOrWhiteSpace(customer.BlacklistReason) ? "" : ": " + customer.BlacklistReason)}" : null)
+                         ?? (customer is { Blacklisted: true } ? BlacklistedReason : null)
                          ?? (string.IsNullOrEmpty(to) ? "no e-mail address (none given, and the customer or contact has none)" : null)
                          ?? (!IsAddress(to!) ? $"'{to}' is not a valid e-mail address" : null);
         if (suppressed is null && request.Kind == MailKind.Marketing)
@@ -305,6 +305,16 @@ internal sealed class MailOutbox : IMailOutbox
 
         return new Decision(customer, contact, order, extra, to, string.IsNullOrWhiteSpace(toName) ? null : toName, suppressed);
     }
+
+    /// <summary>
+    /// Why mail to a blacklisted customer is suppressed. The customer's blacklist reason is a protected field: it is never
+    /// copied into the outbox or the log (both are read by people who may not see it).
+    /// </summary>
+    internal const string BlacklistedReason = "customer is blacklisted";
+
+    /// <summary>A stored reason without a blacklist reason after it (messages suppressed before it was left out carry one).</summary>
+    internal static string? WithoutBlacklistReason(string? error) =>
+        error is not null && error.StartsWith(BlacklistedReason, StringComparison.Ordinal) ? BlacklistedReason : error;
 
     /// <summary>Why mail to an erased customer is suppressed (at enqueue, at send time and by an erase).</summary>
     internal const string ErasedReason = "the customer's personal data was erased (GDPR erase): no mail is sent to or about them";

@@ -243,7 +243,7 @@ internal sealed class OutboxStore
             {
                 MailState.Sent => "it was sent already",
                 MailState.Sending => "it is being sent right now",
-                MailState.Suppressed => "it was suppressed (" + doc.LastError + "); enqueue a new message once the reason is gone",
+                MailState.Suppressed => "it was suppressed (" + MailOutbox.WithoutBlacklistReason(doc.LastError) + "); enqueue a new message once the reason is gone",
                 _ => "",
             };
             return ($"message {doc.Id} is {doc.State}: {why}", doc);
