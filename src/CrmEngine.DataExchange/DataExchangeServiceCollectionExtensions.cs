@@ -32,7 +32,7 @@ public static class DataExchangeServiceCollectionExtensions
         services.AddSingleton(sp => new CustomerEraser(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>(),
             sp.GetServices<ICustomerErasureStep>()));
         services.AddSingleton(sp => new CustomerDataExport(sp.GetRequiredService<IStoreProvider>(), sp.GetRequiredService<CrmDatabase>(), sp.GetService<TimeProvider>(),
-            segment => sp.GetService<CrmEngine.Rules.RuleCatalog>()?.Find(CrmEngine.Rules.RuleKind.Segment, segment)?.Script.Code));
+            () => sp.GetService<CrmEngine.Rules.Segments.SegmentService>()));
         services.AddSingleton<ICustomerRedirects>(sp => new CustomerRedirects(sp.GetRequiredService<IStoreProvider>()));
         services.AddSingleton(sp => new DuplicateGuard(sp.GetRequiredService<IWriteHandlerRegistry>(), sp.GetRequiredService<DuplicateFinder>(), sp.GetRequiredService<IStoreProvider>(),
             sp.GetService<CrmEngine.Security.SecurityDirectory>()));

@@ -6,7 +6,11 @@ using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Pipeline;
 using CrmEngine.Core.Storage;
 using CrmEngine.DataExchange.Customers;
+using CrmEngine.Rules;
+using CrmEngine.Rules.Scripting;
+using CrmEngine.Rules.Segments;
 using CrmEngine.Security;
+using Microsoft.Extensions.Options;
 
 namespace CrmEngine.DataExchange.Tests;
 
@@ -232,7 +236,11 @@ public sealed class RecordAccessTests
         var customer = await store.Customers.CreateAsync(new Customer { Name = "Sam Kunde", Owner = "sam", OverdueAmount = 4711 });
         var removed = await store.Customers.CreateAsync(new Customer { Name = "Sam Kunde", Owner = "sam", OverdueAmount = 815 });
         await store.Activities.CreateAsync(new Activity { CustomerId = customer.Id, Subject = "Sam's visit", Owner = "sam" });
-        await store.Orders.CreateAsync(new Order { CustomerId = customer.Id, Owner = "ben", Lines = [new OrderLine { Description = "Gadget", Quantity = 2, UnitPrice = 7 }] });
+        // A confirmed order counts in the figures (a draft would not, and would tell nothing).
+        await store.Orders.CreateAsync(new Order
+        {
+            CustomerId = customer.Id, Owner = "ben", Status = OrderStatus.Confirmed, Lines = [new OrderLine { Description = "Gadget", Quantity = 2, UnitPrice = 7 }],
+        });
         await engine.Get<CustomerMerger>().MergeAsync(customer.Id, removed.Id, false, "operator");
 
         var scripts = new Dictionary<string, string>
@@ -243,16 +251,28 @@ public sealed class RecordAccessTests
             ["named"] = "return customer.name.length > 3;",
             ["opaque"] = "const c = customer; return c.name !== null;",
         };
-        var members = engine.Get<IStoreProvider>().ForActor("test", "rules").Collection<CrmEngine.Rules.Segments.SegmentMember>("segment_members");
+        var members = engine.Get<IStoreProvider>().ForActor("test", "rules").Collection<SegmentMember>("segment_members");
         foreach (var segment in scripts.Keys.Append("retired"))
         {
-            await members.CreateAsync(new CrmEngine.Rules.Segments.SegmentMember
+            await members.CreateAsync(new SegmentMember
             {
-                Id = CrmEngine.Rules.Segments.SegmentMember.IdOf(segment, customer.Id), Segment = segment, CustomerId = customer.Id, ScriptHash = "h-" + segment,
+                Id = SegmentMember.IdOf(segment, customer.Id), Segment = segment, CustomerId = customer.Id, ScriptHash = "h-" + segment,
             });
         }
 
-        var export = new CustomerDataExport(engine.Get<IStoreProvider>(), engine.Get<CrmDatabase>(), null, scripts.GetValueOrDefault);
+        // The rules engine's own judgement (as over the API): a segment service over these scripts, not started.
+        using var rules = new JsRuleEngine(Options.Create(new RulesOptions()), TimeProvider.System);
+        Directory.CreateDirectory(engine.File("rules/segments"));
+        foreach (var (name, code) in scripts)
+        {
+            await File.WriteAllTextAsync(engine.File($"rules/segments/{name}.js"), code);
+        }
+
+        using var catalog = new RuleCatalog(rules, engine.File("rules"));
+        Assert.Empty(catalog.Reload());
+
+        using var segments = new SegmentService(rules, catalog, engine.Get<IStoreProvider>(), Options.Create(new RulesOptions()));
+        var export = new CustomerDataExport(engine.Get<IStoreProvider>(), engine.Get<CrmDatabase>(), null, () => segments);
         var json = await export.ExportJsonAsync(customer.Id, access: await admin.ContextForAsync("sam"));
         var doc = JsonNode.Parse(json)!;
 

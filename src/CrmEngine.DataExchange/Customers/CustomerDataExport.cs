@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using CrmEngine.Abstractions.Model;
 using CrmEngine.Abstractions.Store;
 using CrmEngine.Core.Storage;
-using CrmEngine.Rules;
+using CrmEngine.Api.Resources;
 using CrmEngine.Rules.Segments;
 using CrmEngine.Security;
 using LiteDB;
@@ -26,15 +26,15 @@ public sealed class CustomerDataExport
     private readonly IStoreProvider _stores;
     private readonly CrmDatabase _database;
     private readonly TimeProvider _time;
-    private readonly Func<string, string?> _segmentScript;
+    private readonly Func<SegmentService?> _segments;
 
-    /// <param name="segmentScript">The current script text of a segment by name (null: unknown), to judge what its membership reveals.</param>
-    internal CustomerDataExport(IStoreProvider stores, CrmDatabase database, TimeProvider? time = null, Func<string, string?>? segmentScript = null)
+    /// <param name="segments">The rules engine's segments (null when the host has none): they judge which memberships a user may see.</param>
+    internal CustomerDataExport(IStoreProvider stores, CrmDatabase database, TimeProvider? time = null, Func<SegmentService?>? segments = null)
     {
         _stores = stores;
         _database = database;
         _time = time ?? TimeProvider.System;
-        _segmentScript = segmentScript ?? (_ => null);
+        _segments = segments ?? (() => null);
     }
 
     /// <param name="access">The acting user: needs <c>export</c> on the customer; fields hidden from them are left out of the
@@ -78,8 +78,7 @@ public sealed class CustomerDataExport
 
         var erasure = await store.Collection<ErasureRecord>(CustomerEraser.Collection).GetAsync(customerId, cancellationToken);
         var segments = Segments(customerId);
-        var shownSegments = access is null ? segments
-            : segments.Where(m => SegmentShown(_segmentScript(m.Segment), hidden!, orders.LeftOut > 0, activities.LeftOut > 0)).ToList();
+        var shownSegments = await VisibleSegmentsAsync(segments, customerId, access, cancellationToken);
         var document = new
         {
             exportedAt = _time.GetUtcNow(),
@@ -143,26 +142,34 @@ public sealed class CustomerDataExport
     }
 
     /// <summary>
-    /// May a restricted caller see that the customer is in a segment? Membership is the script's answer over the whole
-    /// customer, so it is shown only when the script (its current text) reads nothing the caller may not see: no customer
-    /// field hidden from them, no order figures when an order was left out, no activity figures when an activity was.
-    /// A script whose fields cannot be told (the customer object passed on or indexed), or a segment no longer defined, is
-    /// shown only when nothing at all is hidden from the caller.
+    /// The memberships a user may see: judged by the rules engine as the API judges them (<see cref="SegmentView"/>: the
+    /// segment's current script must read nothing hidden from the user, and its order/activity figures of this customer must
+    /// count only records the user may read). The machine operator sees every stored membership; without a rules engine in
+    /// the host a user sees none (nothing can tell what they would reveal).
     /// </summary>
-    internal static bool SegmentShown(string? script, FieldMask hidden, bool ordersLeftOut, bool activitiesLeftOut)
+    private async Task<List<Membership>> VisibleSegmentsAsync(List<Membership> stored, string customerId, AccessContext? access, CancellationToken ct)
     {
-        if (hidden.Hidden.Count == 0 && !ordersLeftOut && !activitiesLeftOut)
+        if (access is null)
         {
-            return true;
+            return stored;
         }
 
-        if (script is null || CustomerFacts.ReferencedFields(script, RuleCatalog.SegmentParameters[0]) is not { } fields)
+        var shown = new List<Membership>();
+        if (_segments() is not { } service)
         {
-            return false;
+            return shown;
         }
 
-        return !fields.Any(hidden.Hidden.Contains) && !(ordersLeftOut && CustomerFacts.NeedsOrders(fields)) &&
-               !(activitiesLeftOut && CustomerFacts.NeedsActivities(fields));
+        var view = service.ViewFor(SegmentReaders.For(access));
+        foreach (var membership in stored)
+        {
+            if (await view.SeesMembershipAsync(membership.Segment, customerId, ct))
+            {
+                shown.Add(membership);
+            }
+        }
+
+        return shown;
     }
 
     /// <summary>A stored segment membership as the export writes it.</summary>
