@@ -17,6 +17,8 @@ namespace CrmEngine.Host.Tests;
 public sealed class SecurityWebhookMailTests(SecurityWebhookMailTests.Engine engine, ITestOutputHelper output) : IClassFixture<SecurityWebhookMailTests.Engine>
 {
     private const string BlacklistReason = "fraud 2025";
+    private const string Issuer = "https://idp.example.test/realms/crm-hooks";
+    private const string Audience = "crm-api";
 
     [Fact]
     public async Task Another_users_webhook_subscription_cannot_be_seen_or_repointed_and_consents_go_only_to_readers_of_the_customer()
@@ -29,6 +31,25 @@ public sealed class SecurityWebhookMailTests(SecurityWebhookMailTests.Engine eng
         // The administrator's ERP subscription, as in the review's repro.
         var erp = await CreatedIdAsync(await Send(http, HttpMethod.Post, "api/webhooks", engine.Keys["admin"], new { url = adminHook.Url, events = new[] { "customer.*", "consent.*" } }));
         var unknown = JsonNode.Parse(await (await Send(http, HttpMethod.Get, "api/webhooks/wh_0123456789abcdef0123456789abcdef", engine.Keys["anna"])).Content.ReadAsStringAsync())!;
+
+        // Anna's bearer token has no scope claim, hence the admin scope: her user still decides.
+        var annasToken = SecurityIdentityTests.Token(engine.Signing, "anna", Issuer, Audience);
+        foreach (var (method, path, body) in new (HttpMethod, string, object?)[]
+                 {
+                     (HttpMethod.Get, $"api/webhooks/{erp}", null),
+                     (HttpMethod.Patch, $"api/webhooks/{erp}", new { url = steal.Url }),
+                     (HttpMethod.Get, $"api/webhooks/{erp}/deliveries", null),
+                 })
+        {
+            using var response = await SecurityIdentityTests.Bearer(http, method, path, annasToken, body);
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"bearer {method} {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+
+        using (var listed = await SecurityIdentityTests.Bearer(http, HttpMethod.Get, "api/webhooks", annasToken))
+        {
+            Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
+            Assert.DoesNotContain(erp, await listed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
 
         foreach (var key in new[] { engine.Keys["anna"], engine.Keys["nouser"] })
         {
@@ -126,6 +147,13 @@ public sealed class SecurityWebhookMailTests(SecurityWebhookMailTests.Engine eng
         // anna: only mail about her customer, in the list and one by one; the rest is the same 404 as an unknown id.
         var annaList = await ListAsync(engine.Keys["anna"]);
         Assert.Equal(new[] { annasWelcome, annasOrder }.Order(StringComparer.Ordinal), annaList.Select(m => m["id"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+        using (var bearer = await SecurityIdentityTests.Bearer(http, HttpMethod.Get, "api/mail/messages?limit=1000", SecurityIdentityTests.Token(engine.Signing, "anna", Issuer, Audience)))
+        {
+            var text = await bearer.Content.ReadAsStringAsync();
+            Assert.True(bearer.StatusCode == HttpStatusCode.OK, text);
+            Assert.Equal(2, JsonNode.Parse(text)!.AsArray().Count);
+        }
+
         foreach (var id in new[] { bobsWelcome, blacklisted, ops })
         {
             foreach (var (method, path) in new[] { (HttpMethod.Get, $"api/mail/messages/{id}"), (HttpMethod.Post, $"api/mail/messages/{id}/retry") })
@@ -239,6 +267,9 @@ public sealed class SecurityWebhookMailTests(SecurityWebhookMailTests.Engine eng
 
         public string Log => _crm?.Output ?? "";
 
+        /// <summary>The identity provider's key: tokens signed with it are accepted (no scope claim: admin scope).</summary>
+        public System.Security.Cryptography.RSA Signing { get; } = System.Security.Cryptography.RSA.Create(2048);
+
         public async Task InitializeAsync()
         {
             _root = new TestRoot(s =>
@@ -247,7 +278,14 @@ public sealed class SecurityWebhookMailTests(SecurityWebhookMailTests.Engine eng
                 s["Webhooks"]!["PollInterval"] = "00:00:00.050";
                 s["Templates"] = new JsonObject { ["Directory"] = Path.Combine(CrmProcess.HostOutput, "templates") };
                 s["Rules"]!["Directory"] = "mail-rules";
+                // Bearer tokens without a scope claim configured: every token has the admin scope, so the user must decide.
+                s["Api"]!["Jwt"] = new JsonObject
+                {
+                    ["Issuer"] = Issuer, ["Audience"] = Audience,
+                    ["SigningKeys"] = new JsonArray("idp-signing.pem"), ["UserClaim"] = "preferred_username",
+                };
             });
+            await File.WriteAllTextAsync(_root.File_("idp-signing.pem"), Signing.ExportSubjectPublicKeyInfoPem());
             Directory.CreateDirectory(_root.File_("mail-rules/events"));
             Directory.CreateDirectory(_root.File_("mail-rules/segments"));
             await File.WriteAllTextAsync(_root.File_("mail-rules/events/welcome.js"),
@@ -338,6 +376,7 @@ public sealed class SecurityWebhookMailTests(SecurityWebhookMailTests.Engine eng
 
         public async Task DisposeAsync()
         {
+            Signing.Dispose();
             Http?.Dispose();
             if (_crm is not null)
             {
