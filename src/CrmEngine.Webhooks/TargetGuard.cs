@@ -190,9 +190,9 @@ internal sealed class TargetPolicy
     /// Problems of <c>Webhooks:AllowedHosts</c> entries, one per bad entry, keyed by the entry's place
     /// (<c>AllowedHosts:1</c>); <see cref="WebhookOptions"/> reports them, so the start and <c>crm config check</c> both do.
     /// </summary>
-    public static IReadOnlyList<(string Key, string Problem)> Problems(IEnumerable<string>? entries)
+    public static IReadOnlyList<(string Key, string Value, string Problem)> Problems(IEnumerable<string>? entries)
     {
-        var problems = new List<(string, string)>();
+        var problems = new List<(string, string, string)>();
         var i = 0;
         foreach (var entry in entries ?? [])
         {
@@ -201,11 +201,11 @@ internal sealed class TargetPolicy
             var key = $"{nameof(WebhookOptions.AllowedHosts)}:{i}";
             if (text.Length == 0)
             {
-                problems.Add((key, "is empty"));
+                problems.Add((key, text, "is empty"));
             }
             else if (looksLikeRange ? !TryNetwork(text, out _) : Uri.CheckHostName(text) != UriHostNameType.Dns)
             {
-                problems.Add((key, "is neither a host name nor an address range in CIDR notation (for example 10.20.0.0/16)"));
+                problems.Add((key, text, "is neither a host name nor an address range in CIDR notation (for example 10.20.0.0/16)"));
             }
 
             i++;
@@ -224,6 +224,18 @@ internal sealed class TargetPolicy
 
         return IPNetwork.TryParse(text, out network);
     }
+}
+
+/// <summary>
+/// The start-time check in full words (section, key and value of each bad entry), for hosts that start the engine without
+/// <c>crm config check</c> before it; the same rule as <see cref="WebhookOptions.Validate"/>, so both always agree.
+/// </summary>
+internal sealed class AllowedHostsStartCheck : Microsoft.Extensions.Options.IValidateOptions<WebhookOptions>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, WebhookOptions options) =>
+        TargetPolicy.Problems(options.AllowedHosts) is { Count: > 0 } problems
+            ? Microsoft.Extensions.Options.ValidateOptionsResult.Fail(problems.Select(p => $"{WebhookOptions.Section}:{p.Key} '{p.Value}' {p.Problem}."))
+            : Microsoft.Extensions.Options.ValidateOptionsResult.Success;
 }
 
 /// <summary>A delivery target refused by <see cref="TargetGuard"/>: trying again cannot help, so the delivery is parked at once.</summary>

@@ -23,6 +23,7 @@ public static class WebhooksServiceCollectionExtensions
         services.AddOptions<WebhookOptions>().Bind(configuration.GetSection(WebhookOptions.Section)).ValidateDataAnnotations()
             .Validate(o => o.RetryMaxDelay >= o.RetryBaseDelay, "Webhooks:RetryMaxDelay must not be shorter than Webhooks:RetryBaseDelay.")
             .ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<WebhookOptions>, AllowedHostsStartCheck>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new WebhookStore(sp.GetRequiredService<CrmDatabase>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new WebhookDispatcher(sp.GetRequiredService<WebhookStore>(), sp.GetRequiredService<IChangeFeed>(),
