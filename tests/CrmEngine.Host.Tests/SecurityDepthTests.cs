@@ -185,6 +185,23 @@ public sealed class SecurityDepthTests(ITestOutputHelper output)
         await ExpectAsync(http, HttpMethod.Get, $"api/customers/{ids["nils"]}", keys["tom"], null, HttpStatusCode.OK);
         await ExpectAsync(http, HttpMethod.Get, $"api/customers/{ids["nils"]}", keys["nils"], null, HttpStatusCode.NotFound);
 
+        // The change feed lists a consent entry only to callers who may read its customer (consent:read:all alone is not
+        // enough): sam's customer's entry is in sam's and marketing's feed, not in ann's, though ann reads every consent.
+        string consentId;
+        using (var consent = await Send(http, HttpMethod.Post, $"api/customers/{ids["sam"]}/consents", keys["admin"],
+                   new { purpose = "newsletter", channel = "Email", granted = true, source = "depth test" }))
+        {
+            var body = await consent.Content.ReadAsStringAsync();
+            Assert.True(consent.StatusCode == HttpStatusCode.Created, body);
+            consentId = JsonNode.Parse(body)!["id"]!.GetValue<string>();
+        }
+
+        foreach (var (user, sees) in new[] { ("sam", true), ("mkt", true), ("admin", true), ("ann", false), ("mgr", false) })
+        {
+            var feed = await FeedIdsAsync(http, keys[user]);
+            Assert.True(feed.Contains(consentId) == sees, $"{user}: the consent entry of sam's customer {(sees ? "missing from" : "listed in")} /api/changes");
+        }
+
         crm.Signal(CrmProcess.SIGTERM);
         Assert.Equal(0, await crm.WaitForExitAsync(Bound));
     }
@@ -205,6 +222,28 @@ public sealed class SecurityDepthTests(ITestOutputHelper output)
         }
 
         return ids;
+    }
+
+    /// <summary>Ids of every change the key's user sees in the feed, walked to its end.</summary>
+    private static async Task<HashSet<string>> FeedIdsAsync(HttpClient http, string key)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        long since = 0;
+        while (true)
+        {
+            using var response = await Send(http, HttpMethod.Get, $"api/changes?since={since}&limit=500", key);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET api/changes: {(int)response.StatusCode} {body}");
+            var page = JsonNode.Parse(body)!;
+            var changes = page["changes"]!.AsArray();
+            ids.UnionWith(changes.Select(c => c!["id"]!.GetValue<string>()));
+            if (page["more"]?.GetValue<bool>() != true)
+            {
+                return ids;
+            }
+
+            since = page["next"]!.GetValue<long>();
+        }
     }
 
     private static string Relative(string next)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using CrmEngine.Abstractions.Store;
+using CrmEngine.Abstractions.Model;
 using CrmEngine.Security;
 using CrmEngine.Core.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -156,30 +157,62 @@ internal sealed class ChangeVisibility(AccessContext access, IAuditLog audit)
 
     public async ValueTask<bool> VisibleAsync(ChangeRecord change, CancellationToken cancellationToken)
     {
-        if (!_filters.TryGetValue(change.Entity, out var filter))
+        if (!await RecordVisibleAsync(change.Entity, change.EntityId, change, cancellationToken))
         {
-            _filters[change.Entity] = filter = access.Filter(change.Entity);
+            return false;
         }
 
+        if (!string.Equals(change.Entity, EntityNames.Consent, StringComparison.OrdinalIgnoreCase) || FilterOf(EntityNames.Customer).All)
+        {
+            return true;
+        }
+
+        // A consent entry has no owner: the caller must also read the entry's customer as of the change (the rule of the
+        // API, write enforcement and webhooks), else the feed would list entries of customers it cannot see.
+        var customerId = OwnerAt(await HistoryAsync(change.Entity, change.EntityId, cancellationToken), change, "customerId");
+        return customerId is not null
+               && await RecordVisibleAsync(EntityNames.Customer, customerId, change with { Operation = ChangeOperation.Update }, cancellationToken);
+    }
+
+    private QueryFilter FilterOf(string entity)
+    {
+        if (!_filters.TryGetValue(entity, out var filter))
+        {
+            _filters[entity] = filter = access.Filter(entity);
+        }
+
+        return filter;
+    }
+
+    private async ValueTask<IReadOnlyList<AuditEntry>> HistoryAsync(string entity, string id, CancellationToken cancellationToken)
+    {
+        var key = (entity, id);
+        if (!_histories.TryGetValue(key, out var history))
+        {
+            _histories[key] = history = await audit.ForEntityAsync(entity, id, cancellationToken);
+        }
+
+        return history;
+    }
+
+    /// <summary>May the caller read record <paramref name="id"/> of <paramref name="entity"/> as it was at <paramref name="change"/>?</summary>
+    private async ValueTask<bool> RecordVisibleAsync(string entity, string id, ChangeRecord change, CancellationToken cancellationToken)
+    {
+        var filter = FilterOf(entity);
         if (filter.All || filter.IsEmpty)
         {
             return filter.All;
         }
 
-        if (filter.SharedIds.Contains(change.EntityId))
+        if (filter.SharedIds.Contains(id))
         {
             return true;
         }
 
-        var key = (change.Entity, change.EntityId);
-        if (!_histories.TryGetValue(key, out var history))
-        {
-            _histories[key] = history = await audit.ForEntityAsync(change.Entity, change.EntityId, cancellationToken);
-        }
-
+        var history = await HistoryAsync(entity, id, cancellationToken);
         // A plugin entity names its owner field itself (IPluginBuilder.DeclareEntity, null = none); core entities use "owner".
-        var ownerField = access.Snapshot.DeclaredEntities.TryGetValue(change.Entity, out var declared) ? declared.OwnerField : "owner";
-        return filter.Matches(change.EntityId, OwnerAt(history, change, ownerField));
+        var ownerField = access.Snapshot.DeclaredEntities.TryGetValue(entity, out var declared) ? declared.OwnerField : "owner";
+        return filter.Matches(id, OwnerAt(history, change, ownerField));
     }
 
     /// <summary>
