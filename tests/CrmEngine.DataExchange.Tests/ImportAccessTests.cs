@@ -110,7 +110,7 @@ public sealed class ImportAccessTests
             var reason = Assert.Single(summary.FirstRejects.Select(r => r.Reason).Distinct());
             Assert.Equal(ImportRequest.NotYours("anna"), reason);
             Assert.All(summary.FirstRejects, r => Assert.Equal("access", r.Column));
-            foreach (var secret in new[] { w.Bobs.Id, "Rival", "K-99812", "4711", "bob" })
+            foreach (var secret in new[] { w.Bobs.Id, "Rival", "K-99812", "4711.5", "bob" })
             {
                 Assert.DoesNotContain(secret, reason, StringComparison.Ordinal);
             }

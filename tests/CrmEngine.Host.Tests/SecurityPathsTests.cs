@@ -24,9 +24,9 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         string a1 = "", a2 = "", b1 = "", b2 = "";
         await root.WithStoreAsync(async store =>
         {
-            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna", CreditLevel = "A1", OverdueAmount = 4711, Emails = ["one@anna.example"] })).Id;
+            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna", CreditLevel = "A1", OverdueAmount = 4711.37m, Emails = ["one@anna.example"] })).Id;
             a2 = (await store.Customers.CreateAsync(new Customer { Name = "Anna Two", Owner = "anna", CreditLevel = "A2" })).Id;
-            b1 = (await store.Customers.CreateAsync(new Customer { Name = "Ben One", Owner = "ben", CreditLevel = "B1", OverdueAmount = 815 })).Id;
+            b1 = (await store.Customers.CreateAsync(new Customer { Name = "Ben One", Owner = "ben", CreditLevel = "B1", OverdueAmount = 815.37m })).Id;
             b2 = (await store.Customers.CreateAsync(new Customer { Name = "Ben Two", Owner = "ben" })).Id;
         });
         Directory.CreateDirectory(root.File_("rules/segments"));
@@ -60,12 +60,12 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         Assert.False(File.Exists(root.File_("b1.json")));
         (code, text) = await Crm(root, "rules", "test", "probe.js", "--customer", b1, "--as", "anna");
         Assert.Contains($"there is no customer '{b1}'", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("815", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("815.37", text, StringComparison.Ordinal);
         Assert.DoesNotContain("B1", text, StringComparison.Ordinal);
         (code, text) = await Crm(root, "segments", "explain", "owing", b1, "--as", "anna");
         Assert.NotEqual(0, code);
         Assert.Contains($"There is no customer '{b1}' that user 'anna' may read", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("815", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("815.37", text, StringComparison.Ordinal);
         (code, text) = await Crm(root, "templates", "preview", "probe", "--customer", b1, "--as", "anna", "--out", root.File_("preview-b1"));
         Assert.Equal(1, code);
         Assert.Contains($"no customer with id '{b1}'", text, StringComparison.Ordinal);
@@ -78,13 +78,13 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         (code, text) = await Crm(root, "rules", "test", "probe.js", "--customer", a1, "--as", "anna");
         Assert.True(code == 0, text);
         Assert.Contains("A1", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("4711", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("4711.37", text, StringComparison.Ordinal);
         Assert.Contains("true", text, StringComparison.Ordinal); // overdueAmount is absent (undefined), not 0
         (code, text) = await Crm(root, "rules", "test", "probe.js", "--customer", a1);
         Assert.Contains("4711", text, StringComparison.Ordinal); // the machine operator sees it
         (code, text) = await Crm(root, "segments", "explain", "owing", a1, "--as", "anna");
         Assert.True(code == 0, text);
-        Assert.DoesNotContain("4711", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("4711.37", text, StringComparison.Ordinal);
         (code, text) = await Crm(root, "segments", "explain", "owing", a1);
         Assert.Contains("4711", text, StringComparison.Ordinal);
         (code, text) = await Crm(root, "templates", "preview", "probe", "--customer", a1, "--as", "anna", "--out", root.File_("preview-a1"));
@@ -92,7 +92,7 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         Assert.Contains("hidden: ", text, StringComparison.Ordinal);
         Assert.Equal("overdue=[] credit=[A1]", (await File.ReadAllTextAsync(root.File_("preview-a1/body.txt"))).Trim());
         (code, text) = await Crm(root, "templates", "preview", "probe", "--customer", a1, "--out", root.File_("preview-op"));
-        Assert.Equal("overdue=[4711] credit=[A1]", (await File.ReadAllTextAsync(root.File_("preview-op/body.txt"))).Trim());
+        Assert.Equal("overdue=[4711.37] credit=[A1]", (await File.ReadAllTextAsync(root.File_("preview-op/body.txt"))).Trim());
 
         // ---- Mia (sales manager, north): exports her unit's customers only, every field.
         (code, text) = await Crm(root, "export", "customers", root.File_("mia.csv"), "--as", "mia");
@@ -115,7 +115,7 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
             Assert.DoesNotContain(hidden, header, StringComparison.Ordinal);
         }
 
-        Assert.DoesNotContain("4711", csv, StringComparison.Ordinal);
+        Assert.DoesNotContain("4711.37", csv, StringComparison.Ordinal);
         (code, text) = await Crm(root, "export", "customers", root.File_("all.csv"));
         Assert.Contains("4 customers written", text, StringComparison.Ordinal);
         Assert.Contains("overdueAmount", (await File.ReadAllTextAsync(root.File_("all.csv"))).Split('\n')[0], StringComparison.Ordinal);
@@ -189,8 +189,8 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         string a1 = "", b1 = "", b2 = "";
         await root.WithStoreAsync(async store =>
         {
-            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna", OverdueAmount = 4711 })).Id;
-            b1 = (await store.Customers.CreateAsync(new Customer { Name = "Ben One", Owner = "ben", OverdueAmount = 815 })).Id;
+            a1 = (await store.Customers.CreateAsync(new Customer { Name = "Anna One", Owner = "anna", OverdueAmount = 4711.37m })).Id;
+            b1 = (await store.Customers.CreateAsync(new Customer { Name = "Ben One", Owner = "ben", OverdueAmount = 815.37m })).Id;
             b2 = (await store.Customers.CreateAsync(new Customer { Name = "Ben Two", Owner = "ben" })).Id;
         });
         var keys = new Dictionary<string, string>();
@@ -223,7 +223,7 @@ public sealed class SecurityPathsTests(ITestOutputHelper output)
         using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{a1}/merge", keys["anna"], new { remove = b1, force = true }))
         {
             var problem = await ApiHostTests.AssertProblemAsync(r, HttpStatusCode.NotFound);
-            Assert.DoesNotContain("815", problem.ToJsonString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("815.37", problem.ToJsonString(), StringComparison.Ordinal);
         }
 
         using (var r = await ApiHostTests.SendAsync(http, HttpMethod.Post, $"api/customers/{b1}/erase", keys["anna"], new { reason = "hostile" }))
