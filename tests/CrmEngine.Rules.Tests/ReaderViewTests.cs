@@ -31,7 +31,7 @@ public class ReaderViewTests
         await world.Store.Orders.CreateAsync(new Order
         {
             CustomerId = mixed.Id, Number = "B-77", Owner = "ben", Status = OrderStatus.Confirmed, OrderedAt = world.Time.GetUtcNow().AddDays(-2),
-            Lines = [new OrderLine { Description = "b", Quantity = 1, UnitPrice = 1500 }],
+            Lines = [new OrderLine { Description = "b", Quantity = 1, UnitPrice = 1500.25m }],
         });
         await world.Store.Activities.CreateAsync(new Activity { CustomerId = mixed.Id, Subject = "Ben's visit", Owner = "ben", Status = ActivityStatus.Planned });
         await world.Store.Orders.CreateAsync(new Order
@@ -64,14 +64,14 @@ public class ReaderViewTests
         Assert.Equal(false, run.Result.Value);
         Assert.Equal(["count 1 total 100 open 0 numbers A-1 acts 0"], run.Result.Log);
         Assert.DoesNotContain("B-77", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("1600", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("1500", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("1600.25", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("1500.25", text, StringComparison.Ordinal);
         Assert.Contains("facts as user 'anna' sees them", text, StringComparison.Ordinal);
 
         // The machine operator sees both orders and Ben's open visit.
         var all = await tester.TestAsync(file, [mixed.Id]);
         Assert.Equal(true, Assert.Single(all.Runs).Result.Value);
-        Assert.Contains("count 2 total 1600", Assert.Single(Assert.Single(all.Runs).Result.Log), StringComparison.Ordinal);
+        Assert.Contains("count 2 total 1600.25", Assert.Single(Assert.Single(all.Runs).Result.Log), StringComparison.Ordinal);
         Assert.Contains("numbers B-77+A-1 acts 1", Assert.Single(Assert.Single(all.Runs).Result.Log), StringComparison.Ordinal);
         Assert.DoesNotContain("facts as user", all.ToText(), StringComparison.Ordinal);
     }
@@ -86,7 +86,7 @@ public class ReaderViewTests
         var text = (await tester.TestAsync(file, [mixed.Id], access: Anna("total"))).ToText();
         Assert.Contains("log: number A-1 total undefined before undefined spent undefined count 1", text, StringComparison.Ordinal);
         Assert.DoesNotContain("B-77", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("1500", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("1500.25", text, StringComparison.Ordinal);
 
         // The operator's dry run takes the most recent order, Ben's.
         Assert.Contains("log: number B-77 total number before number spent number count 2", (await tester.TestAsync(file, [mixed.Id])).ToText(), StringComparison.Ordinal);
