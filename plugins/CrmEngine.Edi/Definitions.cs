@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Runtime.Intrinsics;
 
 namespace CrmEngine.Edi;
 
@@ -237,7 +238,59 @@ internal sealed class SegmentPlan
         HasRules = def.RuleArray.Length > 0;
         RuleMasks = def.RuleMasks;
         IsHl = def.IsHl;
+
+        // The flat check's tables (positions 1-16): lengths of text elements, empty beyond the definition, which
+        // positions are mandatory and which need a look at their bytes.
+        Span<int> min = stackalloc int[16];
+        Span<int> max = stackalloc int[16];
+        for (int k = 0; k < 16; k++)
+        {
+            if (k >= Checks.Length)
+            {
+                continue; // min 0, max 0: must be empty
+            }
+
+            ref readonly var c = ref Checks[k];
+            bool text = c.Op is QuickOp.Text or QuickOp.TextCodes;
+            min[k] = text ? c.MinLength : 0;
+            max[k] = text ? c.MaxLength : int.MaxValue;
+            if (c.Mandatory)
+            {
+                MandatoryBits |= 1u << k;
+            }
+
+            if (c.Op != QuickOp.Text)
+            {
+                ContentBits |= 1u << k;
+            }
+
+            NeedsDigits |= c.Op == QuickOp.Number;
+        }
+
+        MinLow = Vector256.Create<int>(min[..8]);
+        MaxLow = Vector256.Create<int>(max[..8]);
+        MinHigh = Vector256.Create<int>(min[8..]);
+        MaxHigh = Vector256.Create<int>(max[8..]);
     }
+
+    /// <summary>Smallest length of positions 1-8 (text elements; 0 for the others and beyond the definition).</summary>
+    public readonly Vector256<int> MinLow;
+
+    /// <summary>Largest length of positions 1-8 (int.MaxValue for elements checked by their bytes, 0 beyond the definition).</summary>
+    public readonly Vector256<int> MaxLow;
+
+    public readonly Vector256<int> MinHigh;
+
+    public readonly Vector256<int> MaxHigh;
+
+    /// <summary>Bit k: position k + 1 is mandatory.</summary>
+    public readonly uint MandatoryBits;
+
+    /// <summary>Bit k: position k + 1 needs more than its length checked (codes, numbers, dates, composites).</summary>
+    public readonly uint ContentBits;
+
+    /// <summary>A number element is among positions 1-16: the flat check classifies the segment's digits.</summary>
+    public readonly bool NeedsDigits;
 
     public readonly EdiSegmentDefinition Definition;
     public readonly EdiElementDefinition[] Elements;

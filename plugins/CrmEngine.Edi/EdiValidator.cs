@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Text;
 
 namespace CrmEngine.Edi;
@@ -604,6 +605,167 @@ public sealed class EdiValidator
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private bool PlainSegmentValid(SegmentPlan plan, ulong mask)
+    {
+        // The flat check: segments of up to 16 elements and 63 bytes with 64 bytes readable from their start and 18 bounds
+        // from theirs (the tokenizer's buffer nearly always). All lengths, presence, mandatory and extra elements at once on
+        // two vectors of bounds; then only the elements that need their bytes looked at, numbers on a digit bit mask.
+        int count = _curBoundCount - 2;
+        int[] boundsArray = _curBounds;
+        int boundsStart = _curBoundsStart;
+        byte[] data = _curData;
+        int dataStart = _curDataStart;
+        if ((uint)count > 16 || boundsArray.Length - boundsStart < 18 || data.Length - dataStart < 64 || !Vector256.IsHardwareAccelerated)
+        {
+            return PlainSegmentValidLoop(plan, mask);
+        }
+
+        ref int b = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(boundsArray), boundsStart);
+        if (plan.LastMandatoryPosition > count)
+        {
+            return false;
+        }
+
+        if (Unsafe.Add(ref b, count + 1) > 64)
+        {
+            return PlainSegmentValidLoop(plan, mask); // bounds[count + 1] is the length + 1: the bit masks need fewer than 64 bytes
+        }
+
+        // Lengths of positions 1-16 (lane k = position k + 1); lanes beyond the segment hold stale bounds and are masked off.
+        var one = Vector256<int>.One;
+        var lenLow = Vector256.LoadUnsafe(ref b, 2) - Vector256.LoadUnsafe(ref b, 1) - one;
+        var lenHigh = Vector256.LoadUnsafe(ref b, 10) - Vector256.LoadUnsafe(ref b, 9) - one;
+        uint valid = (1u << count) - 1;
+        uint present = ~(Vector256.Equals(lenLow, Vector256<int>.Zero).ExtractMostSignificantBits()
+            | (Vector256.Equals(lenHigh, Vector256<int>.Zero).ExtractMostSignificantBits() << 8)) & valid;
+        uint bad = (Vector256.LessThan(lenLow, plan.MinLow) | Vector256.GreaterThan(lenLow, plan.MaxLow)).ExtractMostSignificantBits()
+            | ((Vector256.LessThan(lenHigh, plan.MinHigh) | Vector256.GreaterThan(lenHigh, plan.MaxHigh)).ExtractMostSignificantBits() << 8);
+        if (((bad & present) | (plan.MandatoryBits & ~present)) != 0)
+        {
+            return false;
+        }
+
+        // Text elements are done unless components could hide in them.
+        uint todo = present & (mask == 0 ? plan.ContentBits : uint.MaxValue);
+        if (todo != 0 && !PlainContentValid(plan, mask, todo, ref b, ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(data), dataStart), data.Length - dataStart))
+        {
+            return false;
+        }
+
+        return !plan.HasRules || (plan.RuleMasks is { } rules && RulesHold(rules, (ulong)present << 1));
+    }
+
+    /// <summary>
+    /// The elements of a flat-checked segment (bit k of <paramref name="todo"/> = position k + 1) whose bytes need a look:
+    /// code values, numbers (on a bit mask of the segment's digits: no byte loop), dates and times, composites, and no
+    /// component separator inside a simple element.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool PlainContentValid(SegmentPlan plan, ulong mask, uint todo, ref int b, ref byte seg, int room)
+    {
+        ulong digits = 0;
+        if (plan.NeedsDigits)
+        {
+            var v30 = Vector256.Create((byte)'0');
+            var v09 = Vector256.Create((byte)9);
+            digits = Vector256.LessThanOrEqual(Vector256.LoadUnsafe(ref seg) - v30, v09).ExtractMostSignificantBits()
+                | ((ulong)Vector256.LessThanOrEqual(Vector256.LoadUnsafe(ref seg, 32) - v30, v09).ExtractMostSignificantBits() << 32);
+        }
+
+        ref ElementCheck c0 = ref MemoryMarshal.GetArrayDataReference(plan.Checks);
+        bool decimals = _edifact;
+        _plain = true;
+        do
+        {
+            int k = System.Numerics.BitOperations.TrailingZeroCount(todo);
+            todo &= todo - 1;
+            int start = Unsafe.Add(ref b, k + 1);
+            int length = Unsafe.Add(ref b, k + 2) - 1 - start;
+            ref ElementCheck c = ref Unsafe.Add(ref c0, k);
+            ulong inElement = (mask >> start) & ((1UL << length) - 1);
+            QuickOp op = c.Op;
+            if (op == QuickOp.Composite)
+            {
+                if (!QuickComposite(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals, inElement))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            if (inElement != 0)
+            {
+                return false;
+            }
+
+            switch (op)
+            {
+                case QuickOp.Text:
+                    break;
+                case QuickOp.TextCodes:
+                    if (!HasCode(ref Unsafe.Add(ref seg, start), length, room - start, in c))
+                    {
+                        return false;
+                    }
+
+                    break;
+                case QuickOp.Number:
+                    if (!FlatNumber(ref seg, start, length, digits, in c, decimals || c.Real))
+                    {
+                        return false;
+                    }
+
+                    break;
+                case QuickOp.Other:
+                    if (Check(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start), length), c.Definition) != NoError)
+                    {
+                        return false;
+                    }
+
+                    break;
+                default:
+                    return false;
+            }
+        }
+        while (todo != 0);
+
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="QuickNumber"/> on the segment's digit bit mask: after an optional sign, at most one non-digit, which must be an
+    /// allowed decimal mark; the digit count within the length; code values.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool FlatNumber(ref byte seg, int start, int length, ulong digits, in ElementCheck c, bool decimalAllowed)
+    {
+        ulong bits = ((1UL << length) - 1) << start;
+        ulong other = bits & ~digits;
+        if (other != 0)
+        {
+            byte first = Unsafe.Add(ref seg, start);
+            if (first == (byte)'-' || first == (byte)'+')
+            {
+                other &= other - 1; // the sign is the lowest non-digit
+            }
+
+            if (other != 0)
+            {
+                byte mark = Unsafe.Add(ref seg, System.Numerics.BitOperations.TrailingZeroCount(other));
+                if (!decimalAllowed || (other & (other - 1)) != 0 || (mark != (byte)'.' && mark != (byte)','))
+                {
+                    return false;
+                }
+            }
+        }
+
+        int n = System.Numerics.BitOperations.PopCount(bits & digits);
+        return n > 0 && n >= c.MinLength && n <= c.MaxLength && (c.Codes == null || c.Codes.Contains(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start), length)));
+    }
+
+    /// <summary>The element loop of <see cref="PlainSegmentValid"/> for segments the flat check does not take.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private bool PlainSegmentValidLoop(SegmentPlan plan, ulong mask)
     {
         // The tokenizer's invariants hold here: bounds[0..count+1] ascend within the segment's bytes, so no range checks.
         int count = _curBoundCount - 2;

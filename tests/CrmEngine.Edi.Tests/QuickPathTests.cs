@@ -126,6 +126,15 @@ public class QuickPathTests
             "BGM+220+PO-1+9'LIN+123456+1+40008621112064000862:EN:AB:CD:EF'",     // too many components past byte 32
             "BGM+220+PO-1+9'PIA+1+ART-8933:SA+ART-8934:SA+ART-8935:XX'",         // code value error past byte 32
             "BGM+220+PO-1+9'PIA+1+ART-8933:SA+ART-8934:SA+ART-8935:SA+A-1:SA+B:SA'", // past 64 bytes: mask unknown
+            "BGM+220+PO-1+9'QTY+21:-484:PCE'",                  // signed number (flat check: digit bit mask)
+            "BGM+220+PO-1+9'QTY+21:4,84:PCE'",                  // decimal comma
+            "BGM+220+PO-1+9'QTY+21:4.8,4:PCE'",                 // two different decimal marks
+            "BGM+220+PO-1+9'QTY+21:+:PCE'",                     // a sign and no digit
+            "BGM+220+PO-1+9'QTY+21:-+4:PCE'",                   // two signs
+            "BGM+220+PO-1+9'QTY+21:4-:PCE'",                    // sign at the end
+            "BGM+220+PO-1+9'QTY+21:x4:PCE'",                    // a letter where a sign may be
+            "BGM+220+PO-1+9'MOA+86:123456789012345678'",        // 18 digits: too long
+            "BGM+220+PO-1+9'MOA+86:-12345678901234567.'",       // 17 digits with sign and mark
         ];
         int issues = 0;
         foreach (var body in edifact)
@@ -154,6 +163,19 @@ public class QuickPathTests
             "BEG*00*SA*PO-1**20261124~N1*BY*Name**0042~",           // paired 03/04 broken, the other way
             "BEG*00*SA~",                                           // mandatory elements absent at the end
             "BEG**SA*PO-1**20261124~",                              // mandatory element empty
+            "BEG*00*SA*PO-1**20261124~CTT*+5~",                     // signed N0 (flat check: digit bit mask)
+            "BEG*00*SA*PO-1**20261124~CTT*1.5~",                    // decimal mark in N0
+            "BEG*00*SA*PO-1**20261124~CTT*.~",                      // no digit
+            "BEG*00*SA*PO-1**20261124~CTT*x5~",                     // a letter where a sign may be
+            "BEG*00*SA*PO-1**20261124~PO1*1*-2*EA*9,5**VP*A~",      // decimal comma in R, signed quantity
+            "BEG*00*SA*PO-1**20261124~PO1*1*2*EA*9.5.1**VP*A~",     // two marks in R
+            "BEG*00*SA*PO-1**20261124~PO1*1*2*EA*-*VP*A~",          // sign only
+            "BEG*00*SA*PO-1**20261124~PO1*1*123456789012345678*EA*1**VP*A~",   // R too long (digits counted)
+            "BEG*00*SA*PO-1**20261124~PO1*1*2*EA*9.5**VP*ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*UP*A~", // 64 bytes and more
+            "BEG*00*SA*PO-1**20261124~PO1*1*2*EA*9.5**VP*ABCDEFGHIJKLMNOPQRSTUVWXYZ012345*UP*A~",     // 63 bytes
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042*1*2*3*4*5*6*7*8*9*10*11*12~",  // 16 elements and more
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042************~",                 // 16 elements, the extra ones empty
+            "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042*************~",                // 17 elements, the extra ones empty
         ];
         foreach (var body in x12)
         {
