@@ -84,7 +84,7 @@ public sealed class EdiStreamReader : IDisposable
         {
             if (!_reprocess)
             {
-                if (!_tok.ReadSegment())
+                if (!(_inline && _state == State.InSet ? ReadContentRun() : _tok.ReadSegment()))
                 {
                     if (_state != State.Outside)
                     {
@@ -135,6 +135,45 @@ public sealed class EdiStreamReader : IDisposable
         }
 
         return kind;
+    }
+
+    /// <summary>
+    /// Inside a set validated while read: reads segments and hands the content ones straight to the validator in one loop
+    /// (the reader's per-segment state in locals), until a segment the envelope must see, which is left as the current
+    /// segment (true), or the end of input (false). What <see cref="AddToSet"/> would do, without its checks per segment.
+    /// </summary>
+    private bool ReadContentRun()
+    {
+        var tok = _tok;
+        var validator = InlineValidator!;
+        bool x12 = tok.Standard == EdiStandard.X12;
+        bool keep = KeepSegments;
+        int max = _options.MaxSegmentsPerSet;
+        int count = _segCount;
+        while (true)
+        {
+            if (!tok.ReadSegment())
+            {
+                return false;
+            }
+
+            int tag = tok.PackedTag;
+
+            // A new interchange may have other delimiters and standard: the envelope decides (as for the limit's error).
+            if (RoleOf(tag, x12) != Role.Content || count >= max || tok.IsNewInterchange)
+            {
+                return true;
+            }
+
+            if (keep)
+            {
+                _segments!.Add(tok);
+            }
+
+            _segCount = ++count;
+            tok.GetCurrent(out var src, out int offset, out _, out var bounds, out int boundCount);
+            validator.Step(count - 1, tag, src, offset, bounds, 0, boundCount, tok.SegmentFlags, tok.ComponentMask, tok.SegmentOffset, tok.SegmentLine);
+        }
     }
 
     /// <summary>True when <paramref name="raw"/> is exactly the ASCII text <paramref name="text"/> (no string created).</summary>

@@ -135,4 +135,24 @@ public class InlineValidationTests
         Assert.Contains(EdiErrorKind.SetNotSupported, kinds);
         Assert.True(kinds.IndexOf(EdiErrorKind.SetTrailerMissing) < kinds.IndexOf(EdiErrorKind.InvalidCodeValue), string.Join(", ", kinds));
     }
+
+    [Fact]
+    public void A_set_cut_off_by_the_next_interchange_or_the_segment_limit_reads_alike_inline()
+    {
+        // The reader's content loop hands segments straight to the validator: a new interchange (here EDIFACT after an X12
+        // set without trailers, whose UNB is no envelope tag in X12) and the per-set segment limit must still reach the envelope.
+        string isa = TestUtil.Isa(comp: ':');
+        string x12 = isa + "GS*PO*S*R*20261124*1200*1*X*004010~ST*850*0001~BEG*00*SA*PO-1**20261124~CUR*BY*USD~";
+        string edifact = "UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'BGM+220+PO-1+9'DTM+137:20261124:102'UNS+S'UNT+5+1'UNZ+1+7'";
+        var cut = Items(Encoding.ASCII.GetBytes(x12 + edifact), inline: false, keep: true);
+        Assert.Contains(cut, l => l.StartsWith("set ORDERS 1 ", StringComparison.Ordinal));
+        Assert.Contains(cut, l => l.Contains("SetTrailerMissing", StringComparison.Ordinal));
+        Assert.True(Compare(Encoding.ASCII.GetBytes(x12 + edifact), "X12 set cut off by an EDIFACT interchange") >= 1);
+
+        var small = new EdiReaderOptions { MaxSegmentsPerSet = 3 };
+        string many = isa + "GS*PO*S*R*20261124*1200*1*X*004010~ST*850*0001~BEG*00*SA*PO-1**20261124~CUR*BY*USD~DTM*002*20261201~CTT*1~SE*6*0001~GE*1*1~IEA*1*000000001~";
+        var ex = Assert.Throws<EdiException>(() => EdiValidation.Validate(new MemoryStream(Encoding.ASCII.GetBytes(many)), new EdiValidationOptions { Reader = small }));
+        Assert.Contains("more than 3 segments", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(many.IndexOf("DTM*", StringComparison.Ordinal), ex.ByteOffset); // the fourth segment of the set, not a later one
+    }
 }
