@@ -264,7 +264,7 @@ internal sealed class SegmentPlan
                 ContentBits |= 1u << k;
             }
 
-            NeedsDigits |= c.Op == QuickOp.Number;
+            NeedsDigits |= c.Op == QuickOp.Number || c.Components.Any(cc => cc.Op == QuickOp.Number);
         }
 
         MinLow = Vector256.Create<int>(min[..8]);
@@ -289,7 +289,7 @@ internal sealed class SegmentPlan
     /// <summary>Bit k: position k + 1 needs more than its length checked (codes, numbers, dates, composites).</summary>
     public readonly uint ContentBits;
 
-    /// <summary>A number element is among positions 1-16: the flat check classifies the segment's digits.</summary>
+    /// <summary>A number element or component is among positions 1-16: the flat check classifies the segment's digits.</summary>
     public readonly bool NeedsDigits;
 
     public readonly EdiSegmentDefinition Definition;

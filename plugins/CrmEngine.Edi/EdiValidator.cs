@@ -685,7 +685,7 @@ public sealed class EdiValidator
             QuickOp op = c.Op;
             if (op == QuickOp.Composite)
             {
-                if (!QuickComposite(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals, inElement))
+                if (!FlatComposite(ref seg, start, length, room, in c, decimals, inElement, digits))
                 {
                     return false;
                 }
@@ -730,6 +730,62 @@ public sealed class EdiValidator
         while (todo != 0);
 
         return true;
+    }
+
+    /// <summary>
+    /// Every component of a printable composite seg[start..start+length) passes its check and none is missing;
+    /// <paramref name="separators"/> has a bit per component separator (bit 0 = the composite's first byte). With
+    /// <paramref name="flat"/> numbers are checked on the segment's digit bit mask <paramref name="digits"/>, else byte by byte.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool FlatComposite(ref byte seg, int start, int length, int room, in ElementCheck ed, bool decimals, ulong separators, ulong digits, bool flat = true)
+    {
+        var comps = ed.Components;
+        int c = 0;
+        int p = 0;
+        while (true)
+        {
+            int end = separators == 0 ? length : System.Numerics.BitOperations.TrailingZeroCount(separators);
+            separators &= separators - 1;
+            if (c == comps.Length)
+            {
+                return false;
+            }
+
+            ref readonly var cc = ref comps[c++];
+            int n = end - p;
+            if (n == 0)
+            {
+                if (cc.Mandatory)
+                {
+                    return false;
+                }
+            }
+            else
+            {
+                bool ok = cc.Op switch
+                {
+                    QuickOp.Text => n >= cc.MinLength && n <= cc.MaxLength,
+                    QuickOp.TextCodes => n >= cc.MinLength && n <= cc.MaxLength && HasCode(ref Unsafe.Add(ref seg, start + p), n, room - start - p, in cc),
+                    QuickOp.Number => flat
+                        ? FlatNumber(ref seg, start + p, n, digits, in cc, decimals || cc.Real)
+                        : QuickNumber(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start + p), n), in cc, decimals || cc.Real),
+                    QuickOp.Other => Check(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start + p), n), cc.Definition) == NoError,
+                    _ => false,
+                };
+                if (!ok)
+                {
+                    return false;
+                }
+            }
+
+            if (end >= length)
+            {
+                return c >= ed.LastMandatoryComponent;
+            }
+
+            p = end + 1;
+        }
     }
 
     /// <summary>
@@ -880,40 +936,7 @@ public sealed class EdiValidator
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private bool QuickComposite(ref byte value, int length, int room, in ElementCheck ed, bool decimals, ulong separators)
-    {
-        var comps = ed.Components;
-        int c = 0;
-        int p = 0;
-        while (true)
-        {
-            int end = separators == 0 ? length : System.Numerics.BitOperations.TrailingZeroCount(separators);
-            separators &= separators - 1;
-            if (c == comps.Length)
-            {
-                return false;
-            }
-
-            ref readonly var cc = ref comps[c++];
-            if (end == p)
-            {
-                if (cc.Mandatory)
-                {
-                    return false;
-                }
-            }
-            else if (!QuickLeaf(ref Unsafe.Add(ref value, p), end - p, room - p, in cc, decimals))
-            {
-                return false;
-            }
-
-            if (end >= length)
-            {
-                return c >= ed.LastMandatoryComponent;
-            }
-
-            p = end + 1;
-        }
-    }
+        => FlatComposite(ref value, 0, length, room, in ed, decimals, separators, 0, flat: false);
 
     /// <summary>Every element checked and reported exactly (the quick loops where they apply); out of line.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]

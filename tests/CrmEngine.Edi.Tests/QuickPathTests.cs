@@ -126,6 +126,14 @@ public class QuickPathTests
             "BGM+220+PO-1+9'LIN+123456+1+40008621112064000862:EN:AB:CD:EF'",     // too many components past byte 32
             "BGM+220+PO-1+9'PIA+1+ART-8933:SA+ART-8934:SA+ART-8935:XX'",         // code value error past byte 32
             "BGM+220+PO-1+9'PIA+1+ART-8933:SA+ART-8934:SA+ART-8935:SA+A-1:SA+B:SA'", // past 64 bytes: mask unknown
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'QTY+21:4x4:PCE'",                // numbers in composites placed in their group
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'QTY+21:-4.5,1:PCE'",
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'QTY+21:1234567890123456:PCE'",
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'QTY+21:+:PCE'",
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'QTY+21:x4:PCE'",
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'PRI+AAA:-616,39'",
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'PRI+AAA:616.3.9'",
+            "BGM+220+PO-1+9'LIN+1++4000862128570:EN'QTY+21:484:PCE'PRI+AAA:616.39'", // valid
             "BGM+220+PO-1+9'QTY+21:-484:PCE'",                  // signed number (flat check: digit bit mask)
             "BGM+220+PO-1+9'QTY+21:4,84:PCE'",                  // decimal comma
             "BGM+220+PO-1+9'QTY+21:4.8,4:PCE'",                 // two different decimal marks
