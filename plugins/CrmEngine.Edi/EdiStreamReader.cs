@@ -152,7 +152,7 @@ public sealed class EdiStreamReader : IDisposable
         int count = _segCount;
         while (true)
         {
-            if (!tok.ReadSegment())
+            if (!tok.ReadSegmentInSet())
             {
                 return false;
             }

@@ -240,6 +240,35 @@ public sealed class EdiTokenizer : IDisposable
     }
 
     /// <summary>
+    /// <see cref="ReadSegment"/> for the reader's loop inside a transaction set: a segment that starts right here with a byte
+    /// that begins no interchange header or trailer (not I or U) and is cut by the vector pass needs none of the checks
+    /// around it; anything else goes through <see cref="ReadSegment"/>.
+    /// </summary>
+    internal bool ReadSegmentInSet()
+    {
+        int p = _pos;
+        if (!_needDetect && p < _end && Vector256.IsHardwareAccelerated && !ExactPathOnly)
+        {
+            byte b = _buf[p];
+            if (b > (byte)' ' && b != _delims.Segment && b != (byte)'I' && b != (byte)'U')
+            {
+                IsNewInterchange = false;
+                long offset = _bufBase + p;
+                SegmentOffset = offset;
+                SegmentLine = _line;
+                SegmentColumn = (int)(offset - _lineStart) + 1;
+                if (TryReadPlainSegment256())
+                {
+                    SegmentCount++;
+                    return true;
+                }
+            }
+        }
+
+        return ReadSegment();
+    }
+
+    /// <summary>
     /// The common case in one pass over the buffer, 32 bytes at a time (most segments end within the first block): finds
     /// the terminator and the element separators together and computes the segment flags. Element bounds are written
     /// straight into the bounds array. Gives up (false, nothing consumed) when a line break or release character comes
