@@ -305,6 +305,9 @@ public sealed class EdiTokenizer : IDisposable
         uint notPlain = 0;
         uint firstComps = 0;
         uint secondComps = 0;
+        bool hasRelease = _delims.Release != 0;
+        bool released = false;
+        uint carry = 0;
         int i = start;
         while (true)
         {
@@ -319,15 +322,47 @@ public sealed class EdiTokenizer : IDisposable
             uint stops = (Vector256.Equals(v, vterm) | Vector256.Equals(v, vrel) | Vector256.LessThanOrEqual(v - v0a, v03)).ExtractMostSignificantBits();
             uint seps = Vector256.Equals(v, vsep).ExtractMostSignificantBits();
             uint keep = uint.MaxValue;
-            if (stops != 0)
+            if ((stops | carry) != 0)
             {
                 int k = BitOperations.TrailingZeroCount(stops);
-                if (Unsafe.Add(ref r0, i + k) != term)
+                if (carry == 0 && stops != 0 && Unsafe.Add(ref r0, i + k) == term)
                 {
-                    return false;
+                    keep = (1u << k) - 1;
                 }
+                else
+                {
+                    // Release characters: the byte after each is data (no separator or terminator). A release character
+                    // escaped itself ("??") or a line break goes the exact way.
+                    if (!hasRelease)
+                    {
+                        return false;
+                    }
 
-                keep = (1u << k) - 1;
+                    uint rels = Vector256.Equals(v, vrel).ExtractMostSignificantBits();
+                    uint escaped = (rels << 1) | carry;
+                    if ((rels & escaped) != 0)
+                    {
+                        return false;
+                    }
+
+                    released = true;
+                    stops = (Vector256.Equals(v, vterm) | Vector256.LessThanOrEqual(v - v0a, v03)).ExtractMostSignificantBits() & ~escaped;
+                    if (stops != 0)
+                    {
+                        k = BitOperations.TrailingZeroCount(stops);
+                        if (Unsafe.Add(ref r0, i + k) != term)
+                        {
+                            return false;
+                        }
+
+                        keep = ((1u << k) - 1) & ~escaped;
+                    }
+                    else
+                    {
+                        keep = ~escaped;
+                        carry = rels >> 31;
+                    }
+                }
             }
 
             uint comps = Vector256.Equals(v, vcomp).ExtractMostSignificantBits() & keep;
@@ -394,8 +429,8 @@ public sealed class EdiTokenizer : IDisposable
                 Unsafe.Add(ref b0, count) = len + 1;
                 _elemCount = count;
                 // Known for segments that end within two blocks (a separator at byte 63 makes it negative: unknown).
-                _compMask = i - start < 64 ? (long)(firstComps | ((ulong)secondComps << 32)) : -1;
-                _flags = (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
+                _compMask = i - start < 64 && !released ? (long)(firstComps | ((ulong)secondComps << 32)) : -1;
+                _flags = released ? SegmentFlagsAll : (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
 
                 // The tag from the first four bytes (32 are buffered): its length is the first bound.
                 int tagLen = count > 1 ? Unsafe.Add(ref b0, 1) - 1 : len;

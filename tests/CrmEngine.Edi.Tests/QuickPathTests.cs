@@ -264,6 +264,39 @@ public class TokenizerPathTests
     }
 
     [Fact]
+    public void Vector_pass_and_exact_path_cut_release_characters_alike()
+    {
+        // The vector pass takes release characters itself: the byte after each is data, also across its 32-byte blocks.
+        // A release character before every escapable byte at every position of a segment of up to three blocks, "??" and
+        // an escaped line break included, must give the exact path's segments, bounds, lines, columns and flags.
+        var sb = new StringBuilder("UNA:+.? 'UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'\n");
+        int made = 0;
+        foreach (char escaped in "+:'?x\n*")
+        {
+            for (int at = 4; at < 90; at++)
+            {
+                var text = new StringBuilder("FTX+AAA+++");
+                while (text.Length < 96)
+                {
+                    text.Append(text.Length % 7 == 0 ? ':' : text.Length % 11 == 0 ? '+' : (char)('a' + (text.Length % 26)));
+                }
+
+                text.Insert(at, "?" + escaped);
+                sb.Append(text).Append("'\n");
+                sb.Append(text.ToString(0, at + 2)).Append('\'');  // ends right after the escaped byte
+                made += 2;
+            }
+        }
+
+        sb.Append("UNT+").Append(made + 2).Append("+1'UNZ+1+7'");
+        var input = Encoding.Latin1.GetBytes(sb.ToString());
+        var fast = Cut(input, exact: false);
+        var exact = Cut(input, exact: true);
+        Assert.True(fast.Count > made, $"{fast.Count} segments cut of {made}: {fast.LastOrDefault()}");
+        Assert.Equal(exact, fast);
+    }
+
+    [Fact]
     public void Vector_pass_and_exact_path_cut_samples_and_mutations_alike()
     {
         int seed = int.TryParse(Environment.GetEnvironmentVariable("EDI_FUZZ_SEED"), System.Globalization.CultureInfo.InvariantCulture, out var sd) ? sd : Environment.TickCount;
