@@ -345,8 +345,15 @@ public sealed class EdiTokenizer : IDisposable
                         return false;
                     }
 
+                    // A line break after a release character is a wrap (the release applies past it): the exact way.
+                    uint breaks = Vector256.LessThanOrEqual(v - v0a, v03).ExtractMostSignificantBits();
+                    if ((breaks & escaped) != 0)
+                    {
+                        return false;
+                    }
+
                     released = true;
-                    stops = (Vector256.Equals(v, vterm) | Vector256.LessThanOrEqual(v - v0a, v03)).ExtractMostSignificantBits() & ~escaped;
+                    stops = (Vector256.Equals(v, vterm).ExtractMostSignificantBits() | breaks) & ~escaped;
                     if (stops != 0)
                     {
                         k = BitOperations.TrailingZeroCount(stops);
@@ -483,15 +490,35 @@ public sealed class EdiTokenizer : IDisposable
 
             if (b == release)
             {
-                rel += 2;
-                while (_pos + rel > _end)
+                // A line break right after the release character is the wrap of a file cut at a fixed width, not the
+                // escaped byte: it is dropped like any wrap and the release applies to the first byte after it.
+                rel++;
+                while (true)
                 {
-                    if (!Fill())
+                    while (_pos + rel >= _end)
                     {
-                        throw Truncated(term);
+                        if (!Fill())
+                        {
+                            throw Truncated(term);
+                        }
                     }
+
+                    byte next = _buf[_pos + rel];
+                    if ((next != Cr && next != Lf) || next == term)
+                    {
+                        break;
+                    }
+
+                    breaks = true;
+                    if (next == Lf)
+                    {
+                        NewLine(_bufBase + _pos + rel + 1);
+                    }
+
+                    rel++;
                 }
 
+                rel++;
                 continue;
             }
 

@@ -185,6 +185,20 @@ public class QuickPathTests
             "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042************~",                 // 16 elements, the extra ones empty
             "BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042*************~",                // 17 elements, the extra ones empty
         ];
+        // Faulty segments around the flat check's limits (63 bytes, 16 elements): the bad byte at offsets 58-67, the last
+        // of 15-19 elements non-empty. Valid ones there would not show a check that reads or accepts too far.
+        var limits = new List<string>();
+        for (int pad = 12; pad <= 21; pad++)
+        {
+            limits.Add("BEG*00*SA*PO-1**20261124~PO1*" + new string('A', pad) + "*-1234567890123.45*EA*-7777777777777777.0x~");
+        }
+
+        for (int extra = 11; extra <= 15; extra++)
+        {
+            limits.Add("BEG*00*SA*PO-1**20261124~N1*BY*Name*92*0042" + new string('*', extra) + "X~");
+        }
+
+        x12 = [.. x12, .. limits];
         foreach (var body in x12)
         {
             string text = isa + "GS*PO*S*R*20261124*1200*1*X*004010~ST*850*0001~" + body + "CTT*1~SE*5*0001~GE*1*1~IEA*1*000000001~";
@@ -268,10 +282,10 @@ public class TokenizerPathTests
     {
         // The vector pass takes release characters itself: the byte after each is data, also across its 32-byte blocks.
         // A release character before every escapable byte at every position of a segment of up to three blocks, "??" and
-        // an escaped line break included, must give the exact path's segments, bounds, lines, columns and flags.
+        // an escaped VT included, must give the exact path's segments, bounds, lines, columns and flags.
         var sb = new StringBuilder("UNA:+.? 'UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'\n");
         int made = 0;
-        foreach (char escaped in "+:'?x\n*")
+        foreach (char escaped in "+:'?x\u000b*")
         {
             for (int at = 4; at < 90; at++)
             {

@@ -75,6 +75,34 @@ public class TokenizerTests
     }
 
     [Fact]
+    public void A_wrap_right_after_a_release_character_is_a_wrap_and_the_release_applies_past_it()
+    {
+        // Files wrapped at a fixed width break lines anywhere, also between "?" and the byte it escapes. The line break
+        // is no data: every width, with LF and with CRLF, must cut exactly the segments of the unwrapped text.
+        string flat = "UNA:+.? 'UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'" +
+            "FTX+AAI+++Door 3?+ramp B?:left?'s side??done+x'NAD+BY+++A?+B?:C?'D??E+Street 1?+2'UNT+4+1'UNZ+1+7'";
+        var expected = Segments(Encoding.Latin1.GetBytes(flat), out _);
+        Assert.Equal("FTX|AAI|||Door 3?+ramp B?:left?'s side??done|x", expected[2]);
+        int afterRelease = 0;
+        foreach (var lineBreak in new[] { "\n", "\r\n" })
+        {
+            for (int width = 10; width <= 70; width++)   // from 10: the 9-byte UNA stays whole
+            {
+                var wrapped = new StringBuilder();
+                for (int i = 0; i < flat.Length; i += width)
+                {
+                    wrapped.Append(flat.AsSpan(i, Math.Min(width, flat.Length - i))).Append(lineBreak);
+                    afterRelease += i + width < flat.Length && flat[i + width - 1] == '?' ? 1 : 0;
+                }
+
+                Assert.Equal(expected, Segments(Encoding.Latin1.GetBytes(wrapped.ToString()), out _));
+            }
+        }
+
+        Assert.True(afterRelease > 20, $"only {afterRelease} wraps fell right after a release character");
+    }
+
+    [Fact]
     public void Several_interchanges_with_different_delimiters_in_one_stream()
     {
         string text = "UNB+UNOA:3+S+R+261124:1200+1'UNZ+0+1'\n" + TestUtil.Isa(elem: '|', term: '\n') + "IEA|0|000000001\nUNA:*.? 'UNB*UNOA:3*S*R*261124:1200*2'UNZ*0*2'";

@@ -18,6 +18,24 @@ public class ValidationTests
     }
 
     [Fact]
+    public void A_line_wrapped_after_a_release_character_validates_like_the_unwrapped_line_with_lines_counted()
+    {
+        // "?" at the end of a wrapped line escapes the "+" on the next line: FTX04 is "Door 3+ramp B" either way, and the
+        // wrong segment count in UNT is reported on the line UNT stands on (the second).
+        const string head = "UNA:+.? 'UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'BGM+220+PO-1+9'FTX+AAI+++Door 3?";
+        const string tail = "+ramp B'UNS+S'UNT+4+1'UNZ+1+7'";
+        foreach (var lineBreak in new[] { "\n", "\r\n" })
+        {
+            var issues = Issues(head + lineBreak + tail);
+            var flat = Issues(head + tail);
+            Assert.DoesNotContain(issues, i => i.SegmentTag == "FTX");
+            Assert.Equal(flat.Select(i => $"{i.Code} {i.SegmentPosition} {i.SegmentTag}"), issues.Select(i => $"{i.Code} {i.SegmentPosition} {i.SegmentTag}"));
+            Assert.Equal(2, issues.Single(i => i.SegmentTag == "UNT").Line);
+            Assert.Equal(1, flat.Single(i => i.SegmentTag == "UNT").Line);
+        }
+    }
+
+    [Fact]
     public void Every_embedded_definition_loads_for_each_version()
     {
         var d = EdiDefinitions.Default;
