@@ -305,6 +305,7 @@ public sealed class EdiTokenizer : IDisposable
         uint notPlain = 0;
         uint firstComps = 0;
         uint secondComps = 0;
+        uint laterComps = 0;
         bool hasRelease = _delims.Release != 0;
         bool released = false;
         uint carry = 0;
@@ -322,12 +323,14 @@ public sealed class EdiTokenizer : IDisposable
             uint stops = (Vector256.Equals(v, vterm) | Vector256.Equals(v, vrel) | Vector256.LessThanOrEqual(v - v0a, v03)).ExtractMostSignificantBits();
             uint seps = Vector256.Equals(v, vsep).ExtractMostSignificantBits();
             uint keep = uint.MaxValue;
+            uint data = uint.MaxValue; // the segment's bytes in this block, escaped ones included
             if ((stops | carry) != 0)
             {
                 int k = BitOperations.TrailingZeroCount(stops);
                 if (carry == 0 && stops != 0 && Unsafe.Add(ref r0, i + k) == term)
                 {
                     keep = (1u << k) - 1;
+                    data = keep;
                 }
                 else
                 {
@@ -362,7 +365,8 @@ public sealed class EdiTokenizer : IDisposable
                             return false;
                         }
 
-                        keep = ((1u << k) - 1) & ~escaped;
+                        data = (1u << k) - 1;
+                        keep = data & ~escaped;
                     }
                     else
                     {
@@ -381,9 +385,13 @@ public sealed class EdiTokenizer : IDisposable
             {
                 secondComps = comps;
             }
+            else
+            {
+                laterComps |= comps;
+            }
 
             special |= comps | (Vector256.Equals(v, vrep).ExtractMostSignificantBits() & keep);
-            notPlain |= Vector256.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & keep;
+            notPlain |= Vector256.GreaterThan(v - v20, v5e).ExtractMostSignificantBits() & data;
             seps &= keep;
             if (seps != 0)
             {
@@ -435,9 +443,10 @@ public sealed class EdiTokenizer : IDisposable
 
                 Unsafe.Add(ref b0, count) = len + 1;
                 _elemCount = count;
-                // Known for segments that end within two blocks (a separator at byte 63 makes it negative: unknown).
-                _compMask = i - start < 64 && !released ? (long)(firstComps | ((ulong)secondComps << 32)) : -1;
-                _flags = released ? SegmentFlagsAll : (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
+                // Known when every component separator lies in the first 64 bytes (a separator at byte 63 makes it negative:
+                // unknown); escaped ones are data, not in the mask. Bytes from 64 on then hold none.
+                _compMask = laterComps == 0 ? (long)(firstComps | ((ulong)secondComps << 32)) : -1;
+                _flags = (released ? SegmentFlagRelease : 0) | (special != 0 ? SegmentFlagSpecial : 0) | (notPlain != 0 ? SegmentFlagNotPlain : 0);
 
                 // The tag from the first four bytes (32 are buffered): its length is the first bound.
                 int tagLen = count > 1 ? Unsafe.Add(ref b0, 1) - 1 : len;
@@ -670,24 +679,31 @@ public sealed class EdiTokenizer : IDisposable
         _elemCount = count;
     }
 
-    /// <summary>Segment has a component, repetition or release character (the validator then looks at each element).</summary>
+    /// <summary>Segment has a component or repetition separator (not escaped; the validator then looks at each element).</summary>
     internal const int SegmentFlagSpecial = 1;
 
-    /// <summary>Segment has a release character.</summary>
+    /// <summary>
+    /// Segment has release characters, each escaping the one byte after it (none escapes a release character or a line
+    /// break: those segments get <see cref="SegmentFlagsAll"/>).
+    /// </summary>
     internal const int SegmentFlagRelease = 2;
 
     /// <summary>Segment has a byte outside printable ASCII (0x20-0x7E).</summary>
     internal const int SegmentFlagNotPlain = 4;
 
-    internal const int SegmentFlagsAll = 7;
+    /// <summary>Read by the exact path: nothing is known about the segment, the validator scans it itself.</summary>
+    internal const int SegmentFlagUnscanned = 8;
+
+    internal const int SegmentFlagsAll = SegmentFlagSpecial | SegmentFlagRelease | SegmentFlagNotPlain | SegmentFlagUnscanned;
 
     private int _flags = SegmentFlagsAll;
 
     private long _compMask = -1;
 
     /// <summary>
-    /// Bit k set when byte k of the current segment is the component separator, for a segment the vector pass read in at
-    /// most two 32-byte blocks; negative when not known (the validator then looks for components itself).
+    /// Bit k set when byte k of the current segment is an (unescaped) component separator, for a segment the vector pass
+    /// read with all its component separators in the first 64 bytes (none from byte 64 on); negative when not known (the
+    /// validator then looks for components itself).
     /// </summary>
     internal long ComponentMask => _compMask;
 

@@ -80,6 +80,9 @@ public sealed class EdiValidator
     private long _curComponentMask = -1;
     private EdiDelimiters _delims;
     private Encoding _encoding = Encoding.ASCII;
+
+    // Non-ASCII text is measured in bytes and allowed (ISO 8859-1 and the like, not UTF-8, not UNOA/UNOB): the quick checks may take it.
+    private bool _byteText;
     private EdiNode? _root;
 
     /// <summary>Validates the content of <paramref name="set"/>, adding issues to <see cref="EdiTransactionSet.Issues"/>.</summary>
@@ -180,6 +183,7 @@ public sealed class EdiValidator
         _x12 = !_edifact;
         _x12Basic = _x12 && X12BasicCharacterSet;
         _asciiOnly = _edifact && set.Interchange.CharacterSet is "UNOA" or "UNOB";
+        _byteText = !_asciiOnly && _encoding is not UTF8Encoding;
         if (_specialFor != _delims)
         {
             var dl = _delims;
@@ -577,14 +581,14 @@ public sealed class EdiValidator
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void ValidateElements(EdiSegmentDefinition def)
     {
-        // Most segments: printable ASCII without release characters (flags 0 or "special" from the tokenizer's pass), with
-        // their component positions known when they have any, and nothing wrong in them. Anything else, or anything the
-        // all-or-nothing check does not pass, goes the exact way, which reports.
+        // Most segments: printable ASCII without release characters (flags 0 from the tokenizer's pass), else segments the
+        // pass read with their component positions known when they have any (release characters, ISO 8859-1 text), and
+        // nothing wrong in them. Anything else, or anything the all-or-nothing check does not pass, goes the exact way, which reports.
         var plan = def.Plan;
         int flags = _curFlags;
-        if (flags <= EdiTokenizer.SegmentFlagSpecial && !_x12Basic && !GeneralPathOnly
-            && (flags == 0 || (_delims.Repetition == 0 && _curComponentMask >= 0))
-            && PlainSegmentValid(plan, flags == 0 ? 0 : (ulong)_curComponentMask))
+        if (!_x12Basic && !GeneralPathOnly
+            && (flags == 0 || QuickFlags(flags))
+            && PlainSegmentValid(plan, (flags & EdiTokenizer.SegmentFlagSpecial) == 0 ? 0 : (ulong)_curComponentMask))
         {
             if (_x12 && plan.IsHl)
             {
@@ -596,6 +600,17 @@ public sealed class EdiValidator
 
         ValidateElementsExact(def);
     }
+
+    /// <summary>
+    /// The quick check can take a segment with these tokenizer flags: component separators at known places (no repetition
+    /// separator), release characters found by the vector pass, non-ASCII text only where it is measured in bytes and
+    /// without control characters.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private bool QuickFlags(int flags)
+        => flags < EdiTokenizer.SegmentFlagsAll
+            && ((flags & EdiTokenizer.SegmentFlagSpecial) == 0 || (_delims.Repetition == 0 && _curComponentMask >= 0))
+            && ((flags & EdiTokenizer.SegmentFlagNotPlain) == 0 || (_byteText && CurrentData.IndexOfAnyInRange((byte)0, (byte)0x1F) < 0));
 
     /// <summary>
     /// True when every element of a plain segment (see <see cref="ValidateElements"/>) passes its quick check, nothing
@@ -614,7 +629,8 @@ public sealed class EdiValidator
         int boundsStart = _curBoundsStart;
         byte[] data = _curData;
         int dataStart = _curDataStart;
-        if ((uint)count > 16 || boundsArray.Length - boundsStart < 18 || data.Length - dataStart < 64 || !Vector256.IsHardwareAccelerated)
+        if ((uint)count > 16 || boundsArray.Length - boundsStart < 18 || data.Length - dataStart < 64 || !Vector256.IsHardwareAccelerated
+            || (_curFlags & EdiTokenizer.SegmentFlagRelease) != 0)
         {
             return PlainSegmentValidLoop(plan, mask);
         }
@@ -673,7 +689,7 @@ public sealed class EdiValidator
 
         ref ElementCheck c0 = ref MemoryMarshal.GetArrayDataReference(plan.Checks);
         bool decimals = _edifact;
-        _plain = true;
+        _plain = (_curFlags & EdiTokenizer.SegmentFlagNotPlain) == 0;
         do
         {
             int k = System.Numerics.BitOperations.TrailingZeroCount(todo);
@@ -738,7 +754,7 @@ public sealed class EdiValidator
     /// <paramref name="flat"/> numbers are checked on the segment's digit bit mask <paramref name="digits"/>, else byte by byte.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool FlatComposite(ref byte seg, int start, int length, int room, in ElementCheck ed, bool decimals, ulong separators, ulong digits, bool flat = true)
+    private bool FlatComposite(ref byte seg, int start, int length, int room, in ElementCheck ed, bool decimals, ulong separators, ulong digits, bool flat = true, byte release = 0)
     {
         var comps = ed.Components;
         int c = 0;
@@ -757,6 +773,13 @@ public sealed class EdiValidator
             if (n == 0)
             {
                 if (cc.Mandatory)
+                {
+                    return false;
+                }
+            }
+            else if (release != 0 && Has(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start + p), n), release))
+            {
+                if (!EscapedTextFits(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start + p), n), release, in cc))
                 {
                     return false;
                 }
@@ -845,7 +868,9 @@ public sealed class EdiValidator
         int room = _curData.Length - _curDataStart;
         ref ElementCheck c0 = ref MemoryMarshal.GetArrayDataReference(checks);
         bool decimals = _edifact;
-        _plain = true;
+        int flags = _curFlags;
+        _plain = (flags & EdiTokenizer.SegmentFlagNotPlain) == 0;
+        byte release = (flags & EdiTokenizer.SegmentFlagRelease) != 0 ? _delims.Release : (byte)0;
         ulong present = 0;
         int start = Unsafe.Add(ref b, 1);
         for (int pos = 1; pos <= limit; pos++)
@@ -864,11 +889,13 @@ public sealed class EdiValidator
             {
                 present |= 1UL << pos;
 
-                // The element's component separators, bit 0 = its first byte (a segment with a known mask is shorter than 64 bytes).
-                ulong inElement = (mask >> start) & ((1UL << length) - 1);
+                // The element's component separators, bit 0 = its first byte (a known mask has none from byte 64 on).
+                ulong inElement = MaskOf(mask, start, length);
                 bool ok = c.Op == QuickOp.Composite
-                    ? QuickComposite(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals, inElement)
-                    : inElement == 0 && QuickLeaf(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals);
+                    ? QuickComposite(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals, inElement, release)
+                    : inElement == 0 && (release != 0 && Has(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start), length), release)
+                        ? EscapedTextFits(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref seg, start), length), release, in c)
+                        : QuickLeaf(ref Unsafe.Add(ref seg, start), length, room - start, in c, decimals));
                 if (!ok)
                 {
                     return false;
@@ -880,6 +907,26 @@ public sealed class EdiValidator
 
         return !plan.HasRules || (plan.RuleMasks is { } rules && RulesHold(rules, present));
     }
+
+    /// <summary>
+    /// A simple text element with release characters (each escapes the byte after it: the tokenizer's vector pass let no
+    /// escaped release character through) fits its length; anything else escaped goes the exact way.
+    /// </summary>
+    private static bool EscapedTextFits(ReadOnlySpan<byte> raw, byte release, in ElementCheck c)
+    {
+        if (c.Op != QuickOp.Text)
+        {
+            return false;
+        }
+
+        int n = raw.Length - raw.Count(release);
+        return n >= c.MinLength && n <= c.MaxLength;
+    }
+
+    /// <summary>The component separator bits of seg[start..start+length) from a segment's mask (none from byte 64 on).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong MaskOf(ulong mask, int start, int length)
+        => start >= 64 ? 0 : (mask >> start) & (length >= 64 ? ulong.MaxValue : (1UL << length) - 1);
 
     /// <summary>
     /// A printable value without separators in it passes its simple element's or component's check: length, code values,
@@ -935,8 +982,8 @@ public sealed class EdiValidator
     /// per component separator (bit 0 = the value's first byte).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private bool QuickComposite(ref byte value, int length, int room, in ElementCheck ed, bool decimals, ulong separators)
-        => FlatComposite(ref value, 0, length, room, in ed, decimals, separators, 0, flat: false);
+    private bool QuickComposite(ref byte value, int length, int room, in ElementCheck ed, bool decimals, ulong separators, byte release = 0)
+        => FlatComposite(ref value, 0, length, room, in ed, decimals, separators, 0, flat: false, release);
 
     /// <summary>Every element checked and reported exactly (the quick loops where they apply); out of line.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
@@ -949,7 +996,7 @@ public sealed class EdiValidator
         int count = bounds.Length - 2;
         bool special, hasRelease;
         int flags = _curFlags;
-        if (flags != EdiTokenizer.SegmentFlagsAll)
+        if ((flags & (EdiTokenizer.SegmentFlagRelease | EdiTokenizer.SegmentFlagUnscanned)) == 0)
         {
             // Flags from the tokenizer's single pass (no release character in the segment).
             special = (flags & EdiTokenizer.SegmentFlagSpecial) != 0;
@@ -1114,8 +1161,8 @@ public sealed class EdiValidator
                 continue;
             }
 
-            // The element's separators, bit 0 = its first byte (a segment with a known mask is shorter than 64 bytes).
-            ulong inElement = (mask >> start) & ((1UL << length) - 1);
+            // The element's separators, bit 0 = its first byte (a known mask has none from byte 64 on).
+            ulong inElement = MaskOf(mask, start, length);
             var raw = data.Slice(start, length);
             if (!QuickValue(raw, in c, decimals, inElement))
             {

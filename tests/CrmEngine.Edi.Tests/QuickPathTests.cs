@@ -143,12 +143,38 @@ public class QuickPathTests
             "BGM+220+PO-1+9'QTY+21:x4:PCE'",                    // a letter where a sign may be
             "BGM+220+PO-1+9'MOA+86:123456789012345678'",        // 18 digits: too long
             "BGM+220+PO-1+9'MOA+86:-12345678901234567.'",       // 17 digits with sign and mark
+
+            // Release characters and ISO 8859-1 text on the quick path (segments of 64 bytes and more too): an escaped
+            // value's length counts the bytes it stands for; escaped codes, numbers and control bytes go the exact way.
+            "BGM+220+PO-1+9'NAD+BY+0042::9++" + new string('x', 34) + "?++Street+Boston++02110+US'",       // 35 after unescaping: valid
+            "BGM+220+PO-1+9'NAD+BY+0042::9++" + new string('x', 35) + "?++Street+Boston++02110+US'",       // 36: too long
+            "BGM+220+PO-1+9'NAD+BY+0042::9++" + new string('é', 33) + "?'?++Street+Boston++02110+US'",    // 35 Latin-1: valid
+            "BGM+220+PO-1+9'NAD+BY+0042::9++" + new string('é', 34) + "?'?++Street+Boston++02110+US'",    // 36 Latin-1: too long
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Soci?\u000bte+Street+Boston++02110+US'",    // escaped control byte
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Soci\u0001té d?'Ép+Street+Boston++02110+US'", // control byte beside Latin-1
+            "BGM+220+PO-1+9'NAD+B?Y+0042::9++Société d?'Épicerie+Street+Boston++02110+US'", // escaped code (BY: valid)
+            "BGM+220+PO-1+9'NAD+B?Z+0042::9++Société d?'Épicerie+Street+Boston++02110+US'", // escaped code (BZ: not allowed)
+            "BGM+220+PO-1+9'NAD+BY+00?:42::9++Société d?'Épicerie+Street+Boston++02110+US'", // escaped component in a component
+            "BGM+220+PO-1+9'NAD+BY+0042::9:7++Société d?'Épicerie+Street+Boston++02110+US'", // one component too many
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Société d?'Épicerie:2:3:4:5:XYZW+Street+Boston++02110+US'", // C080-6 too long
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Bos:ton++02110+US'",           // component in a simple element before byte 64 of a longer segment
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110+USAX'",          // too long past byte 64
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110:1+US'",          // component past byte 64 (mask unknown)
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110+US+X'",          // element beyond the definition past byte 64
+            "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110+US'",            // valid, 72 bytes
+            "BGM+220+PO-1+9'QTY+21:4?84:PCE'",                  // escaped byte in a number
+            "BGM+220+PO-1+9'QTY+21:484:P?CE'",                  // escaped byte in a coded component
+            "BGM+220+PO-1+9'IMD+F++:::Item d?'Ésc " + new string('x', 40) + "'",           // escaped text in a long composite
         ];
         int issues = 0;
         foreach (var body in edifact)
         {
             string text = Una + body + "UNS+S'UNT+9+1'UNZ+1+7'";
             issues += Compare(Encoding.Latin1.GetBytes(text), body);
+
+            // The same under UNOA (ASCII only: every non-ASCII byte an error) and UNOW (UTF-8: lengths in characters).
+            issues += Compare(Encoding.Latin1.GetBytes(text.Replace("UNOC:3", "UNOA:3", StringComparison.Ordinal)), "UNOA " + body);
+            issues += Compare(Encoding.UTF8.GetBytes(text.Replace("UNOC:3", "UNOW:3", StringComparison.Ordinal)), "UNOW " + body);
         }
 
         string isa = TestUtil.Isa(comp: ':');
@@ -261,8 +287,16 @@ public class TokenizerPathTests
             using var t = new EdiTokenizer(new MemoryStream(input), Limits) { ExactPathOnly = exact };
             while (t.ReadSegment())
             {
-                // Flags: the vector pass knows them exactly; the exact path may say "unknown" (all set) when it saw a release character.
-                int flags = t.SegmentFlags == EdiTokenizer.SegmentFlagsAll ? -1 : t.SegmentFlags;
+                // Flags: the vector pass knows them exactly, with release characters too (checked here against a scan of the
+                // bytes); the exact path says "unknown" (all set) when it saw a release character.
+                int flags = t.SegmentFlags;
+                if (flags != EdiTokenizer.SegmentFlagsAll && (flags & EdiTokenizer.SegmentFlagRelease) != 0)
+                {
+                    Assert.Equal(ScanFlags(t.SegmentBytes, t.Delimiters), flags);
+                    flags = EdiTokenizer.SegmentFlagsAll;
+                }
+
+                flags = flags == EdiTokenizer.SegmentFlagsAll ? -1 : flags;
 
                 // The packed tag the reader and validator use is the tag's bytes, on either path.
                 Assert.Equal(EdiTag.Pack(t.Tag), t.PackedTag);
@@ -277,6 +311,32 @@ public class TokenizerPathTests
         return list;
     }
 
+    /// <summary>The flags of a segment with release characters, byte by byte: an escaped byte is data (never a separator), but counts as non-ASCII.</summary>
+    private static int ScanFlags(ReadOnlySpan<byte> seg, EdiDelimiters d)
+    {
+        int flags = 0;
+        for (int i = 0; i < seg.Length; i++)
+        {
+            byte b = seg[i];
+            if (b == d.Release && i + 1 < seg.Length)
+            {
+                flags |= EdiTokenizer.SegmentFlagRelease;
+                b = seg[++i];
+            }
+            else if (b == d.Component || (d.Repetition != 0 && b == d.Repetition))
+            {
+                flags |= EdiTokenizer.SegmentFlagSpecial;
+            }
+
+            if ((byte)(b - 0x20) > 0x5E)
+            {
+                flags |= EdiTokenizer.SegmentFlagNotPlain;
+            }
+        }
+
+        return flags;
+    }
+
     [Fact]
     public void Vector_pass_and_exact_path_cut_release_characters_alike()
     {
@@ -285,7 +345,7 @@ public class TokenizerPathTests
         // an escaped VT included, must give the exact path's segments, bounds, lines, columns and flags.
         var sb = new StringBuilder("UNA:+.? 'UNB+UNOC:3+S:14+R:14+261124:1200+7'UNH+1+ORDERS:D:96A:UN'\n");
         int made = 0;
-        foreach (char escaped in "+:'?x\u000b*")
+        foreach (char escaped in "+:'?x\u000b*\u00e9")
         {
             for (int at = 4; at < 90; at++)
             {
