@@ -587,7 +587,7 @@ public sealed class EdiValidator
         var plan = def.Plan;
         int flags = _curFlags;
         if (!_x12Basic && !GeneralPathOnly
-            && (flags == 0 || QuickFlags(flags))
+            && (flags == 0 || (flags == EdiTokenizer.SegmentFlagSpecial ? _delims.Repetition == 0 && _curComponentMask >= 0 : QuickFlags(flags)))
             && PlainSegmentValid(plan, (flags & EdiTokenizer.SegmentFlagSpecial) == 0 ? 0 : (ulong)_curComponentMask))
         {
             if (_x12 && plan.IsHl)
