@@ -162,6 +162,7 @@ public class QuickPathTests
             "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110:1+US'",          // component past byte 64 (mask unknown)
             "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110+US+X'",          // element beyond the definition past byte 64
             "BGM+220+PO-1+9'NAD+BY+0042::9++Nm+" + new string('S', 35) + "+Boston++02110+US'",            // valid, 72 bytes
+            "BGM+220+PO-1+9'NAD+BY+0042::9++" + new string('A', 26) + ":" + new string('B', 25) + "+" + new string('S', 36) + "+Boston++02110+US'", // 36-byte street from byte 69: no separator bits of the first 64 bytes may be read into it
             "BGM+220+PO-1+9'QTY+21:4?84:PCE'",                  // escaped byte in a number
             "BGM+220+PO-1+9'QTY+21:484:P?CE'",                  // escaped byte in a coded component
             "BGM+220+PO-1+9'IMD+F++:::Item d?'Ésc " + new string('x', 40) + "'",           // escaped text in a long composite
